@@ -1,0 +1,33 @@
+# The two quick-start commands. Each creates .venv if it is missing and installs
+# the pinned dependencies (constraints.txt) before it runs.
+#   make compare   run `backproof check` on every built-in scenario
+#   make test      run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+NUMPY_VENV ?= .venv-numpy
+PIP_FLAGS = --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: compare test test-numpy-only clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[all,test]'
+	touch $@
+
+compare: $(VENV)/.installed
+	$(VENV)/bin/backproof check
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+# The suite in an environment with NumPy and no torch or JAX: their tests must skip, not error.
+$(NUMPY_VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(NUMPY_VENV)/bin/python || $(PYTHON) -m venv $(NUMPY_VENV)
+	$(NUMPY_VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[test]'
+	touch $@
+
+test-numpy-only: $(NUMPY_VENV)/.installed
+	BACKPROOF_NUMPY_ONLY=1 $(NUMPY_VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(NUMPY_VENV) *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,98 @@
+"""The one comparison helper and the one tolerance table.
+
+Two arrays agree when, elementwise, |a − b| ≤ atol + rtol·max(|a|, |b|).
+Shapes and dtypes are checked before values.
+
+The tolerances were calibrated by measurement (``python -m backproof.calibrate``
+re-measures them): the largest disagreement between any two frameworks over
+every tensor of every built-in scenario is written beside each entry.
+"""
+
+import itertools
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .names import stage
+
+# dtype -> (atol, rtol). Measured maxima (python -m backproof.calibrate, torch 2.13, jax 0.10.2):
+#   float64: max |Δ| 2.2e-16, max rel 1.1e-16 -> atol 1e-12, rtol 1e-12
+#            (about 4 decimal orders of headroom for deeper random networks; a 1e-9 relative
+#             bug is still caught)
+#   float32: max |Δ| 4.8e-7, max rel 1.2e-7  -> atol 1e-5, rtol 1e-5
+TOLERANCES = {
+    "float64": (1e-12, 1e-12),
+    "float32": (1e-5, 1e-5),
+}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The agreement of one tensor between frameworks ``a`` and ``b``."""
+
+    tensor: str
+    a: str
+    b: str
+    max_abs: float
+    max_rel: float
+    ok: bool
+    problem: str = ""       # a shape or dtype mismatch, when there is one
+    worst_index: tuple = ()
+
+    def message(self, scenario_name=""):
+        where = f"{scenario_name}: " if scenario_name else ""
+        if self.problem:
+            return f"{where}{self.tensor} ({stage(self.tensor)}), {self.a} vs {self.b}: {self.problem}"
+        return (f"{where}{self.tensor} ({stage(self.tensor)}), {self.a} vs {self.b}, "
+                f"max |Δ| {self.max_abs:.3g} at {list(self.worst_index)}, max rel {self.max_rel:.3g}")
+
+    def to_json(self):
+        data = asdict(self)
+        data["worst_index"] = list(self.worst_index)
+        return data
+
+
+def compare_arrays(tensor, a_name, a, b_name, b, dtype):
+    """Compare one tensor from two frameworks under the tolerance for ``dtype``."""
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return Comparison(tensor, a_name, b_name, float("inf"), float("inf"), False,
+                          f"shape {a.shape} vs {b.shape}")
+    if a.dtype != b.dtype or a.dtype != np.dtype(dtype):
+        return Comparison(tensor, a_name, b_name, float("inf"), float("inf"), False,
+                          f"dtype {a.dtype} vs {b.dtype}, expected {dtype}")
+    atol, rtol = TOLERANCES[dtype]
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    diff = np.abs(a64 - b64)
+    scale = np.maximum(np.abs(a64), np.abs(b64))
+    if not np.all(np.isfinite(a64) & np.isfinite(b64)):
+        same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+        diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
+    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+    ok = bool(np.all(diff <= atol + rtol * scale))
+    worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
+    return Comparison(tensor, a_name, b_name, float(diff.max(initial=0.0)), float(rel.max(initial=0.0)),
+                      ok, worst_index=tuple(int(i) for i in worst))
+
+
+def compare_traces(traces, order, dtype):
+    """Compare every tensor in ``order`` for every pair of frameworks in ``traces``.
+
+    traces: framework -> {canonical name -> array}. Returns the comparisons in
+    canonical order (then pair order); a tensor missing from a trace is a failure.
+    """
+    comparisons = []
+    for tensor in order:
+        for (a_name, a), (b_name, b) in itertools.combinations(traces.items(), 2):
+            if tensor not in a or tensor not in b:
+                missing = a_name if tensor not in a else b_name
+                comparisons.append(Comparison(tensor, a_name, b_name, float("inf"), float("inf"), False,
+                                              f"missing from {missing}'s trace"))
+                continue
+            comparisons.append(compare_arrays(tensor, a_name, a[tensor], b_name, b[tensor], dtype))
+    return comparisons
+
+
+def first_divergence(comparisons):
+    """The first failing comparison in canonical order, or None."""
+    return next((c for c in comparisons if not c.ok), None)

@@ -1,0 +1,167 @@
+"""The Scenario's network in idiomatic JAX: pure functions, jax.grad, a jitted step.
+
+Same names and order as ``reference/network.py``. Parameters are a list of
+dicts in the Flax layout, ``{"kernel": (in, out), "bias": (out,)}``; the two
+converters below are the one place where the canonical (out, in) layout is
+transposed. float64 scenarios run under ``jax.enable_x64(True)``, a scoped
+context: the user's global JAX configuration is never changed.
+"""
+
+import contextlib
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+# --- layout: canonical (out, in) <-> Flax kernel (in, out) -------------------
+
+def to_flax(layers):
+    """Canonical layer params -> Flax params.
+
+    layers: a list of (weight (out, in), bias (out,) or None) pairs.
+    Returns a list of {"kernel": (in, out)[, "bias": (out,)]} dicts of NumPy arrays.
+    """
+    params = []
+    for weight, bias in layers:
+        out_features, in_features = weight.shape
+        layer = {"kernel": np.array(weight, copy=True).T}
+        assert layer["kernel"].shape == (in_features, out_features)
+        if bias is not None:
+            assert np.shape(bias) == (out_features,), (np.shape(bias), out_features)
+            layer["bias"] = np.array(bias, copy=True)
+        params.append(layer)
+    return params
+
+
+def from_flax(params):
+    """Flax params -> a list of canonical (weight (out, in), bias or None) pairs, as NumPy arrays."""
+    layers = []
+    for layer in params:
+        kernel = np.asarray(layer["kernel"])
+        in_features, out_features = kernel.shape
+        weight = kernel.T.copy()
+        assert weight.shape == (out_features, in_features)
+        bias = None
+        if "bias" in layer:
+            bias = np.array(layer["bias"], copy=True)
+            assert bias.shape == (out_features,), (bias.shape, out_features)
+        layers.append((weight, bias))
+    return layers
+
+
+# --- the network ------------------------------------------------------------
+
+def activation_fn(name, negative_slope=0.01):
+    """JAX's own function for each activation name."""
+    return {
+        "identity": lambda z: z,
+        "relu": jax.nn.relu,
+        "leaky_relu": lambda z: jax.nn.leaky_relu(z, negative_slope),
+        "sigmoid": jax.nn.sigmoid,
+        "tanh": jnp.tanh,
+    }[name]
+
+
+def loss_fn(name):
+    """Each loss name as a function of (outputs, targets)."""
+    return {
+        "sse": lambda y, t: jnp.sum((y - t) ** 2),
+        "half_sse": lambda y, t: 0.5 * jnp.sum((y - t) ** 2),
+        "mse": lambda y, t: jnp.mean((y - t) ** 2),
+    }[name]
+
+
+def forward(params, activations, x, taps):
+    """Returns ([z_0, …], [a_0, …]).
+
+    taps: one zero array per layer, shaped like z_i, added to z_i. Their value
+    changes nothing; differentiating the loss with respect to them gives ∂L/∂z_i
+    straight from jax.grad.
+    """
+    zs, acts = [], []
+    a = x
+    for layer, activation, tap in zip(params, activations, taps):
+        z = a @ layer["kernel"] + tap                        # (n, out)
+        if "bias" in layer:
+            z = z + layer["bias"]
+        a = activation(z)
+        zs.append(z)
+        acts.append(a)
+    return zs, acts
+
+
+@functools.lru_cache(maxsize=None)
+def make_step(architecture, loss_name):
+    """A jitted step for one architecture: ((name, slope), …) per layer, and the loss name."""
+    activations = [activation_fn(name, slope) for name, slope in architecture]
+    loss_of = loss_fn(loss_name)
+
+    def loss(params, taps, x, t):
+        zs, acts = forward(params, activations, x, taps)
+        return loss_of(acts[-1], t), (zs, acts)
+
+    def sgd(params, grads, lr):
+        return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+
+    @jax.jit
+    def step(params, x, t, lr):
+        taps = [jnp.zeros((x.shape[0], layer["kernel"].shape[1]), x.dtype) for layer in params]
+        (value, (zs, acts)), (param_grads, tap_grads, input_grads) = jax.value_and_grad(
+            loss, argnums=(0, 1, 2), has_aux=True
+        )(params, taps, x, t)
+        return zs, acts, value, tap_grads, param_grads, input_grads, sgd(params, param_grads, lr)
+
+    return step
+
+
+def precision(dtype):
+    """The context a run of ``dtype`` computes in: x64 only for float64, scoped."""
+    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+
+
+def numpy(array, dtype):
+    result = np.array(array, copy=True)
+    assert result.dtype == np.dtype(dtype), f"JAX computed in {result.dtype}, expected {dtype}"
+    return result
+
+
+def run_step(scenario):
+    """One forward pass, jax.grad backward pass and SGD step; the canonical trace."""
+    dtype = scenario.dtype
+    architecture = tuple((spec.activation, spec.negative_slope) for spec in scenario.layers)
+    with precision(dtype):
+        params = jax.tree.map(
+            lambda p: jnp.asarray(p, dtype=dtype),
+            to_flax([(spec.weight, spec.bias) for spec in scenario.layers]),
+        )
+        x = jnp.asarray(scenario.inputs, dtype=dtype)      # (n, in)
+        t = jnp.asarray(scenario.targets, dtype=dtype)     # (n, out)
+        lr = jnp.asarray(scenario.lr, dtype=dtype)
+        zs, acts, loss, dzs, grads, dx, updated = make_step(architecture, scenario.loss)(params, x, t, lr)
+
+        trace = {}
+        for i, (z, a) in enumerate(zip(zs, acts)):
+            trace[f"layers.{i}.z"] = numpy(z, dtype)
+            trace[f"layers.{i}.a"] = numpy(a, dtype)
+        trace["output"] = numpy(acts[-1], dtype)
+        trace["loss"] = numpy(loss, dtype)
+        for i, dz in enumerate(dzs):
+            trace[f"layers.{i}.dz"] = numpy(dz, dtype)
+        for (name, weight, bias) in _canonical(grads):
+            trace[f"grad.{name}.weight"] = numpy(weight, dtype)
+            if bias is not None:
+                trace[f"grad.{name}.bias"] = numpy(bias, dtype)
+        trace["grad.inputs"] = numpy(dx, dtype)
+        for (name, weight, bias) in _canonical(updated):
+            trace[f"updated.{name}.weight"] = numpy(weight, dtype)
+            if bias is not None:
+                trace[f"updated.{name}.bias"] = numpy(bias, dtype)
+    return trace
+
+
+def _canonical(params):
+    """(``layers.i``, weight (out, in), bias or None) for each layer of Flax params."""
+    for i, (weight, bias) in enumerate(from_flax(params)):
+        yield f"layers.{i}", weight, bias

@@ -1,0 +1,6 @@
+"""The NumPy reference: every backward pass derived by hand. Imports only NumPy."""
+
+from .network import Network, loss_and_gradients, run_step
+from .scenario import DTYPES, LayerSpec, Scenario
+
+__all__ = ["DTYPES", "LayerSpec", "Network", "Scenario", "loss_and_gradients", "run_step"]

@@ -1,0 +1,81 @@
+"""Activation functions and their hand-derived derivatives.
+
+Every activation is a pair: ``f(z)`` and ``f_grad(z) = df/dz``, written next to
+each other so each derivative can be checked against the line above it. All of
+them work elementwise on arrays of any shape and keep the input's dtype.
+
+The derivative at a kink is a *convention*, not mathematics. The reference
+takes the left derivative at 0 for both ReLU-style activations:
+
+    relu'(0)       = 0                (as torch ``F.relu`` and ``jax.nn.relu``)
+    leaky_relu'(0) = negative_slope   (as torch ``F.leaky_relu``; ``jax.nn.leaky_relu`` gives 1)
+"""
+
+import numpy as np
+
+
+def identity(z):
+    """f(z) = z"""
+    return z.copy()
+
+
+def identity_grad(z):
+    """f'(z) = 1"""
+    return np.ones_like(z)
+
+
+def relu(z):
+    """f(z) = max(0, z)"""
+    return np.where(z > 0, z, np.zeros_like(z))
+
+
+def relu_grad(z):
+    """f'(z) = 1 if z > 0 else 0 (0 at the kink z = 0)"""
+    return (z > 0).astype(z.dtype)
+
+
+def leaky_relu(z, negative_slope=0.01):
+    """f(z) = z if z > 0 else negative_slope·z"""
+    return np.where(z > 0, z, negative_slope * z).astype(z.dtype)
+
+
+def leaky_relu_grad(z, negative_slope=0.01):
+    """f'(z) = 1 if z > 0 else negative_slope (negative_slope at the kink z = 0)"""
+    return np.where(z > 0, 1.0, negative_slope).astype(z.dtype)
+
+
+def sigmoid(z):
+    """f(z) = 1 / (1 + e^(−z)), computed without overflow.
+
+    The textbook form overflows in e^(−z) for large negative z. With
+    e = e^(−|z|), which lies in (0, 1], the two algebraically equal forms
+    1/(1+e) for z ≥ 0 and e/(1+e) for z < 0 never overflow.
+    """
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype)
+
+
+def sigmoid_grad(z):
+    """f'(z) = σ(z)·(1 − σ(z))"""
+    s = sigmoid(z)
+    return s * (1.0 - s)
+
+
+def tanh(z):
+    """f(z) = tanh(z)"""
+    return np.tanh(z)
+
+
+def tanh_grad(z):
+    """f'(z) = 1 − tanh²(z)"""
+    return 1.0 - np.tanh(z) ** 2
+
+
+# name -> (f, f') ; leaky_relu's pair takes negative_slope as a second argument.
+ACTIVATIONS = {
+    "identity": (identity, identity_grad),
+    "relu": (relu, relu_grad),
+    "leaky_relu": (leaky_relu, leaky_relu_grad),
+    "sigmoid": (sigmoid, sigmoid_grad),
+    "tanh": (tanh, tanh_grad),
+}

@@ -1,0 +1,76 @@
+"""Layers with a forward pass and a hand-derived backward pass.
+
+Batch convention: x has shape (n, in), one example per row, and
+
+    forward:   z  = x·Wᵀ + b                    (n, out)
+    backward:  dW = dZᵀ·X                       (out, in)
+               db = Σ_rows dZ                   (out,)
+               dX = dZ·W                        (n, in)
+
+``backward`` returns the gradient with respect to the layer's input and keeps
+the parameter gradients on the layer (``weight_grad``, ``bias_grad``). It never
+changes a weight: updating is the optimizer's job (``reference.optim``).
+"""
+
+import numpy as np
+
+from .activations import ACTIVATIONS
+
+
+class Layer:
+    """A function of its input with a backward pass: ``backward(∂L/∂out) -> ∂L/∂in``."""
+
+    def forward(self, x):
+        raise NotImplementedError
+
+    def backward(self, grad_output):
+        raise NotImplementedError
+
+
+class Dense(Layer):
+    """z = x·Wᵀ + b, with W of shape (out, in) and b of shape (out,) or None.
+
+    The weights are copied in, so the caller's arrays are never changed.
+    """
+
+    def __init__(self, weight, bias=None):
+        self.weight = np.array(weight, copy=True)                          # (out, in)
+        self.bias = None if bias is None else np.array(bias, copy=True)    # (out,)
+        self.weight_grad = None
+        self.bias_grad = None
+
+    def forward(self, x):
+        self.x = x                                                          # (n, in), kept for backward
+        z = x @ self.weight.T                                               # (n, out)
+        if self.bias is not None:
+            z = z + self.bias
+        return z
+
+    def backward(self, dz):
+        self.weight_grad = dz.T @ self.x                                    # dW = dZᵀ·X   (out, in)
+        if self.bias is not None:
+            self.bias_grad = dz.sum(axis=0)                                 # db = Σ dZ    (out,)
+        return dz @ self.weight                                             # dX = dZ·W    (n, in)
+
+
+class Activation(Layer):
+    """a = f(z) elementwise; backward: ∂L/∂z = ∂L/∂a ⊙ f'(z).
+
+    name: one of ``reference.activations.ACTIVATIONS``; negative_slope is
+    passed to leaky_relu and ignored by the others.
+    """
+
+    def __init__(self, name, negative_slope=0.01):
+        self.name = name
+        self.negative_slope = negative_slope
+        self.fn, self.fn_grad = ACTIVATIONS[name]
+
+    def _extra(self):
+        return (self.negative_slope,) if self.name == "leaky_relu" else ()
+
+    def forward(self, z):
+        self.z = z                                                          # (n, out), kept for backward
+        return self.fn(z, *self._extra())
+
+    def backward(self, da):
+        return da * self.fn_grad(self.z, *self._extra())                    # dZ = dA ⊙ f'(Z)

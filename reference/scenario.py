@@ -1,0 +1,140 @@
+"""Scenario: the description of one network, its data and one SGD step.
+
+A Scenario is what all three implementations are built from. It holds plain
+NumPy arrays in the canonical layout, already validated (``backproof.scenario``
+reads and checks the JSON files). Its arrays are read-only: an implementation
+that wants to change weights must copy them first, which is the point.
+
+Layout conventions, the same everywhere in this project:
+
+    weight  (out, in)    as torch's nn.Linear and the posts' W·x
+    bias    (out,)       or None for a layer without bias
+    inputs  (n, in)      one example per row
+    targets (n, out)
+    z = x·Wᵀ + b         for a batch x of shape (n, in)
+"""
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+DTYPES = ("float64", "float32")
+
+
+def frozen_array(values, dtype):
+    """A read-only copy of ``values`` as ``dtype``."""
+    array = np.array(values, dtype=dtype, copy=True)
+    array.flags.writeable = False
+    return array
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One dense layer followed by its activation.
+
+    weight: (out, in); bias: (out,) or None; activation: a name in
+    ``reference.activations.ACTIVATIONS``; negative_slope is used by leaky_relu.
+    """
+
+    weight: np.ndarray
+    bias: "np.ndarray | None"
+    activation: str
+    negative_slope: float = 0.01
+
+    @property
+    def shape(self):
+        """(out, in)"""
+        return self.weight.shape
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A network, a batch and one SGD step, in the canonical layout.
+
+    ``expected``, ``aliases`` and the text fields are carried along for the
+    harness; the implementations only use layers, loss, inputs, targets and lr.
+    """
+
+    name: str
+    layers: tuple
+    loss: str
+    inputs: np.ndarray
+    targets: np.ndarray
+    lr: float
+    dtype: str = "float64"
+    description: str = ""
+    source: str = ""
+    aliases: dict = field(default_factory=dict)
+    expected: dict = field(default_factory=dict)
+    train: "dict | None" = None
+    node_names: dict = field(default_factory=dict)
+
+    @staticmethod
+    def build(name, layers, loss, inputs, targets, lr, dtype="float64", **extra):
+        """Make a Scenario from nested lists or arrays, copying every array.
+
+        layers: a list of dicts with keys weight, bias (optional), activation
+        and negative_slope (optional), as in the JSON file.
+        """
+        specs = tuple(
+            LayerSpec(
+                weight=frozen_array(layer["weight"], dtype),
+                bias=None if layer.get("bias") is None else frozen_array(layer["bias"], dtype),
+                activation=layer["activation"],
+                negative_slope=float(layer.get("negative_slope", 0.01)),
+            )
+            for layer in layers
+        )
+        return Scenario(
+            name=name,
+            layers=specs,
+            loss=loss,
+            inputs=frozen_array(inputs, dtype),
+            targets=frozen_array(targets, dtype),
+            lr=float(lr),
+            dtype=dtype,
+            **extra,
+        )
+
+    def with_dtype(self, dtype):
+        """The same scenario with every array cast to ``dtype``."""
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
+        if dtype == self.dtype:
+            return self
+        layers = tuple(
+            replace(
+                spec,
+                weight=frozen_array(spec.weight, dtype),
+                bias=None if spec.bias is None else frozen_array(spec.bias, dtype),
+            )
+            for spec in self.layers
+        )
+        return replace(
+            self,
+            layers=layers,
+            inputs=frozen_array(self.inputs, dtype),
+            targets=frozen_array(self.targets, dtype),
+            dtype=dtype,
+        )
+
+    def parameters(self):
+        """Canonical name -> array, e.g. ``layers.0.weight``; layers without bias are skipped."""
+        params = {}
+        for i, spec in enumerate(self.layers):
+            params[f"layers.{i}.weight"] = spec.weight
+            if spec.bias is not None:
+                params[f"layers.{i}.bias"] = spec.bias
+        return params
+
+    def with_parameters(self, params):
+        """The same scenario with its weights and biases replaced by ``params``."""
+        layers = tuple(
+            replace(
+                spec,
+                weight=frozen_array(params[f"layers.{i}.weight"], self.dtype),
+                bias=None if spec.bias is None else frozen_array(params[f"layers.{i}.bias"], self.dtype),
+            )
+            for i, spec in enumerate(self.layers)
+        )
+        return replace(self, layers=layers)

@@ -1,0 +1,104 @@
+"""The Scenario's network in idiomatic PyTorch; every gradient comes from autograd.
+
+Same names and order as ``reference/network.py``. nn.Linear stores its weight
+as (out, in), the canonical layout, so weights are copied in unchanged.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def activation_fn(name, negative_slope=0.01):
+    """torch's own function for each activation name."""
+    return {
+        "identity": lambda z: z,
+        "relu": F.relu,
+        "leaky_relu": lambda z: F.leaky_relu(z, negative_slope),
+        "sigmoid": torch.sigmoid,
+        "tanh": torch.tanh,
+    }[name]
+
+
+def loss_fn(name):
+    """torch's MSELoss with the reduction that matches each loss name."""
+    return {
+        "sse": lambda y, t: F.mse_loss(y, t, reduction="sum"),
+        "half_sse": lambda y, t: 0.5 * F.mse_loss(y, t, reduction="sum"),
+        "mse": lambda y, t: F.mse_loss(y, t, reduction="mean"),
+    }[name]
+
+
+class Network(nn.Module):
+    """nn.Linear layers, each followed by its activation, built from a Scenario."""
+
+    def __init__(self, layer_specs, dtype):
+        super().__init__()
+        self.linears = nn.ModuleList()
+        self.activations = []
+        for spec in layer_specs:
+            out_features, in_features = spec.shape
+            linear = nn.Linear(in_features, out_features, bias=spec.bias is not None, dtype=dtype)
+            with torch.no_grad():   # torch.tensor copies: the scenario's arrays are never shared
+                linear.weight.copy_(torch.tensor(spec.weight, dtype=dtype))
+                if spec.bias is not None:
+                    linear.bias.copy_(torch.tensor(spec.bias, dtype=dtype))
+            self.linears.append(linear)
+            self.activations.append(activation_fn(spec.activation, spec.negative_slope))
+
+    def forward(self, x):
+        """Returns ([z_0, …], [a_0, …]); each z keeps its grad so ∂L/∂z can be read."""
+        zs, acts = [], []
+        a = x
+        for linear, activation in zip(self.linears, self.activations):
+            z = linear(a)
+            z.retain_grad()
+            a = activation(z)
+            zs.append(z)
+            acts.append(a)
+        return zs, acts
+
+    def named_canonical_parameters(self):
+        """(canonical name, parameter) pairs, e.g. ("layers.0.weight", …)."""
+        for i, linear in enumerate(self.linears):
+            yield f"layers.{i}.weight", linear.weight
+            if linear.bias is not None:
+                yield f"layers.{i}.bias", linear.bias
+
+
+def numpy(tensor):
+    return tensor.detach().cpu().numpy().copy()
+
+
+def run_step(scenario):
+    """One forward pass, autograd backward pass and torch.optim.SGD step; the canonical trace."""
+    dtype = DTYPES[scenario.dtype]
+    model = Network(scenario.layers, dtype)
+    x = torch.tensor(scenario.inputs, dtype=dtype, requires_grad=True)   # (n, in)
+    t = torch.tensor(scenario.targets, dtype=dtype)                      # (n, out)
+
+    optimizer = torch.optim.SGD(model.parameters(), lr=scenario.lr)
+    optimizer.zero_grad()
+    zs, acts = model(x)
+    loss = loss_fn(scenario.loss)(acts[-1], t)
+    loss.backward()
+
+    trace = {}
+    for i, (z, a) in enumerate(zip(zs, acts)):
+        trace[f"layers.{i}.z"] = numpy(z)
+        trace[f"layers.{i}.a"] = numpy(a)
+    trace["output"] = numpy(acts[-1])
+    trace["loss"] = numpy(loss)
+    for i, z in enumerate(zs):
+        trace[f"layers.{i}.dz"] = numpy(z.grad)
+    for name, param in model.named_canonical_parameters():
+        trace[f"grad.{name}"] = numpy(param.grad)
+    trace["grad.inputs"] = numpy(x.grad)
+
+    optimizer.step()
+    for name, param in model.named_canonical_parameters():
+        trace[f"updated.{name}"] = numpy(param)
+    return trace
