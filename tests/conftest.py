@@ -1,0 +1,57 @@
+"""Shared fixtures: frameworks, scenarios and dtypes, and one cached run per combination."""
+
+import functools
+import importlib
+import os
+
+import pytest
+
+import backproof
+from backproof.frameworks import FRAMEWORKS, INSTALL_HINTS, MODULES, REQUIRES
+
+NUMPY_ONLY = bool(os.environ.get("BACKPROOF_NUMPY_ONLY"))
+DTYPES = ("float64", "float32")
+PAIRS = (("numpy", "torch"), ("numpy", "jax"), ("torch", "jax"))
+
+
+def require(framework):
+    """The implementation module, or skip the test with the reason and the install hint."""
+    pytest.importorskip(REQUIRES[framework], reason=f"{framework} is not installed; "
+                        f"{INSTALL_HINTS[framework]}")
+    return importlib.import_module(MODULES[framework])
+
+
+@pytest.fixture(params=FRAMEWORKS)
+def framework(request):
+    """Each framework's implementation module (skipped when the library is missing)."""
+    require(request.param)
+    return request.param
+
+
+@pytest.fixture(params=PAIRS, ids=["numpy-torch", "numpy-jax", "torch-jax"])
+def pair(request):
+    for name in request.param:
+        require(name)
+    return request.param
+
+
+@pytest.fixture(params=backproof.builtin_names())
+def scenario_name(request):
+    return request.param
+
+
+@pytest.fixture(params=DTYPES)
+def dtype(request):
+    return request.param
+
+
+@functools.lru_cache(maxsize=None)
+def scenario(name, dtype="float64"):
+    """A built-in scenario in ``dtype`` (cached: scenarios are immutable)."""
+    return backproof.load(name).with_dtype(dtype)
+
+
+@functools.lru_cache(maxsize=None)
+def trace(framework, name, dtype):
+    """One framework's trace of one built-in scenario (cached: each runs once per session)."""
+    return require(framework).run_step(scenario(name, dtype))

@@ -1,0 +1,126 @@
+"""Bad input: exit code 2, one line naming the file and the field, no traceback, the file untouched."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from backproof.cli import main
+
+CORPUS = Path(__file__).parent / "bad_scenarios"
+
+# file -> the JSON path (or phrase) the one-line message must name
+FIELDS = {
+    "missing-name.json": "name is missing",
+    "missing-layers.json": "layers is missing",
+    "missing-loss.json": "loss is missing",
+    "missing-inputs.json": "inputs is missing",
+    "missing-targets.json": "targets is missing",
+    "missing-optimizer.json": "optimizer is missing",
+    "missing-weight.json": "layers[1].weight is missing",
+    "missing-activation.json": "layers[0].activation is missing",
+    "missing-lr.json": "optimizer.lr is missing",
+    "wrong-type-layers.json": "layers must be a list",
+    "wrong-type-weight.json": "layers[0].weight must be a 2-D list",
+    "wrong-type-bias-string.json": "layers[0].bias[1] must be a number",
+    "wrong-type-boolean.json": "inputs[0][0] must be a number, not a boolean",
+    "ragged-weight.json": "layers[0].weight[1] has 1 entries but row 0 has 2",
+    "ragged-inputs.json": "inputs[1] has 1 entries but row 0 has 2",
+    "empty-inputs.json": "inputs is empty",
+    "empty-layers.json": "layers is empty",
+    "shape-chain.json": "layers[1].weight has 2 columns but layers[0] has 3 outputs",
+    "bias-length.json": "layers[0].bias has 2 entries",
+    "inputs-width.json": "inputs has 3 columns but layers[0].weight has 2",
+    "targets-width.json": "targets has 2 columns but the last layer has 1 outputs",
+    "targets-rows.json": "targets has 2 rows but inputs has 1",
+    "nan.json": "inputs[0][0] must be finite",
+    "infinity.json": "layers[1].bias[0] must be finite",
+    "unknown-activation.json": "layers[0].activation 'gelu' is not a known activation",
+    "unknown-loss.json": "loss 'cross_entropy' is not a known loss",
+    "unknown-optimizer.json": "optimizer.name 'adam' is not a known optimizer",
+    "lr-zero.json": "optimizer.lr must be greater than 0",
+    "lr-negative.json": "optimizer.lr must be greater than 0",
+    "lr-string.json": "optimizer.lr must be a number, not a string",
+    "bad-dtype.json": "dtype must be one of float64, float32",
+    "top-level-list.json": "the top level must be a JSON object",
+    "not-json.json": "not valid JSON",
+    "empty.json": "the file is empty",
+    "alias-bad-target.json": "aliases.w1 names 'layers.5.weight'",
+    "alias-out-of-range.json": "aliases.w1 index [3,0] is out of range",
+    "expected-unknown-key.json": 'expected["grad.w99"] is not a valid key',
+    "expected-shape.json": 'expected["layers.0.a"].value has shape (2,)',
+    "expected-missing-atol.json": 'expected["loss"].atol is missing',
+}
+
+
+def test_every_corpus_file_has_an_expectation():
+    assert sorted(p.name for p in CORPUS.glob("*.json")) == sorted(FIELDS)
+
+
+def run_cli(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_bad_file_exits_2_naming_the_field(name, capsys):
+    path = CORPUS / name
+    before = path.read_bytes()
+    code, out, err = run_cli(["check", str(path), "--frameworks", "numpy"], capsys)
+    assert code == 2, f"{name}: exit {code}, stderr {err!r}"
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, f"{name}: expected one line on stderr, got {lines}"
+    assert lines[0].startswith(f"error: {path}: "), lines[0]
+    assert FIELDS[name] in lines[0], f"{name}: {lines[0]!r} does not name {FIELDS[name]!r}"
+    assert path.read_bytes() == before, f"{name} was modified"
+
+
+@pytest.mark.parametrize("target, message", [
+    ("missing.json", "no such file or built-in scenario"),
+    ("no-such-builtin", "no such file or built-in scenario (built-in scenarios: "),
+    (".", "is a directory"),
+])
+def test_missing_file_and_directory(target, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["check", target], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_size_cap_is_named(tmp_path, capsys):
+    path = tmp_path / "huge.json"
+    doc = {"name": "huge", "layers": [{"weight": [[0] * 1001] * 1000, "activation": "relu"}],
+           "loss": "mse", "inputs": [[0] * 1001], "targets": [[0] * 1000], "optimizer": {"name": "sgd", "lr": 0.1}}
+    path.write_text(json.dumps(doc, separators=(",", ":")))
+    code, _, err = run_cli(["check", str(path)], capsys)
+    assert code == 2 and "more than 1,000,000 parameters, the size cap" in err, err
+
+
+def test_unknown_top_level_key_is_a_warning_naming_it(tmp_path, capsys):
+    doc = json.loads((CORPUS / "missing-name.json").read_text())
+    doc.update(name="typo", lerning_rate=0.1)
+    path = tmp_path / "typo.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = run_cli(["check", str(path), "--frameworks", "numpy"], capsys)
+    assert code == 0, err
+    assert f"warning: {path}: lerning_rate is not a known scenario field and is ignored" in err
+
+
+@pytest.mark.parametrize("args", [["check", "--frameworks", "numpy,tensorflow"], ["check", "--dtype", "float16"], ["frobnicate"]])
+def test_bad_usage_exits_2(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        code = main(args)
+        raise SystemExit(code)
+    assert exc.value.code == 2
+
+
+def test_real_process_prints_no_traceback():
+    path = CORPUS / "shape-chain.json"
+    result = subprocess.run([sys.executable, "-m", "backproof", "check", str(path)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: {path}: layers[1].weight has 2 columns but layers[0] has 3 outputs"

@@ -1,0 +1,88 @@
+"""The check command end to end: the table, --json, exit codes, skipped frameworks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from backproof.cli import main
+from conftest import NUMPY_ONLY
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "sigmoid-2-3-2.json"
+
+
+def run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_check_blog_prints_table_expected_and_verdict(capsys):
+    code, out, err = run(["check", "blog-2-3-3-1"], capsys)
+    assert code == 0, out + err
+    assert "== blog-2-3-3-1 ==" in out
+    assert "grad.layers.0.weight" in out and "updated.layers.2.bias" in out
+    assert "grad.w17" in out and "erratum confirmed" in out
+    assert "verdict: OK" in out
+
+
+def test_check_json_for_a_hand_written_scenario(capsys):
+    """Sigmoid hidden layers, two outputs, half_sse: written by hand, not a built-in."""
+    code, out, err = run(["check", str(EXAMPLE), "--json"], capsys)
+    doc = json.loads(out)
+    assert code == (0 if doc["ok"] else 1)
+    (report,) = doc["scenarios"]
+    assert report["name"] == "sigmoid-2-3-2"
+    assert set(report) >= {"name", "ok", "frameworks", "tensors", "comparisons", "first_divergence", "expected"}
+    assert report["tensors"]["output"][report["frameworks"][0]] and len(report["tensors"]["output"]["numpy"][0]) == 2
+    for c in report["comparisons"]:
+        assert set(c) >= {"tensor", "a", "b", "max_abs", "max_rel", "ok"}
+    assert doc["ok"] and report["first_divergence"] is None
+    assert code == 0
+
+
+def test_float32_override(capsys):
+    code, out, _ = run(["check", "blog-2-3-3-1", "--dtype", "float32", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["scenarios"][0]["dtype"] == "float32"
+
+
+def test_a_missed_printed_value_exits_1(tmp_path, capsys):
+    doc = json.loads(EXAMPLE.read_text())
+    doc["expected"] = {"loss": {"value": 123.0, "atol": 1e-3}}
+    path = tmp_path / "miss.json"
+    path.write_text(json.dumps(doc))
+    code, out, _ = run(["check", str(path)], capsys)
+    assert code == 1
+    assert "printed values missed: loss" in out
+
+
+def test_missing_frameworks_are_skipped_with_an_install_hint():
+    """torch and JAX made unimportable for this process only: the check still runs, with a hint."""
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['jax'] = None; "
+            "from backproof.cli import main; sys.exit(main(['check', 'blog-2-3-3-1']))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "skipped torch: torch is not installed" in result.stdout
+    assert "pip install 'backproof[torch]' -c constraints.txt" in result.stdout
+    assert "skipped jax" in result.stdout
+    assert "only numpy ran" in result.stdout
+
+
+def test_numpy_only_environment_really_lacks_torch_and_jax():
+    """Run by `make test-numpy-only`: prove the environment is what it claims to be."""
+    if not NUMPY_ONLY:
+        import pytest
+        pytest.skip("only meaningful in the NumPy-only environment (make test-numpy-only)")
+    import importlib.util
+    assert importlib.util.find_spec("torch") is None
+    assert importlib.util.find_spec("jax") is None
+
+
+def test_check_never_writes_the_scenario_file(tmp_path, capsys):
+    path = tmp_path / "copy.json"
+    path.write_bytes(EXAMPLE.read_bytes())
+    before = (path.read_bytes(), path.stat().st_mtime_ns)
+    run(["check", str(path), "--json"], capsys)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before

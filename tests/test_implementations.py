@@ -1,0 +1,137 @@
+"""Properties of the three implementations themselves: layout, scoping, copying, stability."""
+
+import ast
+import json
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require, scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- dependencies point one way ----------------------------------------------
+
+ALLOWED_IMPORTS = {
+    "reference": {"numpy", "dataclasses", "reference"},
+    "torch_impl": {"numpy", "torch", "reference", "torch_impl"},
+    "jax_impl": {"numpy", "jax", "contextlib", "functools", "reference", "jax_impl"},
+}
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED_IMPORTS))
+def test_implementations_import_only_their_framework(package):
+    for path in (ROOT / package).glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                roots = {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                roots = {package if node.level else node.module.split(".")[0]}
+            else:
+                continue
+            assert roots <= ALLOWED_IMPORTS[package], f"{path.name} imports {roots - ALLOWED_IMPORTS[package]}"
+
+
+def test_importing_backproof_imports_neither_torch_nor_jax():
+    code = "import sys, backproof, backproof.cli; print(json.dumps(sorted(m for m in ('torch', 'jax') if m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    assert json.loads(out) == []
+
+
+# --- the reference --------------------------------------------------------------
+
+def test_reference_sigmoid_is_stable_at_plus_minus_1000():
+    from reference.activations import sigmoid, sigmoid_grad
+    z = np.array([-1000.0, -40.0, 0.0, 40.0, 1000.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s, ds = sigmoid(z), sigmoid_grad(z)
+    assert s[0] == 0.0 and s[2] == 0.5 and s[-1] == 1.0
+    assert np.all(np.isfinite(ds)) and ds[2] == 0.25
+    assert sigmoid(np.float32([-1000.0]))[0] == 0.0
+
+
+def test_reference_backward_returns_gradients_and_changes_no_weight():
+    from reference import Network
+    sc = scenario("blog-2-3-3-1")
+    net = Network(sc.layers)
+    before = {k: v.copy() for k, v in net.parameters().items()}
+    _, acts = net.forward(np.array(sc.inputs))
+    net.backward(np.ones_like(acts[-1]))
+    for name, value in net.parameters().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=name)
+    assert all(g is not None for g in net.gradients().values())
+
+
+def test_scenario_arrays_are_read_only():
+    sc = scenario("blog-2-3-3-1")
+    with pytest.raises(ValueError):
+        sc.layers[0].weight[0, 0] = 99.0
+    with pytest.raises(ValueError):
+        sc.inputs[0, 0] = 99.0
+
+
+def test_every_framework_leaves_the_scenario_unchanged(framework):
+    sc = scenario("blog-2-3-3-1")
+    before = {k: v.copy() for k, v in sc.parameters().items()}
+    require(framework).run_step(sc)
+    for name, value in sc.parameters().items():
+        np.testing.assert_array_equal(value, before[name], err_msg=f"{framework} changed {name}")
+
+
+# --- torch -----------------------------------------------------------------------
+
+def test_torch_weights_are_copied_not_shared():
+    torch_impl = require("torch")
+    import torch
+    sc = scenario("blog-2-3-3-1")
+    model = torch_impl.Network(sc.layers, torch.float64)
+    with torch.no_grad():
+        model.linears[0].weight.fill_(7.0)
+    assert sc.layers[0].weight[0, 0] == 0.1
+    assert model.linears[2].weight.dtype == torch.float64
+
+
+# --- JAX ---------------------------------------------------------------------------
+
+def test_jax_layout_round_trip():
+    jax_impl = require("jax")
+    sc = scenario("blog-2-3-3-1")
+    layers = [(spec.weight, spec.bias) for spec in sc.layers]
+    flax = jax_impl.to_flax(layers)
+    assert [p["kernel"].shape for p in flax] == [(2, 3), (3, 3), (3, 1)]
+    assert flax[0]["kernel"][1, 0] == sc.layers[0].weight[0, 1]     # kernel[in, out] = weight[out, in]
+    back = jax_impl.from_flax(flax)
+    for (w, b), (w2, b2) in zip(layers, back):
+        np.testing.assert_array_equal(w, w2)
+        np.testing.assert_array_equal(b, b2)
+    flax[0]["kernel"][0, 0] = 5.0                                     # a copy, not a view
+    assert sc.layers[0].weight[0, 0] == 0.1
+
+
+def test_jax_layout_converter_asserts_shapes():
+    jax_impl = require("jax")
+    with pytest.raises(AssertionError):
+        jax_impl.to_flax([(np.zeros((3, 2)), np.zeros(2))])
+    with pytest.raises(AssertionError):
+        jax_impl.from_flax([{"kernel": np.zeros((2, 3)), "bias": np.zeros(2)}])
+
+
+def test_jax_x64_is_scoped_and_float64_is_real():
+    """Running a float64 scenario computes in float64 but leaves the global JAX config as it was."""
+    code = """
+import json, jax, jax.numpy as jnp
+before = jax.config.jax_enable_x64
+import backproof, jax_impl
+t = jax_impl.run_step(backproof.load("blog-2-3-3-1"))
+print(json.dumps([before, jax.config.jax_enable_x64, str(t["loss"].dtype), str(jnp.zeros(1).dtype)]))
+"""
+    require("jax")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert json.loads(out) == [False, False, "float64", "float32"]
