@@ -33,7 +33,8 @@ def main(argv=None):
     if not specs:
         examples = Path(__file__).resolve().parent.parent / "examples"
         specs = builtin_names() + sorted(str(p) for p in examples.glob("*.json"))
-    for dtype, (atol, rtol) in TOLERANCES.items():
+    for dtype, kinds in TOLERANCES.items():
+        atol, rtol = kinds["step"]
         worst_abs, worst_rel, where = measure(specs, dtype)
         print(f"{dtype}: max |Δ| {worst_abs:.2g} (at {where or '-'}), max rel {worst_rel:.2g}; "
               f"tolerance atol {atol:g}, rtol {rtol:g}")

@@ -56,7 +56,7 @@ class ScenarioReport:
             "name": self.scenario.name,
             "ok": self.ok,
             "dtype": self.scenario.dtype,
-            "tolerance": dict(zip(("atol", "rtol"), TOLERANCES[self.scenario.dtype])),
+            "tolerance": dict(zip(("atol", "rtol"), TOLERANCES[self.scenario.dtype]["step"])),
             "frameworks": list(self.traces),
             "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
             "errors": self.errors,

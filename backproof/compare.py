@@ -21,10 +21,14 @@ from .names import stage
 #            networks, and a 1e-9 relative error is still caught (tests/test_compare.py)
 #   float32: max |Δ| 2.4e-7   -> atol 1e-5, rtol 1e-5: about 40x headroom; float32's unit
 #            round-off is 6e-8, so a few rounding steps in a deeper network stay inside
+# "train" applies to the per-epoch loss and the final parameters of a whole run. Measured over the
+# built-in training scenarios (xor-2-3-1-tanh, 40,000 per-sample steps, drifts the most):
+#   float64: loss |Δ| 7.1e-15, final params |Δ| 4.6e-14   -> atol 1e-11, rtol 1e-9
+#   float32: loss |Δ| 8.3e-6,  final params |Δ| 1.6e-5    -> atol 1e-4,  rtol 1e-3
 # The "max rel" figures calibrate prints are dominated by values near 0, where atol governs.
 TOLERANCES = {
-    "float64": (1e-12, 1e-12),
-    "float32": (1e-5, 1e-5),
+    "float64": {"step": (1e-12, 1e-12), "train": (1e-11, 1e-9)},
+    "float32": {"step": (1e-5, 1e-5), "train": (1e-4, 1e-3)},
 }
 
 
@@ -54,8 +58,11 @@ class Comparison:
         return data
 
 
-def compare_arrays(tensor, a_name, a, b_name, b, dtype):
-    """Compare one tensor from two frameworks under the tolerance for ``dtype``."""
+def compare_arrays(tensor, a_name, a, b_name, b, dtype, kind="step"):
+    """Compare one tensor from two frameworks under the ``kind`` tolerance for ``dtype``.
+
+    kind: "step" for one step's trace, "train" for the end of a whole training run.
+    """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         return Comparison(tensor, a_name, b_name, float("inf"), float("inf"), False,
@@ -63,7 +70,7 @@ def compare_arrays(tensor, a_name, a, b_name, b, dtype):
     if a.dtype != b.dtype or a.dtype != np.dtype(dtype):
         return Comparison(tensor, a_name, b_name, float("inf"), float("inf"), False,
                           f"dtype {a.dtype} vs {b.dtype}, expected {dtype}")
-    atol, rtol = TOLERANCES[dtype]
+    atol, rtol = TOLERANCES[dtype][kind]
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     diff = np.abs(a64 - b64)
     scale = np.maximum(np.abs(a64), np.abs(b64))

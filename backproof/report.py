@@ -26,7 +26,7 @@ def fmt_value(value):
 def scenario_text(report, show_values=False):
     """The table for one ScenarioReport, as a string."""
     sc = report.scenario
-    atol, rtol = TOLERANCES[sc.dtype]
+    atol, rtol = TOLERANCES[sc.dtype]["step"]
     ran = list(report.traces)
     lines = [f"== {sc.name} ==  {sc.dtype} · ran: {', '.join(ran) or 'none'} · tolerance |Δ| ≤ {atol:g} + {rtol:g}·|x|"]
     if sc.description:

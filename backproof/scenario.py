@@ -24,7 +24,9 @@ MAX_PARAMETERS = 1_000_000      # the size cap: weights + biases over all layers
 MAX_ROWS = 100_000
 
 TOP_LEVEL = {"name", "description", "source", "dtype", "layers", "loss", "inputs", "targets",
-             "optimizer", "aliases", "expected", "train", "node_names"}
+             "optimizer", "aliases", "expected", "train", "node_names", "init", "errata"}
+TRAIN_KEYS = {"epochs", "batch_size"}
+MAX_STEPS = 10_000_000          # epochs × steps per epoch
 LAYER_KEYS = {"weight", "bias", "activation", "negative_slope"}
 EXPECTED_KEYS = {"value", "atol", "erratum", "note"}
 
@@ -174,7 +176,9 @@ class _Parser:
         extra = {
             "description": self.string(data, "description", "description", required=False),
             "source": self.string(data, "source", "source", required=False),
-            "train": self.train(data),
+            "train": self.train(data, len(inputs)),
+            "errata": self.errata(data),
+            "init": self.init(data),
             "node_names": self.node_names(data),
         }
         scenario = Scenario.build(name, layers, loss, inputs, targets, lr, dtype, **extra)
@@ -239,11 +243,52 @@ class _Parser:
             self.fail("optimizer.lr", f"must be greater than 0, not {optimizer['lr']}")
         return lr
 
-    def train(self, data):
+    def train(self, data, rows):
         train = data.get("train")
-        if train is not None and not isinstance(train, dict):
-            self.fail("train", f"must be an object, not {_kind(train)}")
-        return train
+        if train is None:
+            return None
+        if not isinstance(train, dict):
+            self.fail("train", f"must be an object like {{\"epochs\": 60, \"batch_size\": 1}}, not {_kind(train)}")
+        for key in train:
+            if key not in TRAIN_KEYS:
+                self.warn(f"train.{key}", "is not a known train field and is ignored")
+        if "epochs" not in train:
+            self.fail("train.epochs", "is missing")
+        epochs = self.count(train["epochs"], "train.epochs")
+        batch_size = self.count(train.get("batch_size", rows), "train.batch_size")
+        if rows % batch_size:
+            self.fail("train.batch_size", f"{batch_size} does not divide the {rows} rows into equal batches")
+        if epochs * (rows // batch_size) > MAX_STEPS:
+            self.fail("train.epochs", f"{epochs} epochs of {rows // batch_size} steps is over the cap of {MAX_STEPS:,} steps")
+        return {"epochs": epochs, "batch_size": batch_size}
+
+    def count(self, value, field):
+        """A whole number ≥ 1."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                self.fail(field, f"must be a whole number, not {_kind(value) if not isinstance(value, float) else value}")
+        if value < 1:
+            self.fail(field, f"must be 1 or more, not {value}")
+        return value
+
+    def errata(self, data):
+        errata = data.get("errata", [])
+        if not isinstance(errata, list):
+            self.fail("errata", f"must be a list of {{\"id\", \"text\"}} objects, not {_kind(errata)}")
+        for i, item in enumerate(errata):
+            if not isinstance(item, dict):
+                self.fail(f"errata[{i}]", f"must be an object with id and text, not {_kind(item)}")
+            self.string(item, "id", f"errata[{i}].id")
+            self.string(item, "text", f"errata[{i}].text")
+        return [dict(item) for item in errata]
+
+    def init(self, data):
+        init = data.get("init")
+        if init is not None and not isinstance(init, dict):
+            self.fail("init", f"must be an object describing how the weights were drawn, not {_kind(init)}")
+        return init
 
     def node_names(self, data):
         names = data.get("node_names", {})

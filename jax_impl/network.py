@@ -73,23 +73,30 @@ def loss_fn(name):
     }[name]
 
 
-def forward(params, activations, x, taps):
+def forward(params, activations, x, taps=None):
     """Returns ([z_0, …], [a_0, …]).
 
-    taps: one zero array per layer, shaped like z_i, added to z_i. Their value
-    changes nothing; differentiating the loss with respect to them gives ∂L/∂z_i
-    straight from jax.grad.
+    taps: None, or one zero array per layer, shaped like z_i, added to z_i. Their
+    value changes nothing; differentiating the loss with respect to them gives
+    ∂L/∂z_i straight from jax.grad.
     """
     zs, acts = [], []
     a = x
-    for layer, activation, tap in zip(params, activations, taps):
-        z = a @ layer["kernel"] + tap                        # (n, out)
+    for i, (layer, activation) in enumerate(zip(params, activations)):
+        z = a @ layer["kernel"]                              # (n, out)
+        if taps is not None:
+            z = z + taps[i]
         if "bias" in layer:
             z = z + layer["bias"]
         a = activation(z)
         zs.append(z)
         acts.append(a)
     return zs, acts
+
+
+def sgd(params, grads, lr):
+    """p ← p − lr·∂L/∂p over the whole pytree; returns new params."""
+    return jax.tree.map(lambda p, g: p - lr * g, params, grads)
 
 
 @functools.lru_cache(maxsize=None)
@@ -102,9 +109,6 @@ def make_step(architecture, loss_name):
         zs, acts = forward(params, activations, x, taps)
         return loss_of(acts[-1], t), (zs, acts)
 
-    def sgd(params, grads, lr):
-        return jax.tree.map(lambda p, g: p - lr * g, params, grads)
-
     @jax.jit
     def step(params, x, t, lr):
         taps = [jnp.zeros((x.shape[0], layer["kernel"].shape[1]), x.dtype) for layer in params]
@@ -114,6 +118,32 @@ def make_step(architecture, loss_name):
         return zs, acts, value, tap_grads, param_grads, input_grads, sgd(params, param_grads, lr)
 
     return step
+
+
+@functools.lru_cache(maxsize=None)
+def make_train(architecture, loss_name, epochs):
+    """A jitted training run: lax.scan over epochs, and inside each over that epoch's batches."""
+    activations = [activation_fn(name, slope) for name, slope in architecture]
+    loss_of = loss_fn(loss_name)
+
+    def loss(params, x, t):
+        _, acts = forward(params, activations, x)
+        return loss_of(acts[-1], t)
+
+    @jax.jit
+    def train(params, x_batches, t_batches, lr):
+        """x_batches: (steps, batch, in); returns (trained params, epoch losses (epochs,))."""
+        def step(params, batch):
+            value, grads = jax.value_and_grad(loss)(params, *batch)
+            return sgd(params, grads, lr), value
+
+        def epoch(params, _):
+            params, step_losses = jax.lax.scan(step, params, (x_batches, t_batches))
+            return params, jnp.mean(step_losses)
+
+        return jax.lax.scan(epoch, params, None, length=epochs)
+
+    return train
 
 
 def precision(dtype):
@@ -127,15 +157,39 @@ def numpy(array, dtype):
     return result
 
 
+def load_params(scenario):
+    """The scenario's parameters as Flax-layout JAX arrays in its dtype (call inside ``precision``)."""
+    return jax.tree.map(
+        lambda p: jnp.asarray(p, dtype=scenario.dtype),
+        to_flax([(spec.weight, spec.bias) for spec in scenario.layers]),
+    )
+
+
+def train(scenario, epochs=None):
+    """SGD over the rows in file order, jitted and scanned; ``train.loss`` (E,) and ``trained.*``."""
+    dtype = scenario.dtype
+    epochs, batch_size = scenario.schedule(epochs)
+    n = scenario.inputs.shape[0]
+    architecture = tuple((spec.activation, spec.negative_slope) for spec in scenario.layers)
+    with precision(dtype):
+        x = jnp.asarray(scenario.inputs, dtype=dtype).reshape(n // batch_size, batch_size, -1)
+        t = jnp.asarray(scenario.targets, dtype=dtype).reshape(n // batch_size, batch_size, -1)
+        trained, losses = make_train(architecture, scenario.loss, epochs)(
+            load_params(scenario), x, t, jnp.asarray(scenario.lr, dtype=dtype))
+        result = {"train.loss": numpy(losses, dtype)}
+        for name, weight, bias in _canonical(trained):
+            result[f"trained.{name}.weight"] = numpy(weight, dtype)
+            if bias is not None:
+                result[f"trained.{name}.bias"] = numpy(bias, dtype)
+    return result
+
+
 def run_step(scenario):
     """One forward pass, jax.grad backward pass and SGD step; the canonical trace."""
     dtype = scenario.dtype
     architecture = tuple((spec.activation, spec.negative_slope) for spec in scenario.layers)
     with precision(dtype):
-        params = jax.tree.map(
-            lambda p: jnp.asarray(p, dtype=dtype),
-            to_flax([(spec.weight, spec.bias) for spec in scenario.layers]),
-        )
+        params = load_params(scenario)
         x = jnp.asarray(scenario.inputs, dtype=dtype)      # (n, in)
         t = jnp.asarray(scenario.targets, dtype=dtype)     # (n, out)
         lr = jnp.asarray(scenario.lr, dtype=dtype)

@@ -53,6 +53,13 @@ class Network:
                 params[f"layers.{i}.bias"] = dense.bias
         return params
 
+    def set_parameters(self, params):
+        """Replace every weight and bias by a copy of ``params[canonical name]``."""
+        for i, dense in enumerate(self.dense):
+            dense.weight = np.array(params[f"layers.{i}.weight"], copy=True)
+            if dense.bias is not None:
+                dense.bias = np.array(params[f"layers.{i}.bias"], copy=True)
+
     def gradients(self):
         grads = {}
         for i, dense in enumerate(self.dense):
@@ -62,16 +69,28 @@ class Network:
         return grads
 
 
-def loss_and_gradients(scenario, params=None):
-    """Loss and ∂L/∂params for the scenario's batch, optionally at other ``params``."""
+def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
+    """Loss and ∂L/∂params (canonical names) on a batch.
+
+    params, inputs, targets default to the scenario's own; pass them to evaluate
+    elsewhere (a training step, a finite-difference probe). Nothing is changed.
+    """
     source = scenario if params is None else scenario.with_parameters(params)
+    x = np.array(scenario.inputs if inputs is None else inputs, copy=True)       # (n, in)
+    t = scenario.targets if targets is None else targets                          # (n, out)
     net = Network(source.layers)
     loss_fn, loss_grad = LOSSES[scenario.loss]
-    x = np.array(scenario.inputs, copy=True)
     _, acts = net.forward(x)
-    loss = loss_fn(acts[-1], scenario.targets)
-    net.backward(loss_grad(acts[-1], scenario.targets))
+    loss = loss_fn(acts[-1], t)
+    net.backward(loss_grad(acts[-1], t))
     return loss, net.gradients()
+
+
+def loss_value(scenario, params, inputs, targets):
+    """The loss alone at ``params`` on a batch: the function finite differences probe."""
+    net = Network(scenario.with_parameters(params).layers)
+    _, acts = net.forward(np.array(inputs, copy=True))
+    return LOSSES[scenario.loss][0](acts[-1], targets)
 
 
 def run_step(scenario):

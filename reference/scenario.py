@@ -68,6 +68,8 @@ class Scenario:
     expected: dict = field(default_factory=dict)
     train: "dict | None" = None
     node_names: dict = field(default_factory=dict)
+    errata: list = field(default_factory=list)
+    init: "dict | None" = None
 
     @staticmethod
     def build(name, layers, loss, inputs, targets, lr, dtype="float64", **extra):
@@ -117,6 +119,17 @@ class Scenario:
             targets=frozen_array(self.targets, dtype),
             dtype=dtype,
         )
+
+    def schedule(self, epochs=None):
+        """(epochs, batch_size) for training: the ``train`` block's, or ``epochs`` if given.
+
+        batch_size defaults to every row; rows are visited in file order.
+        """
+        train = self.train or {}
+        epochs = train.get("epochs") if epochs is None else epochs
+        if epochs is None:
+            raise ValueError(f"scenario {self.name!r} has no train block; give epochs")
+        return int(epochs), int(train.get("batch_size", self.inputs.shape[0]))
 
     def parameters(self):
         """Canonical name -> array, e.g. ``layers.0.weight``; layers without bias are skipped."""

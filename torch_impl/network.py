@@ -49,13 +49,14 @@ class Network(nn.Module):
             self.linears.append(linear)
             self.activations.append(activation_fn(spec.activation, spec.negative_slope))
 
-    def forward(self, x):
-        """Returns ([z_0, …], [a_0, …]); each z keeps its grad so ∂L/∂z can be read."""
+    def forward(self, x, retain_dz=False):
+        """Returns ([z_0, …], [a_0, …]); with retain_dz each z keeps its grad so ∂L/∂z can be read."""
         zs, acts = [], []
         a = x
         for linear, activation in zip(self.linears, self.activations):
             z = linear(a)
-            z.retain_grad()
+            if retain_dz:
+                z.retain_grad()
             a = activation(z)
             zs.append(z)
             acts.append(a)
@@ -82,7 +83,7 @@ def run_step(scenario):
 
     optimizer = torch.optim.SGD(model.parameters(), lr=scenario.lr)
     optimizer.zero_grad()
-    zs, acts = model(x)
+    zs, acts = model(x, retain_dz=True)
     loss = loss_fn(scenario.loss)(acts[-1], t)
     loss.backward()
 
@@ -102,3 +103,32 @@ def run_step(scenario):
     for name, param in model.named_canonical_parameters():
         trace[f"updated.{name}"] = numpy(param)
     return trace
+
+
+def train(scenario, epochs=None):
+    """SGD over the rows in file order with torch.optim.SGD; ``train.loss`` (E,) and ``trained.*``."""
+    dtype = DTYPES[scenario.dtype]
+    epochs, batch_size = scenario.schedule(epochs)
+    model = Network(scenario.layers, dtype)
+    optimizer = torch.optim.SGD(model.parameters(), lr=scenario.lr)
+    x_all = torch.tensor(scenario.inputs, dtype=dtype)
+    t_all = torch.tensor(scenario.targets, dtype=dtype)
+    batches = [(x_all[s:s + batch_size], t_all[s:s + batch_size]) for s in range(0, len(x_all), batch_size)]
+    loss_of = loss_fn(scenario.loss)
+
+    epoch_losses = torch.zeros(epochs, dtype=dtype)
+    for epoch in range(epochs):
+        step_losses = []
+        for x, t in batches:
+            optimizer.zero_grad()          # gradients accumulate in torch unless cleared
+            _, acts = model(x)
+            loss = loss_of(acts[-1], t)
+            loss.backward()
+            optimizer.step()
+            step_losses.append(loss.detach())
+        epoch_losses[epoch] = torch.stack(step_losses).mean()
+
+    result = {"train.loss": numpy(epoch_losses)}
+    for name, param in model.named_canonical_parameters():
+        result[f"trained.{name}"] = numpy(param)
+    return result
