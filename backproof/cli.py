@@ -1,6 +1,7 @@
 """The ``backproof`` command line.
 
     backproof check [SCENARIO ...] [--dtype float64|float32] [--frameworks numpy,torch,jax] [--json]
+    backproof train SCENARIO [--epochs N] [--dtype ...] [--frameworks ...] [--finite-differences] [--json]
     backproof list
 
 Exit codes: 0 everything agrees; 1 a disagreement or a missed printed value;
@@ -13,10 +14,14 @@ import os
 import sys
 import warnings
 
+import reference
+
 from .check import check_scenario
 from .frameworks import FRAMEWORKS, parse_frameworks
-from .report import scenario_text
+from .kinks import analytic_kinks, check_kinks
+from .report import kink_lines, scenario_text, train_text
 from .scenario import ScenarioError, builtin_names, load
+from .training import train_scenario
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -39,6 +44,13 @@ def build_parser():
     check.add_argument("--show-values", action="store_true",
                        help="print every tensor's value (from the first framework) under its row")
 
+    train = commands.add_parser("train", help="train in every framework and compare the whole runs")
+    train.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
+    train.add_argument("--epochs", type=positive_int, help="override the scenario's train.epochs")
+    train.add_argument("--finite-differences", action="store_true",
+                       help="also train the NumPy reference with central finite differences (post 001's method)")
+    add_common(train)
+
     commands.add_parser("list", help="list the built-in scenarios")
     return parser
 
@@ -49,6 +61,16 @@ def add_common(command):
     command.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                          help="comma-separated subset of numpy,torch,jax (default: all three)")
     command.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
 
 
 def load_scenarios(specs, dtype):
@@ -66,18 +88,89 @@ def load_scenarios(specs, dtype):
 def cmd_check(args):
     frameworks = frameworks_arg(args.frameworks)
     scenarios = load_scenarios(args.scenarios, args.dtype)
-    reports = [check_scenario(scenario, frameworks) for scenario in scenarios]
-    ok = all(report.ok for report in reports)
+    documents, failed = [], []
+    for scenario in scenarios:
+        report = check_scenario(scenario, frameworks)
+        training = run_training(scenario, frameworks, None, False, args.json) if scenario.train else None
+        ok = report.ok and (training is None or training[0].ok)
+        if not ok:
+            failed.append(scenario.name)
+        if args.json:
+            document = report.to_json()
+            document["ok"] = ok
+            document["training"] = None if training is None else training_json(*training)
+            documents.append(document)
+        else:
+            print(scenario_text(report, show_values=args.show_values))
+            if training is not None:
+                print(train_text(*training))
     if args.json:
-        json.dump({"ok": ok, "scenarios": [report.to_json() for report in reports]}, sys.stdout, indent=1)
+        json.dump({"ok": not failed, "scenarios": documents}, sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        for report in reports:
-            print(scenario_text(report, show_values=args.show_values))
-        failed = [report.scenario.name for report in reports if not report.ok]
-        print(f"{len(reports) - len(failed)} of {len(reports)} scenarios OK"
+        print(f"{len(scenarios) - len(failed)} of {len(scenarios)} scenarios OK"
               + (f"; failed: {', '.join(failed)}" if failed else ""))
-    return EXIT_OK if ok else EXIT_FAIL
+    return EXIT_FAIL if failed else EXIT_OK
+
+
+def run_training(scenario, frameworks, epochs, finite_differences, quiet):
+    """Train and compare; returns (TrainReport, finite-difference run or None, kink lines or None)."""
+    show = not quiet and sys.stderr.isatty()
+
+    def progress(framework):
+        if show:
+            position = frameworks.index(framework) + 1
+            print(f"\r  training {scenario.name}: {framework} [{position}/{len(frameworks)}]   ",
+                  end="", file=sys.stderr, flush=True)
+
+    report = train_scenario(scenario, frameworks, epochs, progress)
+    if show:
+        print("\r" + " " * 70 + "\r", end="", file=sys.stderr, flush=True)
+    fd = reference.train(scenario, report.epochs, gradients="finite_difference") if finite_differences else None
+    return report, fd, kink_report(scenario, report)
+
+
+def kink_report(scenario, report):
+    """Kinks before and after training for 1-input ReLU-family networks (float64 probes), else None."""
+    hidden = [spec.activation for spec in scenario.layers[:-1]]
+    if scenario.inputs.shape[1] != 1 or not any(a in ("relu", "leaky_relu") for a in hidden):
+        return None
+    base = scenario.with_dtype("float64")
+    trained = report.results.get("numpy")
+    after_scenario = base.with_parameters(
+        {k[len("trained."):]: v for k, v in trained.items() if k.startswith("trained.")}) if trained else None
+    before = analytic_kinks(base)
+    after = analytic_kinks(after_scenario) if after_scenario else []
+    checks = {}
+    for fw in report.results:
+        found = check_kinks(base, before, fw)
+        if found is not None and after_scenario is not None:
+            found += check_kinks(after_scenario, after, fw)
+        if found is not None:
+            checks[fw] = found
+    return kink_lines(before, after, checks)
+
+
+def training_json(report, fd, kinks):
+    document = report.to_json()
+    if fd is not None:
+        document["finite_differences"] = {k: v.tolist() for k, v in fd.items()}
+    document["kinks"] = kinks
+    return document
+
+
+def cmd_train(args):
+    frameworks = frameworks_arg(args.frameworks)
+    (scenario,) = load_scenarios([args.scenario], args.dtype)
+    if scenario.train is None and args.epochs is None:
+        raise UsageError(f"{args.scenario}: train is missing; add a train block or give --epochs")
+    report, fd, kinks = run_training(scenario, frameworks, args.epochs, args.finite_differences, args.json)
+    if args.json:
+        json.dump({"ok": report.ok, "training": training_json(report, fd, kinks)}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(train_text(report, fd, kinks))
+    return EXIT_OK if report.ok else EXIT_FAIL
 
 
 def cmd_list(args):
@@ -95,7 +188,7 @@ def frameworks_arg(text):
         raise UsageError(str(exc)) from None
 
 
-COMMANDS = {"check": cmd_check, "list": cmd_list}
+COMMANDS = {"check": cmd_check, "train": cmd_train, "list": cmd_list}
 
 
 def main(argv=None):

@@ -110,3 +110,83 @@ def verdict(report):
     if missed:
         parts.append("printed values missed: " + ", ".join(missed))
     return f"verdict: FAIL — {report.scenario.name}: " + "; ".join(parts)
+
+
+def print_every(epochs):
+    """Post 001 prints every 10 of its 60 epochs; longer runs print about ten rows."""
+    return 10 if epochs <= 100 else max(1, epochs // 10)
+
+
+def train_text(report, fd=None, kinks=None):
+    """The loss curves side by side, the final parameters' agreement, drift, timings, verdict."""
+    sc = report.scenario
+    atol, rtol = TOLERANCES[sc.dtype]["train"]
+    steps = sc.inputs.shape[0] // report.batch_size
+    lines = [f"== {sc.name}: training ==  {sc.dtype} · {report.epochs} epochs × {steps} steps "
+             f"(batch {report.batch_size}, lr {sc.lr:g}) · tolerance |Δ| ≤ {atol:g} + {rtol:g}·|x|"]
+    for skipped in report.skipped:
+        lines.append(f"   skipped {skipped.framework}: {skipped.reason}. Install with: {skipped.hint}")
+    for framework, error in report.errors.items():
+        lines.append(f"   FAILED {framework}: {error}")
+    columns = dict((fw, r["train.loss"]) for fw, r in report.results.items())
+    if fd is not None:
+        columns["numpy (finite diff.)"] = fd["train.loss"]
+    if columns:
+        every = print_every(report.epochs)
+        shown = sorted({1, *range(every, report.epochs + 1, every), report.epochs})
+        lines += ["", "   mean loss per epoch", "   " + f"{'epoch':>7}" + "".join(f"{name:>22}" for name in columns)]
+        for epoch in shown:
+            lines.append("   " + f"{epoch:>7}" + "".join(f"{float(c[epoch - 1]):>22.10g}" for c in columns.values()))
+    if report.drifts:
+        lines += ["", "   drift between frameworks"]
+        for d in report.drifts:
+            final = max((c.max_abs for c in d.final), default=0.0)
+            where = ("within tolerance at every epoch" if d.first_bad_epoch is None
+                     else f"✗ first exceeds tolerance at epoch {d.first_bad_epoch}")
+            lines.append(f"   {d.a + '↔' + d.b:<14} largest loss |Δ| {fmt_number(d.max_loss_abs)} (epoch {d.worst_epoch}), "
+                         f"final parameters max |Δ| {fmt_number(final)}{'' if all(c.ok for c in d.final) else ' ✗'}; {where}")
+    if fd is not None and "numpy" in report.results:
+        analytic = report.results["numpy"]
+        loss_gap = float(np.max(np.abs(fd["train.loss"] - analytic["train.loss"])))
+        param_gap = max(float(np.max(np.abs(fd[k] - analytic[k]))) for k in fd if k.startswith("trained."))
+        lines += ["", f"   finite differences (central, delta 1e-4, on copies) vs analytic, same start: "
+                      f"largest loss |Δ| {fmt_number(loss_gap)}, final parameters max |Δ| {fmt_number(param_gap)}"]
+    if kinks:
+        lines += [""] + ["   " + line for line in kinks]
+    if report.seconds:
+        lines += ["", "   time: " + ", ".join(f"{fw} {s:.2f} s" for fw, s in report.seconds.items())]
+    lines += ["", "   " + train_verdict(report), ""]
+    return "\n".join(lines)
+
+
+def train_verdict(report):
+    ran = list(report.results)
+    if report.ok:
+        if len(ran) < 2:
+            return f"verdict: OK — only {', '.join(ran) or 'no framework'} trained"
+        return f"verdict: OK — {', '.join(ran)} trained {report.epochs} epochs and agree to the training tolerance"
+    parts = []
+    if report.errors:
+        parts.append("failed to train: " + ", ".join(report.errors))
+    for d in report.drifts:
+        if not d.ok:
+            bad = [c.tensor for c in d.final if not c.ok]
+            parts.append(f"{d.a} vs {d.b} drift" + (f" from epoch {d.first_bad_epoch}" if d.first_bad_epoch else "")
+                         + (f", final {', '.join(bad)}" if bad else ""))
+    return f"verdict: FAIL — {report.scenario.name} training: " + "; ".join(parts)
+
+
+def kink_lines(before, after, checks):
+    """Kink positions before and after training, and each framework's numeric confirmation."""
+    lines = ["kinks (x where a hidden unit's pre-activation crosses 0; analytic, piece by piece)"]
+    for label, kinks in (("before training", before), ("after training", after)):
+        listed = ", ".join(f"layers.{k.layer} unit {k.unit}: x = {k.x:.6g}" for k in kinks) or "none"
+        lines.append(f"  {label}: {listed}")
+    for framework, results in checks.items():
+        confirmed = sum(c.sign_change for c in results)
+        visible = sum(c.visible for c in results)
+        hidden = len(results) - visible
+        lines.append(f"  {framework}: z changes sign at {confirmed} of {len(results)} kinks (before and after); "
+                     f"the output's slope changes at {visible}"
+                     + (f"; {hidden} hidden behind inactive units" if hidden else ""))
+    return lines

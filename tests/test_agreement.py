@@ -12,7 +12,7 @@ def test_every_tensor_agrees(scenario_name, dtype, pair):
     trace_a, trace_b = trace(a, scenario_name, dtype), trace(b, scenario_name, dtype)
     failures = [compare_arrays(name, a, trace_a[name], b, trace_b[name], dtype) for name in names]
     failures = [c.message(f"{scenario_name} [{dtype}]") for c in failures if not c.ok]
-    assert not failures, f"{len(failures)} tensors disagree (tolerance {TOLERANCES[dtype]["step"]}):\n" + "\n".join(failures)
+    assert not failures, f"{len(failures)} tensors disagree (tolerance {TOLERANCES[dtype]['step']}):\n" + "\n".join(failures)
 
 
 def test_trace_has_every_name_with_the_right_shape_and_dtype(scenario_name, dtype, framework):

@@ -86,3 +86,21 @@ def test_check_never_writes_the_scenario_file(tmp_path, capsys):
     before = (path.read_bytes(), path.stat().st_mtime_ns)
     run(["check", str(path), "--json"], capsys)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+def test_train_command_json_and_table(capsys):
+    code, out, err = run(["train", "grokking-3-4-1", "--json", "--finite-differences"], capsys)
+    doc = json.loads(out)
+    assert code == 0 and doc["ok"]
+    training = doc["training"]
+    assert training["epochs"] == 60 and training["batch_size"] == 1
+    assert len(training["loss"]["numpy"]) == 60
+    assert "finite_differences" in training
+    code, out, _ = run(["train", "deep-1-2-2-1", "--epochs", "20", "--frameworks", "numpy"], capsys)
+    assert code == 0
+    assert "mean loss per epoch" in out and "kinks" in out and "before training" in out
+
+
+def test_train_needs_epochs_somewhere(capsys):
+    code, _, err = run(["train", "blog-2-3-3-1"], capsys)
+    assert code == 2 and "train is missing" in err
