@@ -3,6 +3,7 @@
     backproof check [SCENARIO ...] [--dtype float64|float32] [--frameworks numpy,torch,jax] [--json]
     backproof train SCENARIO [--epochs N] [--dtype ...] [--frameworks ...] [--finite-differences] [--json]
     backproof list
+    backproof conventions
 
 Exit codes: 0 everything agrees; 1 a disagreement or a missed printed value;
 2 bad input or usage; 3 an internal error (a bug in backproof: please report it).
@@ -52,6 +53,7 @@ def build_parser():
     add_common(train)
 
     commands.add_parser("list", help="list the built-in scenarios")
+    commands.add_parser("conventions", help="print the registry of framework conventions (Markdown)")
     return parser
 
 
@@ -188,7 +190,13 @@ def frameworks_arg(text):
         raise UsageError(str(exc)) from None
 
 
-COMMANDS = {"check": cmd_check, "train": cmd_train, "list": cmd_list}
+def cmd_conventions(args):
+    from .conventions import table
+    print("\n".join(table()))
+    return EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "train": cmd_train, "list": cmd_list, "conventions": cmd_conventions}
 
 
 def main(argv=None):
