@@ -64,7 +64,7 @@ def _saturation_torch(fn_name, x):
     t = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     y = getattr(torch, fn_name)(t)
     y.backward()
-    return (float(y), float(t.grad))
+    return (float(y.detach()), float(t.grad))
 
 
 def _saturation_jax(fn_name, x):
@@ -154,14 +154,14 @@ def _registry():
                    {"numpy": ((0.0, 0.0), (1.0, 0.0)), "torch": ((0.0, 0.0), (1.0, 0.0)),
                     "jax": ((0.0, 0.0), (1.0, 0.0))},
                    "a form that never overflows: e = exp(-|z|), then 1/(1+e) or e/(1+e)",
-                   {fw: (lambda fw=fw: tuple(probe("sigmoid", x) for x in (-1000.0, 1000.0)))
+                   {fw: (lambda probe=probe: tuple(probe("sigmoid", x) for x in (-1000.0, 1000.0)))
                     for fw, probe in (("numpy", _saturation_numpy), ("torch", _saturation_torch),
                                       ("jax", _saturation_jax))}),
         Convention("tanh-saturation", "tanh at -1000 and +1000: (value, derivative)",
                    {"numpy": ((-1.0, 0.0), (1.0, 0.0)), "torch": ((-1.0, 0.0), (1.0, 0.0)),
                     "jax": ((-1.0, 0.0), (1.0, 0.0))},
                    "np.tanh, and 1 - tanh² for the derivative",
-                   {fw: (lambda fw=fw: tuple(probe("tanh", x) for x in (-1000.0, 1000.0)))
+                   {fw: (lambda probe=probe: tuple(probe("tanh", x) for x in (-1000.0, 1000.0)))
                     for fw, probe in (("numpy", _saturation_numpy), ("torch", _saturation_torch),
                                       ("jax", _saturation_jax))}),
         Convention("default-dtype", "the dtype of a new float array",
