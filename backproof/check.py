@@ -111,17 +111,33 @@ def check_expected(scenario, traces):
     results = []
     for key, entry in scenario.expected.items():
         tensor, index = entry["tensor"], entry["index"]
-        value = trace[tensor] if tensor in trace else params[tensor]
-        computed = np.asarray(value if index is None else value[index], dtype=np.float64)
         printed = np.asarray(entry["value"], dtype=np.float64)
-        max_abs = float(np.max(np.abs(computed - printed), initial=0.0))
         erratum = entry.get("erratum", "")
+        picked = _pick(trace.get(tensor, params.get(tensor)), index)
+        if picked is None or picked.shape != printed.shape:
+            # a trace that breaks the contract: reported as a miss, never as a crash
+            results.append(ExpectedResult(key=key, printed=entry["value"], computed=None, max_abs=float("inf"),
+                                          atol=entry["atol"], ok=False, erratum=erratum, note=entry.get("note", ""),
+                                          framework=framework, resolved=format_element(tensor, index)))
+            continue
+        computed = picked.astype(np.float64)
+        max_abs = float(np.max(np.abs(computed - printed), initial=0.0))
         matches = max_abs <= entry["atol"]
         results.append(ExpectedResult(
             key=key, printed=entry["value"], computed=computed.tolist(), max_abs=max_abs,
             atol=entry["atol"], ok=(not matches) if erratum else matches, erratum=erratum,
             note=entry.get("note", ""), framework=framework, resolved=format_element(tensor, index)))
     return results
+
+
+def _pick(value, index):
+    """``value[index]`` (or all of it) as an array; None when the value or the element is missing."""
+    if value is None:
+        return None
+    try:
+        return np.asarray(value if index is None else np.asarray(value)[index])
+    except (IndexError, TypeError):
+        return None
 
 
 def check_scenario(scenario, frameworks=("numpy", "torch", "jax")):

@@ -16,6 +16,8 @@ def fmt_number(x):
 
 
 def fmt_value(value):
+    if value is None:
+        return "missing"
     array = np.asarray(value, dtype=np.float64)
     if array.ndim == 0:
         return f"{float(array):.6g}"

@@ -45,6 +45,17 @@ class Network:
             grad = self.dense[i].backward(dzs[i])           # ∂L/∂a_{i-1}
         return dzs, grad
 
+    def forward_backward(self, x, t, loss_name):
+        """Forward, loss and backward on one batch: (zs, acts, loss, dzs, ∂L/∂x).
+
+        The parameter gradients are left on the layers (``gradients()``).
+        """
+        loss_fn, loss_grad = LOSSES[loss_name]
+        zs, acts = self.forward(x)
+        loss = loss_fn(acts[-1], t)
+        dzs, dx = self.backward(loss_grad(acts[-1], t))
+        return zs, acts, loss, dzs, dx
+
     def parameters(self):
         params = {}
         for i, dense in enumerate(self.dense):
@@ -79,10 +90,7 @@ def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
     x = np.array(scenario.inputs if inputs is None else inputs, copy=True)       # (n, in)
     t = scenario.targets if targets is None else targets                          # (n, out)
     net = Network(source.layers)
-    loss_fn, loss_grad = LOSSES[scenario.loss]
-    _, acts = net.forward(x)
-    loss = loss_fn(acts[-1], t)
-    net.backward(loss_grad(acts[-1], t))
+    _, _, loss, _, _ = net.forward_backward(x, t, scenario.loss)
     return loss, net.gradients()
 
 
@@ -96,13 +104,10 @@ def loss_value(scenario, params, inputs, targets):
 def run_step(scenario):
     """One forward pass, backward pass and SGD step; returns the canonical trace."""
     net = Network(scenario.layers)
-    loss_fn, loss_grad = LOSSES[scenario.loss]
     x = np.array(scenario.inputs, copy=True)                 # (n, in)
     t = scenario.targets                                     # (n, out)
 
-    zs, acts = net.forward(x)
-    loss = loss_fn(acts[-1], t)
-    dzs, dx = net.backward(loss_grad(acts[-1], t))
+    zs, acts, loss, dzs, dx = net.forward_backward(x, t, scenario.loss)
     grads = net.gradients()
     updated = sgd(net.parameters(), grads, scenario.lr)
 

@@ -8,7 +8,6 @@ losses, each measured on the step's batch before that step's update.
 import numpy as np
 
 from .gradcheck import central_differences
-from .losses import LOSSES
 from .network import Network, loss_value
 from .optim import sgd
 
@@ -26,16 +25,13 @@ def train(scenario, epochs=None, gradients="analytic", delta=1e-4):
     """
     epochs, batch_size = scenario.schedule(epochs)
     net = Network(scenario.layers)                     # copies the scenario's weights
-    loss_fn, loss_grad = LOSSES[scenario.loss]
     epoch_losses = np.zeros(epochs, dtype=scenario.dtype)
     for epoch in range(epochs):
         step_losses = []
         for rows in batches(scenario.inputs.shape[0], batch_size):
             x, t = np.array(scenario.inputs[rows]), scenario.targets[rows]
             if gradients == "analytic":
-                _, acts = net.forward(x)
-                loss = loss_fn(acts[-1], t)
-                net.backward(loss_grad(acts[-1], t))
+                loss = net.forward_backward(x, t, scenario.loss)[2]
                 grads = net.gradients()
             elif gradients == "finite_difference":
                 params = net.parameters()

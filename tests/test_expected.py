@@ -73,3 +73,11 @@ def test_alias_resolution():
     for bad in ("grad.w99", "layers.0.a[0,3]", "layers.0.a[0]", "w1[0,0]"):
         with pytest.raises(ValueError):
             resolve(bad, shapes, params, sc.aliases)
+
+
+def test_a_trace_missing_a_tensor_is_a_miss_not_a_crash():
+    sc = scenario("blog-2-3-3-1")
+    broken = {k: v for k, v in trace("numpy", "blog-2-3-3-1", "float64").items() if k != "layers.0.a"}
+    results = {r.key: r for r in check_expected(sc, {"numpy": broken})}
+    assert not results["layers.0.a"].ok and results["layers.0.a"].computed is None
+    assert results["loss"].ok
