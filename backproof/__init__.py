@@ -10,8 +10,10 @@ from .check import ScenarioReport, check_scenario
 from .compare import TOLERANCES, Comparison, compare_arrays, compare_traces, first_divergence
 from .names import tensor_shapes
 from .scenario import ScenarioError, builtin_names, load, parse
+from .verify import VerifyError, VerifyResult, verify
 
 __all__ = [
     "TOLERANCES", "Comparison", "ScenarioError", "ScenarioReport", "builtin_names", "check_scenario",
-    "compare_arrays", "compare_traces", "first_divergence", "load", "parse", "tensor_shapes",
+    "VerifyError", "VerifyResult", "compare_arrays", "compare_traces", "first_divergence", "load", "parse",
+    "tensor_shapes", "verify",
 ]

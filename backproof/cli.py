@@ -2,6 +2,7 @@
 
     backproof check [SCENARIO ...] [--dtype float64|float32] [--frameworks numpy,torch,jax] [--json]
     backproof train SCENARIO [--epochs N] [--dtype ...] [--frameworks ...] [--finite-differences] [--json]
+    backproof verify MODULE.py:FUNCTION SCENARIO [--dtype ...] [--frameworks torch,jax] [--directions N] [--json]
     backproof list
     backproof conventions
 
@@ -51,6 +52,22 @@ def build_parser():
     train.add_argument("--finite-differences", action="store_true",
                        help="also train the NumPy reference with central finite differences (post 001's method)")
     add_common(train)
+
+    verify = commands.add_parser(
+        "verify", help="check your own gradient function against torch, JAX and finite differences",
+        description="FUNCTION(params, inputs, targets) gets NumPy arrays in the canonical layout "
+                    "(params: {'layers.0.weight': (out, in), 'layers.0.bias': (out,), ...}) and returns "
+                    "the gradient of the scenario's loss for every parameter under the same names.")
+    verify.add_argument("target", metavar="MODULE.py:FUNCTION",
+                        help="a Python file (or an importable module name) and the function in it")
+    verify.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
+    verify.add_argument("--dtype", choices=("float64", "float32"), help="override the scenario's dtype")
+    verify.add_argument("--frameworks", default="torch,jax",
+                        help="the autodiff oracles, a comma-separated subset of numpy,torch,jax (default: torch,jax); "
+                             "finite differences always run")
+    verify.add_argument("--directions", type=positive_int, default=8,
+                        help="random unit directions for the directional check (default 8)")
+    verify.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
     commands.add_parser("list", help="list the built-in scenarios")
     commands.add_parser("conventions", help="print the registry of framework conventions (Markdown)")
@@ -196,7 +213,62 @@ def cmd_conventions(args):
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "train": cmd_train, "list": cmd_list, "conventions": cmd_conventions}
+def load_function(target):
+    """'path/to/module.py:name' or 'package.module:name' -> (the callable, a label); UsageError otherwise."""
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    if ":" not in target:
+        raise UsageError(f"{target}: give the function as MODULE.py:FUNCTION")
+    where, name = target.rsplit(":", 1)
+    if not where or not name.isidentifier():
+        raise UsageError(f"{target}: give the function as MODULE.py:FUNCTION")
+    path = Path(where)
+    try:
+        if where.endswith(".py") or path.exists():
+            if not path.is_file():
+                raise UsageError(f"{where}: no such file")
+            spec = importlib.util.spec_from_file_location(f"backproof_verify_{path.stem}", path)
+            module = importlib.util.module_from_spec(spec)
+            sys.path.insert(0, str(path.resolve().parent))     # so the file can import its neighbours
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(path.resolve().parent))
+        else:
+            module = importlib.import_module(where)
+    except UsageError:
+        raise
+    except BaseException as exc:  # SyntaxError, ImportError, SystemExit, anything the module raises on import
+        raise UsageError(f"{where}: cannot be imported: {type(exc).__name__}: {exc}") from None
+    if not hasattr(module, name):
+        raise UsageError(f"{where}: has no function {name!r}")
+    function = getattr(module, name)
+    if not callable(function):
+        raise UsageError(f"{where}: {name} is a {type(function).__name__}, not a function")
+    return function, f"{Path(where).name}:{name}"
+
+
+def cmd_verify(args):
+    from .verify import VerifyError, verify
+    oracles = frameworks_arg(args.frameworks)
+    (scenario,) = load_scenarios([args.scenario], args.dtype)
+    function, label = load_function(args.target)
+    try:
+        result = verify(function, scenario, oracles, directions=args.directions, label=label)
+    except VerifyError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(result)
+    return EXIT_OK if result.ok else EXIT_FAIL
+
+
+COMMANDS = {"check": cmd_check, "train": cmd_train, "verify": cmd_verify, "list": cmd_list,
+            "conventions": cmd_conventions}
 
 
 def main(argv=None):

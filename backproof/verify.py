@@ -1,0 +1,302 @@
+"""Check *your* gradient code against torch autograd, jax.grad and finite differences.
+
+    >>> import backproof
+    >>> def my_gradients(params, inputs, targets):
+    ...     ...   # your hand-derived formulas
+    ...     return {"layers.0.weight": dW0, "layers.1.weight": dW1}
+    >>> result = backproof.verify(my_gradients, "grokking-3-4-1")
+    >>> result.ok, print(result)
+
+``grad_fn(params, inputs, targets)`` receives fresh, writable NumPy copies in
+the canonical layout and the scenario's dtype:
+
+    params   {"layers.0.weight": (out, in), "layers.0.bias": (out,), …}
+    inputs   (n, in)
+    targets  (n, out)
+
+and returns ∂L/∂p for every parameter, under the same names, where L is the
+scenario's loss over the whole batch.
+
+The oracles:
+
+- ``torch`` and ``jax``: the gradients autograd and ``jax.grad`` compute for the
+  scenario, judged with the step tolerance of the scenario's dtype.
+- ``finite_differences``: central differences of the reference's loss, always
+  computed in float64 (in float32 they only resolve a few percent; see
+  compare.TOLERANCES). Up to ``max_coordinates`` elements every coordinate is
+  probed; above that a seeded random sample of coordinates is. Either way,
+  ``directions`` random unit directions are also checked, which covers every
+  element at once. Judged with the "finite_difference" tolerance for float64
+  scenarios and with the (wider) float32 step tolerance for float32 ones.
+- ``numpy``: the reference's own hand-derived backward pass, when asked for.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from reference import gradcheck
+from reference.network import loss_value
+
+from .compare import TOLERANCES, compare_arrays
+from .frameworks import Skipped, implementation
+from .names import format_element
+from .scenario import ScenarioError, load
+
+FD = "finite_differences"
+AUTODIFF = ("torch", "jax")
+
+
+class VerifyError(ValueError):
+    """The gradient function or its answer cannot be checked; str() is one line (exit code 2)."""
+
+
+@dataclass
+class ParameterCheck:
+    """One parameter's gradient from grad_fn against one oracle."""
+
+    parameter: str
+    oracle: str
+    max_abs: float
+    worst_index: tuple
+    yours: float            # grad_fn's value at the worst element
+    theirs: float           # the oracle's value there
+    ok: bool
+    checked: int            # how many elements were compared (fewer for sampled finite differences)
+    size: int
+    wrong: tuple = ()       # the elements outside tolerance (the first 20)
+    wrong_count: int = 0
+
+    def to_json(self):
+        return {"parameter": self.parameter, "oracle": self.oracle, "max_abs": self.max_abs,
+                "worst_index": list(self.worst_index), "worst_element": format_element(self.parameter, self.worst_index),
+                "yours": self.yours, "theirs": self.theirs, "ok": self.ok, "checked": self.checked, "size": self.size,
+                "wrong": [list(index) for index in self.wrong], "wrong_count": self.wrong_count}
+
+
+@dataclass
+class DirectionCheck:
+    """<grad_fn's gradient, v> against (L(θ+εv) − L(θ−εv)) / 2ε for random unit directions v."""
+
+    delta: float
+    numeric: list
+    analytic: list
+    max_abs: float
+    max_rel: float
+    ok: bool
+
+    def to_json(self):
+        return {"delta": self.delta, "numeric": self.numeric, "analytic": self.analytic,
+                "max_abs": self.max_abs, "max_rel": self.max_rel, "ok": self.ok}
+
+
+@dataclass
+class VerifyResult:
+    scenario: str
+    dtype: str
+    function: str
+    oracles: list
+    checks: list
+    skipped: list = field(default_factory=list)
+    directions: "DirectionCheck | None" = None
+    errors: dict = field(default_factory=dict)      # oracle -> why it could not run
+
+    @property
+    def ok(self):
+        """Every parameter agrees with every oracle that ran, and at least one ran."""
+        return (bool(self.checks) and not self.errors and all(c.ok for c in self.checks)
+                and (self.directions is None or self.directions.ok))
+
+    @property
+    def failures(self):
+        return [c for c in self.checks if not c.ok]
+
+    def check(self, parameter, oracle):
+        return next(c for c in self.checks if c.parameter == parameter and c.oracle == oracle)
+
+    def to_json(self):
+        return {"scenario": self.scenario, "dtype": self.dtype, "function": self.function, "ok": self.ok,
+                "oracles": self.oracles, "tolerances": {o: dict(zip(("atol", "rtol"), tolerance(self.dtype, o)))
+                                                        for o in self.oracles},
+                "checks": [c.to_json() for c in self.checks],
+                "directions": None if self.directions is None else self.directions.to_json(),
+                "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
+                "errors": self.errors}
+
+    def __str__(self):
+        lines = [f"== verify {self.function} on {self.scenario} ==  {self.dtype} · oracles: {', '.join(self.oracles)}"]
+        for oracle in self.oracles:
+            atol, rtol = tolerance(self.dtype, oracle)
+            lines.append(f"   {oracle}: |Δ| ≤ {atol:g} + {rtol:g}·|x|")
+        for s in self.skipped:
+            lines.append(f"   skipped {s.framework}: {s.reason}. Install with: {s.hint}")
+        for oracle, error in self.errors.items():
+            lines.append(f"   FAILED {oracle}: {error}")
+        parameters = list(dict.fromkeys(c.parameter for c in self.checks))
+        if parameters:
+            width = max(len(p) for p in parameters) + 2
+            lines += ["", f"   {'parameter':<{width}}" + "".join(f"{o:>22}" for o in self.oracles) + "   (max |Δ|)"]
+            for parameter in parameters:
+                row = f"   {parameter:<{width}}"
+                for oracle in self.oracles:
+                    c = next((c for c in self.checks if c.parameter == parameter and c.oracle == oracle), None)
+                    cell = "-" if c is None else ("" if c.ok else "✗ ") + f"{c.max_abs:.2g}"
+                    if c is not None and c.checked < c.size:
+                        cell += f" ({c.checked}/{c.size})"
+                    row += f"{cell:>22}"
+                lines.append(row)
+        if self.directions is not None:
+            d = self.directions
+            lines += ["", f"   {len(d.numeric)} random directions (ε {d.delta:g}): max |Δ| {d.max_abs:.2g}, "
+                          f"max rel {d.max_rel:.2g}" + ("" if d.ok else "  ✗")]
+        lines.append("")
+        if self.ok:
+            lines.append(f"   verdict: OK — every gradient agrees with {', '.join(self.oracles)}")
+        else:
+            wrong = {}
+            for c in self.failures:
+                wrong.setdefault(c.parameter, []).append(c)
+            parts = []
+            for parameter, checks in wrong.items():
+                c = checks[0]
+                parts.append(f"{parameter}: {c.wrong_count} of {c.checked} elements wrong, worst "
+                             f"{format_element(parameter, c.worst_index)} = {c.yours:.6g} where {c.oracle} says "
+                             f"{c.theirs:.6g} (|Δ| {c.max_abs:.2g}; wrong against {', '.join(k.oracle for k in checks)})")
+                lines.append(f"   wrong in {parameter} ({c.oracle}): "
+                             + ", ".join(format_element("", index) for index in c.wrong)
+                             + (" …" if c.wrong_count > len(c.wrong) else ""))
+            if self.directions is not None and not self.directions.ok:
+                parts.append(f"directional derivatives off by up to {self.directions.max_rel:.2g} relative")
+            if self.errors:
+                parts.append("oracles that failed: " + ", ".join(self.errors))
+            if not self.checks:
+                parts.append("no oracle ran")
+            lines.append(f"   verdict: FAIL — {'; '.join(parts)}")
+        return "\n".join(lines)
+
+
+def tolerance(dtype, oracle):
+    """(atol, rtol) for judging a gradient in ``dtype`` against ``oracle``."""
+    if oracle == FD:
+        # float64 differences: their own error is the limit; in float32 the user's rounding is
+        return TOLERANCES["float64"]["finite_difference"] if dtype == "float64" else TOLERANCES[dtype]["step"]
+    return TOLERANCES[dtype]["step"]
+
+
+def _compare(name, yours, theirs, oracle, dtype):
+    """compare_arrays under the tolerance ``tolerance(dtype, oracle)`` names."""
+    kind = "finite_difference" if oracle == FD and dtype == "float64" else "step"
+    return compare_arrays(name, "yours", np.asarray(yours, dtype), oracle, np.asarray(theirs, dtype), dtype, kind)
+
+
+def _judge(name, yours, theirs, oracle, dtype, size, indices=None):
+    """A ParameterCheck; ``indices`` maps positions of sampled 1-D arrays back to elements."""
+    comparison = _compare(name, yours, theirs, oracle, dtype)
+    worst = comparison.worst_index
+    element = (lambda position: position if indices is None else tuple(indices[position[0]]))
+    return ParameterCheck(name, oracle, comparison.max_abs, element(worst),
+                          float(np.asarray(yours)[worst]), float(np.asarray(theirs)[worst]), comparison.ok,
+                          int(np.size(yours)), size, tuple(element(p) for p in comparison.failing),
+                          comparison.failing_count)
+
+
+def call_gradients(grad_fn, scenario, label="grad_fn"):
+    """Call grad_fn on copies and validate its answer: canonical name -> array in the scenario's dtype."""
+    params = {name: np.array(value, copy=True) for name, value in scenario.parameters().items()}
+    try:
+        answer = grad_fn(params, np.array(scenario.inputs, copy=True), np.array(scenario.targets, copy=True))
+    except Exception as exc:  # the user's code failing is bad input, reported in one line
+        raise VerifyError(f"{label} raised {type(exc).__name__}: {exc}") from None
+    if not hasattr(answer, "keys"):
+        raise VerifyError(f"{label} returned {type(answer).__name__}; it must return a dict of "
+                          f"canonical names ({', '.join(params)}) to arrays")
+    expected = scenario.parameters()
+    missing = [name for name in expected if name not in answer]
+    if missing:
+        raise VerifyError(f"{label}: the gradient for {', '.join(missing)} is missing "
+                          f"(expected names: {', '.join(expected)})")
+    unknown = [str(name) for name in answer if name not in expected]
+    if unknown:
+        raise VerifyError(f"{label}: {', '.join(unknown)} is not a parameter of {scenario.name} "
+                          f"(expected names: {', '.join(expected)})")
+    grads = {}
+    for name, value in expected.items():
+        try:
+            array = np.asarray(answer[name], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise VerifyError(f"{label}: the gradient for {name} is not an array of numbers") from None
+        if array.shape != value.shape:
+            raise VerifyError(f"{label}: the gradient for {name} has shape {array.shape}, expected {value.shape} "
+                              f"(the canonical layout is weight (out, in), bias (out,))")
+        grads[name] = array.astype(scenario.dtype)
+    return grads
+
+
+def _sample(params, max_coordinates, seed):
+    """Coordinates to probe: all of them up to max_coordinates, else a seeded sample (≥ 1 per parameter)."""
+    total = sum(v.size for v in params.values())
+    if total <= max_coordinates:
+        return {name: list(np.ndindex(v.shape)) for name, v in params.items()}
+    rng = np.random.default_rng(seed)
+    chosen = {}
+    for name, value in params.items():
+        count = max(1, int(round(max_coordinates * value.size / total)))
+        flat = rng.choice(value.size, size=min(count, value.size), replace=False)
+        chosen[name] = [tuple(int(i) for i in np.unravel_index(k, value.shape)) for k in sorted(flat)]
+    return chosen
+
+
+def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, directions=8,
+           max_coordinates=10_000, seed=0, label=None):
+    """Check grad_fn's gradients on ``scenario`` (a Scenario, a built-in name or a path) -> VerifyResult.
+
+    frameworks: the autodiff oracles to ask, any of "torch", "jax" and "numpy" (the
+    reference's hand-derived backward pass). A missing framework is skipped, not an error.
+    Raises VerifyError when grad_fn fails or answers with missing names or wrong shapes.
+    """
+    if isinstance(scenario, str):
+        try:
+            scenario = load(scenario)
+        except ScenarioError as exc:
+            raise VerifyError(str(exc)) from None
+    label = label or getattr(grad_fn, "__name__", "grad_fn")
+    grads = call_gradients(grad_fn, scenario, label)
+    result = VerifyResult(scenario.name, scenario.dtype, label, [], [])
+
+    for framework in frameworks:
+        module = implementation(framework)
+        if isinstance(module, Skipped):
+            result.skipped.append(module)
+            continue
+        result.oracles.append(framework)
+        try:
+            trace = module.run_step(scenario)
+        except Exception as exc:  # an oracle that crashes is reported, never a traceback
+            result.errors[framework] = f"{type(exc).__name__}: {exc}"
+            continue
+        for name, value in grads.items():
+            result.checks.append(_judge(name, value, trace[f"grad.{name}"], framework, scenario.dtype, value.size))
+
+    if finite_differences:
+        result.oracles.append(FD)
+        _finite_differences(result, grads, scenario, directions, max_coordinates, seed)
+    return result
+
+
+def _finite_differences(result, grads, scenario, directions, max_coordinates, seed):
+    """Per-coordinate (all or sampled) and random-direction differences of the float64 loss."""
+    exact = scenario.with_dtype("float64")
+    params = {name: np.array(value, dtype=np.float64) for name, value in exact.parameters().items()}
+    loss = lambda p: loss_value(exact, p, exact.inputs, exact.targets)  # noqa: E731
+    coordinates = _sample(params, max_coordinates, seed)
+    for name, indices in coordinates.items():
+        numeric = gradcheck.coordinate_differences(loss, params, [(name, i) for i in indices])
+        yours = np.array([grads[name][i] for i in indices], dtype=scenario.dtype)
+        result.checks.append(_judge(name, yours, numeric, FD, scenario.dtype, params[name].size, indices))
+    if directions:
+        vs = gradcheck.random_directions(params, directions, seed)
+        numeric, analytic = gradcheck.directional_derivatives(
+            loss, {k: np.asarray(v, np.float64) for k, v in grads.items()}, params, vs)
+        comparison = _compare("directions", analytic, numeric, FD, scenario.dtype)
+        result.directions = DirectionCheck(gradcheck.default_delta("float64"), numeric.tolist(), analytic.tolist(),
+                                           comparison.max_abs, comparison.max_rel, comparison.ok)

@@ -1,0 +1,197 @@
+"""backproof.verify and `backproof verify`: your gradient code against torch, JAX and finite differences."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backproof
+from backproof.cli import main
+from backproof.verify import FD
+from conftest import NUMPY_ONLY, scenario
+from reference.network import loss_and_gradients
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "examples"))
+import post001_gradients  # noqa: E402
+
+ORACLES = ("numpy",) if NUMPY_ONLY else ("torch", "jax")
+
+
+def reference_gradients(params, inputs, targets, name="blog-2-3-3-1"):
+    """A correct gradient function for any scenario: the reference's own backward pass."""
+    sc = scenario(name).with_parameters(params)
+    return loss_and_gradients(sc, inputs=inputs, targets=targets)[1]
+
+
+def test_post_001_formulas_pass_against_every_oracle(dtype):
+    result = backproof.verify(post001_gradients.gradients, scenario("grokking-3-4-1", dtype), ORACLES)
+    assert result.ok, str(result)
+    assert result.oracles == [*ORACLES, FD]
+    assert {(c.parameter, c.oracle) for c in result.checks} == {
+        (p, o) for p in ("layers.0.weight", "layers.1.weight") for o in result.oracles}
+    assert all(c.checked == c.size for c in result.checks)
+    assert result.directions is not None and result.directions.ok and len(result.directions.numeric) == 8
+    assert "verdict: OK" in str(result)
+
+
+def test_relu_slope_one_is_caught_and_located():
+    result = backproof.verify(post001_gradients.gradients_relu_slope_one, "grokking-3-4-1", ORACLES)
+    assert not result.ok
+    assert {c.parameter for c in result.failures} == {"layers.0.weight"}
+    assert {c.oracle for c in result.failures} == set(result.oracles)
+    # the wrong elements are exactly those whose unit was inactive (z ≤ 0) for some row with x ≠ 0
+    sc = scenario("grokking-3-4-1")
+    z = sc.inputs @ sc.layers[0].weight.T                       # (4 rows, 4 units)
+    expected = {(j, i) for j in range(4) for i in range(3)
+                if any(z[r, j] <= 0 and sc.inputs[r, i] != 0 for r in range(4))}
+    _, grads = loss_and_gradients(sc)
+    wrong = post001_gradients.gradients_relu_slope_one(
+        {k: np.array(v) for k, v in sc.parameters().items()}, sc.inputs, sc.targets)["layers.0.weight"]
+    # an element with canceling row contributions would look right; none does here
+    expected = {e for e in expected if abs(wrong[e] - grads["layers.0.weight"][e]) > 1e-9}
+    for check in result.failures:
+        assert set(check.wrong) == expected and check.wrong_count == len(expected), check
+        assert check.worst_index in expected
+    assert "layers.0.weight" in str(result) and "elements wrong" in str(result)
+    assert not result.directions.ok
+
+
+def test_one_element_off_by_1e_4_relative_is_named_by_every_oracle():
+    name, index = "layers.1.weight", (0, 0)      # w7; (any element whose gradient is not 0)
+
+    def off_by_one_element(params, inputs, targets):
+        grads = reference_gradients(params, inputs, targets)
+        grads[name][index] *= 1 + 1e-4
+        return grads
+
+    result = backproof.verify(off_by_one_element, "blog-2-3-3-1", ORACLES)
+    assert not result.ok
+    for check in result.failures:
+        assert (check.parameter, check.worst_index, check.wrong) == (name, index, (index,))
+    assert {c.oracle for c in result.failures} == set(result.oracles)
+
+
+def test_large_networks_sample_coordinates_and_still_check_every_element_by_direction():
+    def missing_one_bias_row(params, inputs, targets):
+        grads = reference_gradients(params, inputs, targets)
+        grads["layers.0.bias"] = grads["layers.0.bias"] * 0.5
+        return grads
+
+    result = backproof.verify(missing_one_bias_row, "blog-2-3-3-1", (), max_coordinates=6)
+    fd = [c for c in result.checks if c.oracle == FD]
+    assert sum(c.checked for c in fd) < sum(c.size for c in fd)
+    assert all(c.checked >= 1 for c in fd)
+    assert not result.ok and not result.directions.ok
+
+
+def test_the_callers_arrays_and_the_scenario_stay_untouched():
+    sc = scenario("blog-2-3-3-1")
+    before = {k: v.copy() for k, v in sc.parameters().items()}
+
+    def scribbles(params, inputs, targets):
+        grads = reference_gradients(params, inputs, targets)
+        for value in params.values():
+            value += 1.0            # writes to its own copies
+        inputs[:] = 0
+        return grads
+
+    assert backproof.verify(scribbles, sc, ORACLES).ok
+    for k, v in sc.parameters().items():
+        np.testing.assert_array_equal(v, before[k])
+
+
+@pytest.mark.parametrize("answer, message", [
+    (lambda g: [1, 2], "returned list"),
+    (lambda g: {k: v for k, v in g.items() if k != "layers.2.bias"}, "layers.2.bias is missing"),
+    (lambda g: {**g, "layers.9.weight": g["layers.0.weight"]}, "layers.9.weight is not a parameter"),
+    (lambda g: {**g, "layers.0.weight": g["layers.0.weight"].T}, "layers.0.weight has shape (2, 3), expected (3, 2)"),
+    (lambda g: {**g, "layers.1.bias": "abc"}, "layers.1.bias is not an array of numbers"),
+])
+def test_bad_answers_are_one_line_errors(answer, message):
+    def grad_fn(params, inputs, targets):
+        return answer(reference_gradients(params, inputs, targets))
+
+    with pytest.raises(backproof.VerifyError) as info:
+        backproof.verify(grad_fn, "blog-2-3-3-1", ORACLES)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_gradient_function_that_raises_is_a_one_line_error():
+    def broken(params, inputs, targets):
+        return {"layers.0.weight": params["nope"]}
+
+    with pytest.raises(backproof.VerifyError, match=r"^broken raised KeyError: 'nope'$"):
+        backproof.verify(broken, "blog-2-3-3-1", ORACLES)
+
+
+# --- the command ---------------------------------------------------------------------------
+
+EXAMPLE = str(ROOT / "examples" / "post001_gradients.py")
+
+
+def run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def frameworks():
+    return ["--frameworks", ",".join(ORACLES)]
+
+
+def test_cli_passes_post_001_and_fails_the_wrong_relu(capsys):
+    code, out, err = run(["verify", f"{EXAMPLE}:gradients", "grokking-3-4-1", *frameworks()], capsys)
+    assert code == 0, out + err
+    assert "verdict: OK" in out
+    code, out, err = run(["verify", f"{EXAMPLE}:gradients_relu_slope_one", "grokking-3-4-1", *frameworks(), "--json"],
+                         capsys)
+    assert code == 1, out + err
+    doc = json.loads(out)
+    assert doc["ok"] is False
+    failing = {c["parameter"] for c in doc["checks"] if not c["ok"]}
+    assert failing == {"layers.0.weight"}
+    assert all(c["worst_element"].startswith("layers.0.weight[") for c in doc["checks"] if not c["ok"])
+
+
+BAD_MODULES = {
+    "syntax.py": ("def gradients(params, inputs, targets)\n    return {}\n", "cannot be imported: SyntaxError"),
+    "raises.py": ("raise RuntimeError('no import for you')\n", "cannot be imported: RuntimeError: no import for you"),
+    "missing_import.py": ("import no_such_module_anywhere\n", "cannot be imported: ModuleNotFoundError"),
+    "exits.py": ("import sys\nsys.exit(3)\n", "cannot be imported: SystemExit"),
+    "not_callable.py": ("gradients = 42\n", "gradients is a int, not a function"),
+    "shape.py": ("import numpy as np\ndef gradients(params, inputs, targets):\n"
+                 "    return {k: np.zeros(v.T.shape) for k, v in params.items()}\n",
+                 "layers.0.weight has shape (3, 4), expected (4, 3)"),
+    "missing_name.py": ("import numpy as np\ndef gradients(params, inputs, targets):\n"
+                        "    return {'layers.0.weight': np.zeros((4, 3))}\n", "layers.1.weight is missing"),
+}
+
+
+@pytest.mark.parametrize("filename", sorted(BAD_MODULES))
+def test_cli_bad_targets_exit_2_with_one_line(filename, tmp_path, capsys):
+    source, message = BAD_MODULES[filename]
+    path = tmp_path / filename
+    path.write_text(source)
+    code, out, err = run(["verify", f"{path}:gradients", "grokking-3-4-1", *frameworks()], capsys)
+    assert code == 2, out + err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert path.read_text() == source
+
+
+@pytest.mark.parametrize("target, message", [
+    ("nowhere/at_all.py:gradients", "nowhere/at_all.py: no such file"),
+    (f"{EXAMPLE}:no_such_function", "has no function 'no_such_function'"),
+    (EXAMPLE, "give the function as MODULE.py:FUNCTION"),
+    ("no_such_package_xyz:gradients", "cannot be imported: ModuleNotFoundError"),
+])
+def test_cli_bad_target_spellings_exit_2(target, message, capsys):
+    code, out, err = run(["verify", target, "grokking-3-4-1"], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+def test_cli_bad_scenario_exits_2(capsys):
+    code, out, err = run(["verify", f"{EXAMPLE}:gradients", "no-such-scenario"], capsys)
+    assert code == 2 and "no-such-scenario: no such file or built-in scenario" in err
