@@ -3,6 +3,7 @@
     backproof check [SCENARIO ...] [--dtype float64|float32] [--frameworks numpy,torch,jax] [--json]
     backproof train SCENARIO [--epochs N] [--dtype ...] [--frameworks ...] [--finite-differences] [--json]
     backproof verify MODULE.py:FUNCTION SCENARIO [--dtype ...] [--frameworks torch,jax] [--directions N] [--json]
+    backproof explain SCENARIO PARAMETER [--dtype ...] [--frameworks torch,jax] [--max-paths N] [--json]
     backproof list
     backproof conventions
 
@@ -68,6 +69,20 @@ def build_parser():
     verify.add_argument("--directions", type=positive_int, default=8,
                         help="random unit directions for the directional check (default 8)")
     verify.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+
+    explain = commands.add_parser(
+        "explain", help="the chain rule for one parameter, every path with its numbers",
+        description="Print each factor of dE/dPARAMETER along every path from the parameter to the loss, "
+                    "their products and sum, beside torch, JAX and finite differences, and the SGD update.")
+    explain.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
+    explain.add_argument("parameter", metavar="PARAMETER",
+                         help="one element, canonical (layers.0.weight[0,0]) or an alias of the scenario (w1)")
+    explain.add_argument("--dtype", choices=("float64", "float32"), help="override the scenario's dtype")
+    explain.add_argument("--frameworks", default="torch,jax",
+                         help="the autodiff values to show beside the sum (default: torch,jax)")
+    explain.add_argument("--max-paths", type=positive_int, default=64,
+                         help="print every path up to this many products, else the δ recursion (default 64)")
+    explain.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
     commands.add_parser("list", help="list the built-in scenarios")
     commands.add_parser("conventions", help="print the registry of framework conventions (Markdown)")
@@ -267,8 +282,24 @@ def cmd_verify(args):
     return EXIT_OK if result.ok else EXIT_FAIL
 
 
-COMMANDS = {"check": cmd_check, "train": cmd_train, "verify": cmd_verify, "list": cmd_list,
-            "conventions": cmd_conventions}
+def cmd_explain(args):
+    from .explain import ExplainError, explain
+    frameworks = frameworks_arg(args.frameworks)
+    (scenario,) = load_scenarios([args.scenario], args.dtype)
+    try:
+        result = explain(scenario, args.parameter, frameworks, args.max_paths)
+    except ExplainError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        json.dump(result.to_json(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        print(result)
+    return EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "train": cmd_train, "verify": cmd_verify, "explain": cmd_explain,
+            "list": cmd_list, "conventions": cmd_conventions}
 
 
 def main(argv=None):
@@ -280,6 +311,9 @@ def main(argv=None):
         except UsageError as exc:
             code = EXIT_USAGE
             print(f"error: {exc}", file=sys.stderr)
+        except BrokenPipeError:            # `backproof … | head`: the reader left; not an error of ours
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            code = EXIT_OK
         except Exception as exc:  # a bug in backproof: one line, not a traceback, unless asked for
             if os.environ.get("BACKPROOF_DEBUG"):
                 raise

@@ -29,6 +29,7 @@ TRAIN_KEYS = {"epochs", "batch_size"}
 MAX_STEPS = 10_000_000          # epochs × steps per epoch
 LAYER_KEYS = {"weight", "bias", "activation", "negative_slope"}
 EXPECTED_KEYS = {"value", "atol", "erratum", "note"}
+ERRATUM_KEYS = {"id", "text", "parameter", "path"}
 
 
 class ScenarioError(ValueError):
@@ -282,6 +283,15 @@ class _Parser:
                 self.fail(f"errata[{i}]", f"must be an object with id and text, not {_kind(item)}")
             self.string(item, "id", f"errata[{i}].id")
             self.string(item, "text", f"errata[{i}].text")
+            # optional: the parameter whose derivation is wrong and the one path the source followed
+            if "parameter" in item:
+                self.string(item, "parameter", f"errata[{i}].parameter")
+            if "path" in item and not (isinstance(item["path"], list) and item["path"]
+                                       and all(isinstance(n, str) for n in item["path"])):
+                self.fail(f"errata[{i}].path", "must be a non-empty list of node names")
+            for key in item:
+                if key not in ERRATUM_KEYS:
+                    self.warn(f"errata[{i}].{key}", "is not a known errata field and is ignored")
         return [dict(item) for item in errata]
 
     def init(self, data):

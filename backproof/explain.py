@@ -1,0 +1,343 @@
+"""The chain rule worked with numbers, for one parameter: every path from it to the loss.
+
+A weight W_L[j, i] enters the loss only through z_L[j] (for each row r), and from
+unit j of layer L the loss is reached along every chain of units j → k → … → the
+output unit. The gradient is the sum over rows and over those paths of the
+product of the local derivatives met on the way, written the way post 002 does:
+
+    ∂E/∂out_n9 · ∂out_n9/∂net_n9 · ∂net_n9/∂out_n6 · ∂out_n6/∂net_n6 · ∂net_n6/∂w7
+
+(∂net_n9/∂out_n6 is the weight between the two units, ∂out/∂net the activation's
+derivative, ∂net_n6/∂w7 the input the weight multiplies.) When there are more
+than ``max_paths`` products, the layer-wise δ recursion is shown instead:
+δ_last = ∂E/∂a ⊙ f'(z), δ_l = (δ_{l+1}·W_{l+1}) ⊙ f'(z_l), ∂E/∂W_L[j,i] = Σ_r δ_L[r,j]·a_{L-1}[r,i].
+
+Every number comes from the NumPy reference's forward pass and its local
+derivatives; the sum is then set beside torch, JAX, the reference's backward
+pass and a finite difference.
+"""
+
+import itertools
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import reference
+from reference import gradcheck
+from reference.layers import Activation
+from reference.losses import LOSSES
+from reference.network import loss_value
+
+from .frameworks import Skipped, implementation
+from .names import PARAMETER_RE, check_index, format_element, parse_element
+
+MAX_PATHS = 64
+
+
+class ExplainError(ValueError):
+    """A parameter that cannot be explained; str() is one line (exit code 2)."""
+
+
+@dataclass
+class Factor:
+    """One local derivative on a path.
+
+    kind: "loss" ∂E/∂a_last[r,unit]; "activation" ∂a_l/∂z_l at [r,unit];
+    "weight" ∂z_l[unit]/∂a_{l-1}[source] = W_l[unit, source];
+    "input" ∂z_L[unit]/∂W_L[unit, source] = a_{L-1}[r, source] (x when L = 0); "bias" ∂z_L/∂b_L = 1.
+    """
+
+    kind: str
+    layer: int
+    row: int
+    unit: int
+    source: "int | None"
+    symbol: str
+    value: float
+    equals: str = ""            # what the factor is, e.g. "w16" or "out_n6"
+
+    def to_json(self):
+        return {"kind": self.kind, "layer": self.layer, "row": self.row, "unit": self.unit, "source": self.source,
+                "symbol": self.symbol, "equals": self.equals or None, "value": self.value}
+
+
+@dataclass
+class Path:
+    row: int
+    units: list                 # [(layer, unit)] from the parameter's unit to the output unit
+    names: list                 # the same, named
+    factors: list
+    product: float
+
+    def to_json(self):
+        return {"row": self.row, "units": [list(u) for u in self.units], "names": self.names,
+                "factors": [f.to_json() for f in self.factors], "product": self.product}
+
+
+@dataclass
+class Explanation:
+    scenario: object
+    parameter: str              # canonical element, e.g. layers.0.weight[0,0]
+    tensor: str
+    index: tuple
+    symbol: str                 # the alias when there is one
+    total: float                # the sum over paths (or the δ recursion's result)
+    path_count: int
+    paths: list = field(default_factory=list)        # empty when the δ recursion is shown instead
+    recursion: list = field(default_factory=list)    # [(label, array)] when there are too many paths
+    oracles: dict = field(default_factory=dict)      # name -> value
+    skipped: list = field(default_factory=list)
+    value: float = 0.0
+    updated: float = 0.0
+    errata: list = field(default_factory=list)       # [{"id", "text", "path", "product", "missing"}]
+    max_paths: int = MAX_PATHS
+
+    def to_json(self):
+        return {"scenario": self.scenario.name, "dtype": self.scenario.dtype, "parameter": self.parameter,
+                "symbol": self.symbol, "path_count": self.path_count,
+                "paths": [p.to_json() for p in self.paths] or None,
+                "delta_recursion": [{"step": label, "value": np.asarray(v).tolist()} for label, v in self.recursion]
+                or None,
+                "gradient": self.total, "oracles": self.oracles,
+                "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
+                "sgd": {"lr": self.scenario.lr, "value": self.value, "updated": self.updated},
+                "errata": self.errata}
+
+    def __str__(self):
+        sc = self.scenario
+        rows = sc.inputs.shape[0]
+        named = self.symbol if self.symbol == self.parameter else f"{self.symbol} = {self.parameter}"
+        per_row = self.path_count // rows
+        count = f"{per_row} path{'s' if per_row > 1 else ''} from {self.symbol} to E"
+        lines = [f"== explain {named} on {sc.name} ==  {sc.dtype} · batch of {rows} · loss {sc.loss}",
+                 f"   ∂E/∂{self.symbol} is a sum over {count}"
+                 + (f", in each of the {rows} rows: {self.path_count} products" if rows > 1 else "")]
+        if self.paths:
+            width = max(len(_factor_label(f)) for p in self.paths for f in p.factors) + 2
+            for number, path in enumerate(self.paths, 1):
+                where = f"row {path.row}, " if rows > 1 else ""
+                lines += ["", f"   path {number} ({where}{' → '.join(path.names)})"]
+                for factor in path.factors:
+                    lines.append(f"     {_factor_label(factor):<{width}}= {factor.value:.6g}")
+                lines.append(f"     {'product':<{width}}= {path.product:.6g}")
+            if len(self.paths) == 1:
+                lines += ["", f"   ∂E/∂{self.symbol} = {self.total:.8g}"]
+            elif len(self.paths) <= 8:
+                lines += ["", f"   ∂E/∂{self.symbol} = " + " + ".join(f"({p.product:.6g})" for p in self.paths)
+                          + f" = {self.total:.8g}"]
+            else:
+                lines += ["", f"   ∂E/∂{self.symbol} = the sum of the {len(self.paths)} products = {self.total:.8g}"]
+        else:
+            lines += ["", f"   {self.path_count} products are too many to print (more than {self.max_paths}); "
+                          "the layer-wise δ recursion computes the same sum:"]
+            for label, value in self.recursion:
+                value = np.asarray(value)
+                if value.ndim < 2:
+                    lines.append(f"     {label} = {_array(value)}")
+                else:            # one line per row
+                    lines.append(f"     {label} =")
+                    lines += [f"       row {r}: {_array(row)}" for r, row in enumerate(value)]
+            lines.append(f"   ∂E/∂{self.symbol} = {self.total:.8g}")
+        checks = " · ".join(f"{name} {value:.8g}" for name, value in self.oracles.items())
+        lines.append(f"   beside it: {checks}")
+        for s in self.skipped:
+            lines.append(f"   skipped {s.framework}: {s.reason}. Install with: {s.hint}")
+        for erratum in self.errata:
+            lines += ["", f"   erratum {erratum['id']}: the source follows only {' → '.join(erratum['path'])}, "
+                          f"which gives {erratum['product']:.4g}; the true ∂E/∂{self.symbol} is {self.total:.4g}, "
+                          f"so the single-path derivation misses "
+                          + (f"{len(erratum['missing'])} path(s), {'; '.join(erratum['missing'])}, "
+                             if erratum["missing"] else "the other paths, ")
+                          + f"worth {self.total - erratum['product']:.4g}",
+                      f"   {erratum['text']}"]
+        lines += ["", f"   SGD: {self.symbol} − lr·∂E/∂{self.symbol} = {self.value:.6g} − {sc.lr:g} × {self.total:.6g} "
+                      f"= {self.updated:.8g}", ""]
+        return "\n".join(lines)
+
+
+def _factor_label(factor):
+    return factor.symbol + (f" = {factor.equals}" if factor.equals else "")
+
+
+def _array(value):
+    return np.array2string(np.asarray(value, dtype=np.float64), precision=6, separator=", ",
+                           max_line_width=10_000, formatter={"float_kind": lambda v: f"{v:.6g}"})
+
+
+class _Names:
+    """The source's names for units and parameters when the scenario has them, canonical ones otherwise."""
+
+    def __init__(self, scenario):
+        self.rows = scenario.inputs.shape[0]
+        self.node_names = scenario.node_names
+        self.aliases = {}
+        for alias, target in scenario.aliases.items():
+            base, index = parse_element(target)
+            if PARAMETER_RE.match(base) and index is not None:
+                self.aliases.setdefault(format_element(base, index), alias)
+
+    def unit(self, layer, unit):
+        """'n6' or 'a1[2]' (layer -1 is the input)."""
+        key = f"inputs.{unit}" if layer < 0 else f"layers.{layer}.{unit}"
+        if key in self.node_names:
+            return self.node_names[key]
+        return f"x[{unit}]" if layer < 0 else f"layer {layer} unit {unit}"
+
+    def out(self, layer, unit, row):
+        if layer < 0:
+            return (self.node_names.get(f"inputs.{unit}") or f"x[{unit}]")
+        key = f"layers.{layer}.{unit}"
+        return f"out_{self.node_names[key]}" if key in self.node_names else f"a{layer}[{unit}]"
+
+    def net(self, layer, unit, row):
+        key = f"layers.{layer}.{unit}"
+        return f"net_{self.node_names[key]}" if key in self.node_names else f"z{layer}[{unit}]"
+
+    def parameter(self, tensor, index):
+        element = format_element(tensor, index)
+        return self.aliases.get(element, element)
+
+
+def resolve_parameter(scenario, text):
+    """An alias ('w1') or a canonical element ('layers.0.weight[0,0]') -> (tensor, index)."""
+    try:
+        base, index = parse_element(text)
+    except ValueError as exc:
+        raise ExplainError(f"{scenario.name}: {exc}") from None
+    if base.startswith("grad."):
+        base = base[len("grad."):]
+    if base in scenario.aliases and index is None:
+        base, index = parse_element(scenario.aliases[base])
+    params = scenario.parameters()
+    if base not in params:
+        known = ", ".join(list(params) + sorted(scenario.aliases))
+        raise ExplainError(f"{scenario.name}: {text!r} is not a parameter (give one element of: {known})")
+    if index is None:
+        if params[base].size != 1:
+            raise ExplainError(f"{scenario.name}: {text!r} names a whole {params[base].shape} tensor; "
+                               f"give one element, e.g. {format_element(base, (0,) * params[base].ndim)}")
+        index = (0,) * params[base].ndim
+    try:
+        check_index(index, params[base].shape)
+    except ValueError as exc:
+        raise ExplainError(f"{scenario.name}: {text}: {exc}") from None
+    return base, tuple(index)
+
+
+def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATHS):
+    """The worked chain rule for one parameter element of ``scenario`` -> Explanation."""
+    tensor, index = resolve_parameter(scenario, parameter)
+    layer, kind = int(PARAMETER_RE.match(tensor).group("layer")), PARAMETER_RE.match(tensor).group("kind")
+    unit, source = index[0], (index[1] if kind == "weight" else None)
+    names = _Names(scenario)
+    last = len(scenario.layers) - 1
+
+    trace = reference.run_step(scenario)
+    z = [trace[f"layers.{i}.z"] for i in range(last + 1)]
+    a = [trace[f"layers.{i}.a"] for i in range(last + 1)]
+    inputs = np.asarray(scenario.inputs)
+    slope = [_activation_slope(spec, z[i]) for i, spec in enumerate(scenario.layers)]     # f'(z_i), (n, out_i)
+    d_output = LOSSES[scenario.loss][1](a[last], scenario.targets)                        # ∂E/∂a_last, (n, out)
+    rows = inputs.shape[0]
+    widths = [spec.shape[0] for spec in scenario.layers]
+    path_count = rows * int(np.prod(widths[layer + 1:], dtype=np.int64))
+
+    def below(row):
+        """∂z_L[unit]/∂p: the input the weight multiplies, or 1 for a bias."""
+        if kind == "bias":
+            return Factor("bias", layer, row, unit, None, f"∂{names.net(layer, unit, row)}/∂{names.parameter(tensor, index)}", 1.0)
+        value = inputs[row, source] if layer == 0 else a[layer - 1][row, source]
+        return Factor("input", layer, row, unit, source,
+                      f"∂{names.net(layer, unit, row)}/∂{names.parameter(tensor, index)}", float(value),
+                      names.out(layer - 1, source, row))
+
+    def path(row, units):
+        """The factors along units [(layer, unit), …] (the parameter's unit first) for one row."""
+        top_layer, top_unit = units[-1]
+        factors = [Factor("loss", top_layer, row, top_unit, None,
+                          f"∂E/∂{names.out(top_layer, top_unit, row)}", float(d_output[row, top_unit]))]
+        for (upper, u), (_, v) in zip(reversed(units[1:]), reversed(units[:-1])):
+            factors.append(_activation_factor(names, upper, row, u, slope))
+            factors.append(Factor("weight", upper, row, u, v,
+                                  f"∂{names.net(upper, u, row)}/∂{names.out(upper - 1, v, row)}",
+                                  float(scenario.layers[upper].weight[u, v]),
+                                  names.parameter(f"layers.{upper}.weight", (u, v))))
+        factors.append(_activation_factor(names, layer, row, unit, slope))
+        factors.append(below(row))
+        return Path(row, units, [names.unit(*u) for u in units], factors, float(np.prod([f.value for f in factors])))
+
+    paths, recursion = [], []
+    if path_count <= max_paths:
+        for row in range(rows):
+            for chain in itertools.product(*[range(w) for w in widths[layer + 1:]]):
+                paths.append(path(row, [(layer, unit)] + [(layer + 1 + k, u) for k, u in enumerate(chain)]))
+        total = float(sum(p.product for p in paths))
+    else:
+        delta = d_output * slope[last]
+        recursion.append((f"δ{last} = ∂E/∂a{last} ⊙ f'(z{last})", delta))
+        for i in range(last - 1, layer - 1, -1):
+            delta = (delta @ scenario.layers[i + 1].weight) * slope[i]
+            recursion.append((f"δ{i} = (δ{i + 1}·W{i + 1}) ⊙ f'(z{i})", delta))
+        column = delta[:, unit]
+        if kind == "bias":
+            total = float(np.sum(column))
+            recursion.append((f"∂E/∂b{layer}[{unit}] = Σ_rows δ{layer}[:, {unit}]", np.asarray(total)))
+        else:
+            feed = inputs[:, source] if layer == 0 else a[layer - 1][:, source]
+            recursion.append((f"a{layer - 1}[:, {source}]" if layer else f"x[:, {source}]", feed))
+            total = float(np.sum(column * feed))
+            recursion.append((f"∂E/∂W{layer}[{unit},{source}] = Σ_rows δ{layer}[:, {unit}]·"
+                              + (f"a{layer - 1}[:, {source}]" if layer else f"x[:, {source}]"), np.asarray(total)))
+
+    value = float(scenario.parameters()[tensor][index])
+    result = Explanation(scenario, format_element(tensor, index), tensor, index, names.parameter(tensor, index),
+                         total, path_count, paths, recursion, value=value, updated=value - scenario.lr * total,
+                         max_paths=max_paths)
+    result.oracles["numpy (hand-derived backward)"] = float(trace[f"grad.{tensor}"][index])
+    for framework in frameworks:
+        module = implementation(framework)
+        if isinstance(module, Skipped):
+            result.skipped.append(module)
+            continue
+        result.oracles[f"{framework} ({'autograd' if framework == 'torch' else 'jax.grad'})"] = \
+            float(module.run_step(scenario)[f"grad.{tensor}"][index])
+    exact = scenario.with_dtype("float64")
+    params = {k: np.array(v, np.float64) for k, v in exact.parameters().items()}
+    result.oracles["finite differences"] = float(gradcheck.coordinate_differences(
+        lambda p: loss_value(exact, p, exact.inputs, exact.targets), params, [(tensor, index)])[0])
+    result.errata = _path_errata(scenario, names, result, path)
+    return result
+
+
+def _activation_slope(spec, z):
+    activation = Activation(spec.activation, spec.negative_slope)
+    activation.forward(z)
+    return activation.backward(np.ones_like(z))
+
+
+def _activation_factor(names, layer, row, unit, slope):
+    return Factor("activation", layer, row, unit, None,
+                  f"∂{names.out(layer, unit, row)}/∂{names.net(layer, unit, row)}", float(slope[layer][row, unit]))
+
+
+def _path_errata(scenario, names, result, path):
+    """Errata whose source derived this parameter's gradient along one path only: that path's product."""
+    found = []
+    by_name = {names.unit(i, u): (i, u) for i, spec in enumerate(scenario.layers) for u in range(spec.shape[0])}
+    for erratum in scenario.errata:
+        if "parameter" not in erratum or "path" not in erratum:
+            continue
+        if resolve_parameter(scenario, erratum["parameter"]) != (result.tensor, result.index):
+            continue
+        units = [by_name.get(name) for name in erratum["path"]]
+        layer, unit = int(PARAMETER_RE.match(result.tensor).group("layer")), result.index[0]
+        valid = (None not in units and units[0] == (layer, unit) and len(units) == len(scenario.layers) - layer
+                 and all(i == layer + k for k, (i, _) in enumerate(units)))
+        if not valid:
+            raise ExplainError(f"{scenario.name}: errata {erratum['id']}: path {erratum['path']} is not a path "
+                               f"from {result.symbol} to the loss")
+        product = float(sum(path(row, units).product for row in range(scenario.inputs.shape[0])))
+        others = [" → ".join(p.names) for p in result.paths if p.names != list(erratum["path"])]
+        found.append({"id": erratum["id"], "text": erratum["text"], "path": list(erratum["path"]),
+                      "product": product, "missing": others})
+    return found

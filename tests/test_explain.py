@@ -1,0 +1,128 @@
+"""`backproof explain`: every factor of every path, checked against autodiff; every sum against grad.*."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from backproof.cli import main
+from backproof.explain import ExplainError, explain
+from conftest import NUMPY_ONLY, require, scenario, trace
+
+ORACLES = () if NUMPY_ONLY else ("torch", "jax")
+BLOG = "blog-2-3-3-1"
+
+
+def autodiff_factor(factor, sc):
+    """The factor's value from jax.grad / jax.jacobian at the forward values torch computed."""
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+    from jax_impl.network import activation_fn, loss_fn
+
+    t = trace("torch", sc.name, "float64")
+    layer, row, unit, source = factor.layer, factor.row, factor.unit, factor.source
+    spec = sc.layers[layer]
+    below = sc.inputs[row] if layer == 0 else t[f"layers.{layer - 1}.a"][row]
+    with jax.enable_x64(True):
+        if factor.kind == "loss":
+            grad = jax.grad(lambda y: loss_fn(sc.loss)(y, jnp.asarray(sc.targets)))(jnp.asarray(t["output"]))
+            return float(grad[row, unit])
+        if factor.kind == "activation":
+            return float(jax.grad(activation_fn(spec.activation, spec.negative_slope))(t[f"layers.{layer}.z"][row, unit]))
+        bias = jnp.zeros(spec.shape[0]) if spec.bias is None else jnp.asarray(spec.bias)
+        if factor.kind == "weight":      # ∂z_l / ∂a_{l-1}
+            return float(jax.jacobian(lambda a: jnp.asarray(spec.weight) @ a + bias)(jnp.asarray(below))[unit, source])
+        if factor.kind == "input":       # ∂z_L / ∂W_L
+            return float(jax.jacobian(lambda w: w @ jnp.asarray(below) + bias)(jnp.asarray(spec.weight))[unit, unit, source])
+        assert factor.kind == "bias"
+        return float(jax.jacobian(lambda b: jnp.asarray(spec.weight) @ jnp.asarray(below) + b)(bias)[unit, unit])
+
+
+@pytest.mark.parametrize("alias, paths", [("w16", 1), ("w7", 1), ("w1", 3)])
+def test_every_factor_matches_autodiff(alias, paths):
+    sc = scenario(BLOG)
+    result = explain(sc, alias, ORACLES)
+    assert len(result.paths) == paths == result.path_count
+    for path in result.paths:
+        for factor in path.factors:
+            assert factor.value == pytest.approx(autodiff_factor(factor, sc), rel=1e-13, abs=1e-15), factor
+        assert path.product == pytest.approx(np.prod([f.value for f in path.factors]), rel=1e-15)
+
+
+def test_w16_uses_the_posts_names_and_matches_its_printed_factors():
+    result = explain(scenario(BLOG), "w16", ORACLES)
+    (path,) = result.paths
+    assert [f.symbol for f in path.factors] == ["∂E/∂out_n9", "∂out_n9/∂net_n9", "∂net_n9/∂w16"]
+    assert path.factors[-1].equals == "out_n6"
+    # the post prints these three factors to 4 decimals
+    assert [round(f.value, 4) for f in path.factors] == [0.7935, 0.1579, 0.0197]
+    text = str(result)
+    assert "∂net_n9/∂w16 = out_n6" in text and "0.7 − 0.01 × 0.00246821 = 0.69997532" in text
+
+
+def test_every_parameter_sum_matches_the_gradient():
+    sc = scenario(BLOG)
+    grads = {name[len("grad."):]: value for name, value in trace("numpy", BLOG, "float64").items()
+             if name.startswith("grad.layers.")}
+    updated = trace("numpy", BLOG, "float64")
+    for name, grad in grads.items():
+        for index in np.ndindex(grad.shape):
+            element = f"{name}[{','.join(map(str, index))}]"
+            result = explain(sc, element, ORACLES)
+            assert result.total == pytest.approx(grad[index], rel=1e-14, abs=1e-17), element
+            for oracle, value in result.oracles.items():
+                tolerance = 1e-9 if oracle == "finite differences" else 1e-15
+                assert abs(value - result.total) <= tolerance, (element, oracle, value, result.total)
+            assert result.updated == pytest.approx(updated[f"updated.{name}"][index], rel=1e-15), element
+
+
+def test_w1_single_path_erratum_is_computed():
+    """Post 002 derives ∂E/∂w1 along n3 → n6 → n9 only; the true gradient sums three paths."""
+    result = explain(scenario(BLOG), "w1", ORACLES)
+    products = {" → ".join(p.names): p.product for p in result.paths}
+    assert set(products) == {"n3 → n6 → n9", "n3 → n7 → n9", "n3 → n8 → n9"}    # n4 is not on w1's paths
+    (erratum,) = result.errata
+    assert erratum["id"] == "002-w1-single-path" and erratum["product"] == products["n3 → n6 → n9"]
+    assert round(erratum["product"], 4) == 0.0141 and round(result.total, 4) == 0.0559
+    assert result.total - erratum["product"] > 0.04
+    text = str(result)
+    assert "the source follows only n3 → n6 → n9, which gives 0.01412" in text and "misses 2 path(s)" in text
+
+
+def test_delta_recursion_replaces_paths_when_there_are_too_many(scenario_name):
+    sc = scenario(scenario_name)
+    t = trace("numpy", scenario_name, "float64")
+    for name in sc.parameters():
+        index = (0,) * sc.parameters()[name].ndim
+        element = f"{name}[{','.join(map(str, index))}]"
+        full = explain(sc, element, (), max_paths=10**6)
+        short = explain(sc, element, (), max_paths=1)
+        assert len(full.paths) == full.path_count
+        assert short.paths == [] or short.path_count <= 1
+        for result in (full, short):
+            assert result.total == pytest.approx(t[f"grad.{name}"][index], rel=1e-12, abs=1e-15), (element, result)
+        if not short.paths:
+            assert "δ recursion" in str(short)
+
+
+def test_bad_parameters_are_explain_errors():
+    sc = scenario(BLOG)
+    for text, message in [("w99", "'w99' is not a parameter"), ("layers.0.weight", "names a whole (3, 2) tensor"),
+                          ("layers.0.weight[5,0]", "out of range"), ("layers.0.weight[a]", "is not NAME or NAME[i,j]")]:
+        with pytest.raises(ExplainError, match=re.escape(message)):
+            explain(sc, text, ())
+
+
+def test_cli_text_json_and_bad_input(capsys):
+    assert main(["explain", BLOG, "w1", "--frameworks", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert "path 3 (n3 → n8 → n9)" in out and "erratum 002-w1-single-path" in out
+    assert main(["explain", BLOG, "layers.0.weight[0,0]", "--json", "--frameworks", "numpy"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["symbol"] == "w1" and len(doc["paths"]) == 3 and doc["errata"][0]["path"] == ["n3", "n6", "n9"]
+    assert doc["gradient"] == pytest.approx(sum(p["product"] for p in doc["paths"]))
+    assert main(["explain", BLOG, "w99"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: blog-2-3-3-1: 'w99' is not a parameter") and err.count("\n") == 1
