@@ -1,10 +1,16 @@
 """Measure cross-framework disagreement, the evidence behind ``compare.TOLERANCES``.
 
     python -m backproof.calibrate [SCENARIO ...]
+    python -m backproof.calibrate --fd [SCENARIO ...]
 
 For each dtype it runs every scenario (default: every built-in plus the
 examples/ folder when present) in every installed framework and prints the
 largest |Δ| and relative error over all tensors and pairs, beside the tolerance.
+
+With --fd it measures finite differences instead (reference/gradcheck.py at its
+default ε): the largest per-coordinate |Δ| and directional relative error
+against the reference's exact gradient, plus the directional error on the
+784-256-256-10 benchmark MLP, beside the "finite_difference" tolerance.
 """
 
 import sys
@@ -28,11 +34,50 @@ def measure(specs, dtype):
     return worst_abs, worst_rel, where
 
 
+def measure_fd(specs, dtype):
+    """(max per-coordinate |Δ|, max directional rel, MLP directional rel) at the default ε of ``dtype``."""
+    import numpy as np
+
+    from reference import gradcheck
+    from reference.network import loss_and_gradients, loss_value
+
+    from .benchmarks import mlp
+
+    worst_abs, worst_rel = 0.0, 0.0
+    for spec in specs:
+        sc = load(spec).with_dtype(dtype)
+        params = {k: np.array(v) for k, v in sc.parameters().items()}
+        _, grads = loss_and_gradients(sc)
+        loss = lambda p, sc=sc: loss_value(sc, p, sc.inputs, sc.targets)  # noqa: E731
+        numeric = gradcheck.central_differences(loss, params)
+        worst_abs = max([worst_abs] + [float(np.max(np.abs(numeric[k].astype(float) - grads[k].astype(float))))
+                                       for k in grads])
+        worst_rel = max(worst_rel, gradcheck.relative_error(*gradcheck.directional_derivatives(
+            loss, grads, params, gradcheck.random_directions(params, 8))))
+    big = mlp(dtype=dtype)
+    _, grads = loss_and_gradients(big)
+    params = big.parameters()
+    mlp_rel = gradcheck.relative_error(*gradcheck.directional_derivatives(
+        lambda p: loss_value(big, p, big.inputs, big.targets), grads, params, gradcheck.random_directions(params, 8)))
+    return worst_abs, worst_rel, mlp_rel
+
+
 def main(argv=None):
     specs = list(argv if argv is not None else sys.argv[1:])
+    fd = "--fd" in specs
+    specs = [s for s in specs if s != "--fd"]
     if not specs:
         examples = Path(__file__).resolve().parent.parent / "examples"
         specs = builtin_names() + sorted(str(p) for p in examples.glob("*.json"))
+    if fd:
+        from reference.gradcheck import DEFAULT_DELTA
+        for dtype, kinds in TOLERANCES.items():
+            atol, rtol = kinds["finite_difference"]
+            worst_abs, worst_rel, mlp_rel = measure_fd(specs, dtype)
+            print(f"{dtype} (ε {DEFAULT_DELTA[dtype]:g}): per coordinate max |Δ| {worst_abs:.2g}, "
+                  f"8 directions max rel {worst_rel:.2g}; 784-256-256-10 MLP directions max rel {mlp_rel:.2g}; "
+                  f"tolerance atol {atol:g}, rtol {rtol:g}")
+        return 0
     for dtype, kinds in TOLERANCES.items():
         atol, rtol = kinds["step"]
         worst_abs, worst_rel, where = measure(specs, dtype)

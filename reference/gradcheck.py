@@ -19,10 +19,10 @@ import numpy as np
 # The default step ε per dtype, chosen by measurement (python -m backproof.calibrate --fd;
 # the sweep over every built-in scenario, per coordinate and along 8 random directions):
 #   float64: the V bottoms out at ε = 1e-5 for the built-in scenarios (directional relative
-#            error ≤ 7e-9, per-coordinate |Δ| ≤ 1.1e-10) and at 1e-4 … 1e-5 for the 784-256-256-10
+#            error ≤ 6.9e-9, per-coordinate |Δ| ≤ 1.3e-10) and at 1e-4 … 1e-5 for the 784-256-256-10
 #            MLP (2e-10 … 5e-9; at 1e-3 its ReLU kinks are crossed and the error jumps to 4e-3).
 #            1e-5 is taken.
-#   float32: the bottom is ε = 1e-2 (directional ≤ 5e-3, per coordinate ≤ 1.2e-4); below it
+#   float32: the bottom is ε = 1e-2 (directional ≤ 4.8e-3, per coordinate ≤ 1.2e-4); below it
 #            round-off (unit round-off 6e-8 · |L| / ε) dominates, and by 1e-8 the step rounds away.
 DEFAULT_DELTA = {"float64": 1e-5, "float32": 1e-2}
 
