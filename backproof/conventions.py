@@ -128,6 +128,53 @@ def _matmul_precision(framework):
     return str(jax.config.jax_default_matmul_precision)
 
 
+def _probe_scenario(dtype="float32"):
+    from .scenario import load
+    return load("mixed-3-4-3-2").with_dtype(dtype)
+
+
+def _torch_precision_in_run():
+    """The settings in force at every nn.Linear call of a real torch_impl.run_step, observed with a
+    TorchFunctionMode (torch's own interception API), while the user's global asks for 'medium'."""
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    import torch_impl.network as implementation
+
+    seen = set()
+
+    class Observe(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is F.linear:
+                seen.add(implementation.settings())
+            return func(*args, **(kwargs or {}))
+
+    before = implementation.settings()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        with Observe():
+            implementation.run_step(_probe_scenario())
+        after = implementation.settings()
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.fp32_precision = before[1], before[2]
+    return (tuple(sorted(seen)), after[0])
+
+
+def _jax_precision_in_run():
+    """The precision of every dot in the step run_step compiles, and the global setting afterwards."""
+    import re
+
+    import jax
+
+    import jax_impl.network as implementation
+
+    text = implementation.lowered_step(_probe_scenario())
+    return (tuple(sorted(set(re.findall(r"precision = \[(\w+), \w+\]", text)))),
+            str(jax.config.jax_default_matmul_precision))
+
+
 # --- the registry --------------------------------------------------------------------------
 
 def _registry():
@@ -179,11 +226,20 @@ def _registry():
                    {"numpy": (30.0, 15.0, 7.5), "torch": (30.0, 15.0, 7.5), "jax": (30.0, 15.0, 7.5)},
                    "written out in reference/losses.py; torch uses F.mse_loss with reduction 'sum' or 'mean'",
                    {fw: (lambda fw=fw: _losses(fw)) for fw in ("numpy", "torch", "jax")}),
-        Convention("matmul-precision", "the default float32 matmul precision setting",
+        Convention("matmul-precision-default", "the default float32 matmul precision setting",
                    {"torch": "highest", "jax": "None"},
-                   "'highest' in torch and JAX's default (None): on this CPU neither uses TF32 or bfloat16 passes; "
-                   "pinning it for GPU runs is not done yet",
+                   "not relied on: every run pins the precision (next row). JAX's None means DEFAULT, "
+                   "which on a GPU allows TF32 and on a TPU bfloat16 passes; on this CPU both compute in float32",
                    {"torch": lambda: _matmul_precision("torch"), "jax": lambda: _matmul_precision("jax")}),
+        Convention("matmul-precision-pinned",
+                   "inside a run: the settings at each torch matmul, with the user's global set to 'medium' "
+                   "(and that global afterwards); the precision of each dot in the JAX step (and the global "
+                   "afterwards)",
+                   {"torch": ((("highest", "ieee", "ieee"),), "medium"), "jax": (("HIGHEST",), "None")},
+                   "runs pin the highest precision and restore the user's settings: torch_impl.precision() sets "
+                   "set_float32_matmul_precision('highest') and fp32_precision 'ieee' for cuBLAS and cuDNN (no "
+                   "TF32); jax_impl.precision() enters jax.default_matmul_precision('highest'), scoped",
+                   {"torch": _torch_precision_in_run, "jax": _jax_precision_in_run}),
     )
 
 

@@ -146,9 +146,19 @@ def make_train(architecture, loss_name, epochs):
     return train
 
 
+@contextlib.contextmanager
 def precision(dtype):
-    """The context a run of ``dtype`` computes in: x64 only for float64, scoped."""
-    return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    """The context every run computes in, scoped (the user's global JAX config is never changed):
+
+    - x64 only for float64 (``jax.enable_x64(True)``);
+    - matmuls at the highest precision (``jax.default_matmul_precision("highest")``), so
+      that on a GPU or TPU float32 dots are not silently done in TF32 or bfloat16 passes.
+    """
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(jax.default_matmul_precision("highest"))
+        if dtype == "float64":
+            stack.enter_context(jax.enable_x64(True))
+        yield
 
 
 def numpy(array, dtype):
@@ -184,16 +194,30 @@ def train(scenario, epochs=None):
     return result
 
 
+def _step_and_arguments(scenario):
+    """The jitted step for the scenario and its arguments (call inside ``precision``)."""
+    dtype = scenario.dtype
+    architecture = tuple((spec.activation, spec.negative_slope) for spec in scenario.layers)
+    params = load_params(scenario)
+    x = jnp.asarray(scenario.inputs, dtype=dtype)      # (n, in)
+    t = jnp.asarray(scenario.targets, dtype=dtype)     # (n, out)
+    lr = jnp.asarray(scenario.lr, dtype=dtype)
+    return make_step(architecture, scenario.loss), (params, x, t, lr)
+
+
+def lowered_step(scenario):
+    """The StableHLO text of the step exactly as ``run_step`` compiles it: its dots show the precision."""
+    with precision(scenario.dtype):
+        step, arguments = _step_and_arguments(scenario)
+        return step.lower(*arguments).as_text()
+
+
 def run_step(scenario):
     """One forward pass, jax.grad backward pass and SGD step; the canonical trace."""
     dtype = scenario.dtype
-    architecture = tuple((spec.activation, spec.negative_slope) for spec in scenario.layers)
     with precision(dtype):
-        params = load_params(scenario)
-        x = jnp.asarray(scenario.inputs, dtype=dtype)      # (n, in)
-        t = jnp.asarray(scenario.targets, dtype=dtype)     # (n, out)
-        lr = jnp.asarray(scenario.lr, dtype=dtype)
-        zs, acts, loss, dzs, grads, dx, updated = make_step(architecture, scenario.loss)(params, x, t, lr)
+        step, arguments = _step_and_arguments(scenario)
+        zs, acts, loss, dzs, grads, dx, updated = step(*arguments)
 
         trace = {}
         for i, (z, a) in enumerate(zip(zs, acts)):

@@ -26,3 +26,37 @@ def test_documented_value_is_measured(row_id, framework):
 def test_every_row_has_a_reference_choice():
     for row in registry():
         assert row.reference and row.values, row.id
+
+
+def test_the_precision_observations_can_tell_an_unpinned_run():
+    """Without the pin, the same observations see the user's 'medium' in torch and DEFAULT dots in JAX."""
+    from conftest import require
+    import backproof
+
+    scenario = backproof.load("mixed-3-4-3-2").with_dtype("float32")
+    torch_impl = require("torch")
+    import torch
+    import torch.nn.functional as F
+    from torch.overrides import TorchFunctionMode
+
+    seen = set()
+
+    class Observe(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is F.linear:
+                seen.add(torch_impl.network.settings())
+            return func(*args, **(kwargs or {}))
+
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        with Observe():
+            torch_impl.network._run_step(scenario)         # the step without its precision() context
+    finally:
+        torch.set_float32_matmul_precision(before)
+    assert {s[0] for s in seen} == {"medium"}
+
+    jax_impl = require("jax")
+    step, arguments = jax_impl.network._step_and_arguments(scenario)
+    assert "precision = [DEFAULT, DEFAULT]" in step.lower(*arguments).as_text()
+    assert "precision = [DEFAULT" not in jax_impl.network.lowered_step(scenario)

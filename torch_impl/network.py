@@ -4,6 +4,8 @@ Same names and order as ``reference/network.py``. nn.Linear stores its weight
 as (out, in), the canonical layout, so weights are copied in unchanged.
 """
 
+import contextlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -70,12 +72,42 @@ class Network(nn.Module):
                 yield f"layers.{i}.bias", linear.bias
 
 
+@contextlib.contextmanager
+def precision():
+    """float32 matmuls in full IEEE float32 for the duration of a run, then the user's settings back.
+
+    On this CPU nothing uses TF32 anyway; on a GPU, "highest" and fp32_precision "ieee"
+    keep cuBLAS and cuDNN from silently computing float32 products in TF32.
+    """
+    matmul, cudnn = torch.backends.cuda.matmul, torch.backends.cudnn
+    saved = (torch.get_float32_matmul_precision(), matmul.fp32_precision, cudnn.fp32_precision)
+    torch.set_float32_matmul_precision("highest")
+    matmul.fp32_precision = "ieee"
+    cudnn.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved[0])
+        matmul.fp32_precision, cudnn.fp32_precision = saved[1], saved[2]
+
+
+def settings():
+    """The precision settings in force now: (matmul precision, cuBLAS fp32_precision, cuDNN fp32_precision)."""
+    return (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.fp32_precision,
+            torch.backends.cudnn.fp32_precision)
+
+
 def numpy(tensor):
     return tensor.detach().cpu().numpy().copy()
 
 
 def run_step(scenario):
     """One forward pass, autograd backward pass and torch.optim.SGD step; the canonical trace."""
+    with precision():
+        return _run_step(scenario)
+
+
+def _run_step(scenario):
     dtype = DTYPES[scenario.dtype]
     model = Network(scenario.layers, dtype)
     x = torch.tensor(scenario.inputs, dtype=dtype, requires_grad=True)   # (n, in)
@@ -107,6 +139,11 @@ def run_step(scenario):
 
 def train(scenario, epochs=None):
     """SGD over the rows in file order with torch.optim.SGD; ``train.loss`` (E,) and ``trained.*``."""
+    with precision():
+        return _train(scenario, epochs)
+
+
+def _train(scenario, epochs):
     dtype = DTYPES[scenario.dtype]
     epochs, batch_size = scenario.schedule(epochs)
     model = Network(scenario.layers, dtype)
