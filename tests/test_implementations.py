@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ALLOWED_IMPORTS = {
     "reference": {"numpy", "dataclasses", "reference"},
-    "torch_impl": {"numpy", "torch", "reference", "torch_impl"},
+    "torch_impl": {"numpy", "torch", "contextlib", "reference", "torch_impl"},
     "jax_impl": {"numpy", "jax", "contextlib", "functools", "reference", "jax_impl"},
 }
 
