@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .compare import TOLERANCES, compare_traces, first_divergence
+from .exact_kinks import explain_kinks
 from .frameworks import Skipped, implementation
 from .names import format_element, tensor_shapes
 
@@ -40,10 +41,21 @@ class ScenarioReport:
     comparisons: list
     expected: list
     order: list = field(default_factory=list)
+    kinks: list = field(default_factory=list)          # KinkNote per layer with a z exactly 0
+    explained: set = field(default_factory=set)        # (tensor, a, b) of disagreements a kink convention explains
+    strict: bool = False                               # then explained disagreements fail too
+
+    def is_explained(self, comparison):
+        return (comparison.tensor, comparison.a, comparison.b) in self.explained
 
     @property
     def first_divergence(self):
-        return first_divergence(self.comparisons)
+        """The first disagreement in canonical order that no documented convention explains (any, if strict)."""
+        return first_divergence([c for c in self.comparisons if self.strict or not self.is_explained(c)])
+
+    @property
+    def convention_differences(self):
+        return [note for note in self.kinks if not note.agree]
 
     @property
     def ok(self):
@@ -62,7 +74,9 @@ class ScenarioReport:
             "errors": self.errors,
             "tensors": {name: {fw: trace[name].tolist() for fw, trace in self.traces.items() if name in trace}
                         for name in self.order},
-            "comparisons": [c.to_json() for c in self.comparisons],
+            "comparisons": [dict(c.to_json(), explained_by_convention=self.is_explained(c)) for c in self.comparisons],
+            "kinks": [note.to_json() for note in self.kinks],
+            "strict": self.strict,
             "first_divergence": None if divergence is None else divergence.to_json(),
             "expected": [result.to_json() for result in self.expected],
         }
@@ -140,10 +154,14 @@ def _pick(value, index):
         return None
 
 
-def check_scenario(scenario, frameworks=("numpy", "torch", "jax")):
-    """Run, compare and check one scenario; returns a ScenarioReport."""
+def check_scenario(scenario, frameworks=("numpy", "torch", "jax"), strict=False):
+    """Run, compare and check one scenario; returns a ScenarioReport.
+
+    strict: a disagreement explained by a documented kink convention fails too.
+    """
     order = list(tensor_shapes(scenario))
     traces, skipped, errors = run_frameworks(scenario, frameworks)
     comparisons = compare_traces(traces, order, scenario.dtype)
+    kinks, explained = explain_kinks(scenario, traces, comparisons) if not errors else ([], set())
     return ScenarioReport(scenario, traces, skipped, errors, comparisons,
-                          check_expected(scenario, traces), order)
+                          check_expected(scenario, traces), order, kinks, explained, strict)

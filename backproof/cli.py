@@ -46,6 +46,8 @@ def build_parser():
     add_common(check)
     check.add_argument("--show-values", action="store_true",
                        help="print every tensor's value (from the first framework) under its row")
+    check.add_argument("--strict", action="store_true",
+                       help="fail on disagreements that a documented kink convention explains (exit 1)")
 
     train = commands.add_parser("train", help="train in every framework and compare the whole runs")
     train.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
@@ -124,7 +126,7 @@ def cmd_check(args):
     scenarios = load_scenarios(args.scenarios, args.dtype)
     documents, failed = [], []
     for scenario in scenarios:
-        report = check_scenario(scenario, frameworks)
+        report = check_scenario(scenario, frameworks, strict=args.strict)
         training = run_training(scenario, frameworks, None, False, args.json) if scenario.train else None
         ok = report.ok and (training is None or training[0].ok)
         if not ok:

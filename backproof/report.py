@@ -52,13 +52,24 @@ def scenario_text(report, show_values=False):
                 c = by_key.get((name, a, b))
                 cell = "missing" if c is None else (c.problem[:12] if c.problem else fmt_number(c.max_abs))
                 if c is not None and not c.ok:
-                    cell = "✗ " + cell
+                    cell = ("≈ " if report.is_explained(c) and not report.strict else "✗ ") + cell
                 row += f"{cell:>14}"
             lines.append(row)
             if show_values and name in first:
                 lines.append(f"   {'':<{width}}= {fmt_value(first[name])}")
         if not pairs:
             lines.append("   (one framework ran: nothing to compare across frameworks)")
+        if any(report.is_explained(c) for c in report.comparisons):
+            lines.append("   ≈ differs only because of a kink convention (below)"
+                         + ("; --strict counts it as a failure" if report.strict else ""))
+
+    if report.kinks:
+        lines.append("")
+        for note in report.kinks:
+            lines.append("   " + note.message())
+        if report.convention_differences:
+            lines.append("   to avoid it: move the pre-activation off 0 (a bias of ±2⁻¹⁰ is enough), or pick "
+                         "one convention for every framework (see the README, 'Exact kinks')")
 
     if report.expected:
         fw = report.expected[0].framework
@@ -98,17 +109,25 @@ def verdict(report):
     largest = max((c.max_abs for c in report.comparisons), default=0.0)
     if report.ok:
         parts = [f"{len(report.order)} tensors agree across {', '.join(ran)} (largest |Δ| {fmt_number(largest)})"
-                 if len(ran) > 1 else f"only {', '.join(ran) or 'no framework'} ran"]
+                 if len(ran) > 1 and not report.explained else
+                 f"{len(report.order)} tensors compared across {', '.join(ran)}" if len(ran) > 1
+                 else f"only {', '.join(ran) or 'no framework'} ran"]
         if report.expected:
             parts.append(f"{matched} printed values match")
         if errata:
             parts.append(f"{errata} errata confirmed")
+        differences = report.convention_differences
+        if differences:
+            parts.append(f"{len(report.explained)} comparisons differ only by the kink convention"
+                         f" ({', '.join(sorted({n.row for n in differences}))})")
         return "verdict: OK — " + "; ".join(parts)
     parts = []
     if report.errors:
         parts.append("failed to run: " + ", ".join(report.errors))
     if divergence is not None:
         parts.append("first divergence: " + divergence.message())
+        if report.strict and report.is_explained(divergence):
+            parts.append("a kink convention explains it, and --strict was given")
     if missed:
         parts.append("printed values missed: " + ", ".join(missed))
     return f"verdict: FAIL — {report.scenario.name}: " + "; ".join(parts)

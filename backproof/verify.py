@@ -39,6 +39,7 @@ from reference import gradcheck
 from reference.network import loss_value
 
 from .compare import TOLERANCES, compare_arrays
+from .exact_kinks import has_exact_kinks
 from .frameworks import Skipped, implementation
 from .names import format_element
 from .scenario import ScenarioError, load
@@ -100,6 +101,7 @@ class VerifyResult:
     skipped: list = field(default_factory=list)
     directions: "DirectionCheck | None" = None
     errors: dict = field(default_factory=dict)      # oracle -> why it could not run
+    notes: list = field(default_factory=list)       # oracles left out on purpose, and why
 
     @property
     def ok(self):
@@ -121,7 +123,7 @@ class VerifyResult:
                 "checks": [c.to_json() for c in self.checks],
                 "directions": None if self.directions is None else self.directions.to_json(),
                 "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
-                "errors": self.errors}
+                "errors": self.errors, "notes": self.notes}
 
     def __str__(self):
         lines = [f"== verify {self.function} on {self.scenario} ==  {self.dtype} · oracles: {', '.join(self.oracles)}"]
@@ -132,6 +134,8 @@ class VerifyResult:
             lines.append(f"   skipped {s.framework}: {s.reason}. Install with: {s.hint}")
         for oracle, error in self.errors.items():
             lines.append(f"   FAILED {oracle}: {error}")
+        for note in self.notes:
+            lines.append(f"   note: {note}")
         parameters = list(dict.fromkeys(c.parameter for c in self.checks))
         if parameters:
             width = max(len(p) for p in parameters) + 2
@@ -277,7 +281,10 @@ def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, dire
         for name, value in grads.items():
             result.checks.append(_judge(name, value, trace[f"grad.{name}"], framework, scenario.dtype, value.size))
 
-    if finite_differences:
+    if finite_differences and has_exact_kinks(scenario):
+        result.notes.append("finite differences left out: a relu-family pre-activation is exactly 0, where the "
+                            "loss has only one-sided derivatives and central differences measure their mean")
+    elif finite_differences:
         result.oracles.append(FD)
         _finite_differences(result, grads, scenario, directions, max_coordinates, seed)
     return result

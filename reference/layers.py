@@ -57,12 +57,15 @@ class Activation(Layer):
     """a = f(z) elementwise; backward: ∂L/∂z = ∂L/∂a ⊙ f'(z).
 
     name: one of ``reference.activations.ACTIVATIONS``; negative_slope is
-    passed to leaky_relu and ignored by the others.
+    passed to leaky_relu and ignored by the others. at_zero: None keeps the
+    reference's derivative at z = 0 (see activations.py); a number replaces it,
+    to reproduce another framework's kink convention.
     """
 
-    def __init__(self, name, negative_slope=0.01):
+    def __init__(self, name, negative_slope=0.01, at_zero=None):
         self.name = name
         self.negative_slope = negative_slope
+        self.at_zero = at_zero
         self.fn, self.fn_grad = ACTIVATIONS[name]
 
     def _extra(self):
@@ -73,4 +76,7 @@ class Activation(Layer):
         return self.fn(z, *self._extra())
 
     def backward(self, da):
-        return da * self.fn_grad(self.z, *self._extra())                    # dZ = dA ⊙ f'(Z)
+        slope = self.fn_grad(self.z, *self._extra())                        # f'(Z)
+        if self.at_zero is not None:
+            slope = np.where(self.z == 0, self.at_zero, slope).astype(slope.dtype)
+        return da * slope                                                   # dZ = dA ⊙ f'(Z)

@@ -21,9 +21,12 @@ from .optim import sgd
 class Network:
     """A stack of (Dense, Activation) pairs built from a Scenario's layers."""
 
-    def __init__(self, layer_specs):
+    def __init__(self, layer_specs, kinks=None):
+        """kinks: None, or {layer index: derivative at z = 0} to use another framework's convention there."""
+        kinks = kinks or {}
         self.dense = [Dense(spec.weight, spec.bias) for spec in layer_specs]
-        self.activations = [Activation(spec.activation, spec.negative_slope) for spec in layer_specs]
+        self.activations = [Activation(spec.activation, spec.negative_slope, kinks.get(i))
+                            for i, spec in enumerate(layer_specs)]
 
     def forward(self, x):
         """Returns ([z_0, …], [a_0, …]); the last a is the network's output."""
@@ -101,9 +104,12 @@ def loss_value(scenario, params, inputs, targets):
     return LOSSES[scenario.loss][0](acts[-1], targets)
 
 
-def run_step(scenario):
-    """One forward pass, backward pass and SGD step; returns the canonical trace."""
-    net = Network(scenario.layers)
+def run_step(scenario, kinks=None):
+    """One forward pass, backward pass and SGD step; returns the canonical trace.
+
+    kinks: None for the reference's own derivatives, or {layer index: derivative at z = 0}.
+    """
+    net = Network(scenario.layers, kinks)
     x = np.array(scenario.inputs, copy=True)                 # (n, in)
     t = scenario.targets                                     # (n, out)
 

@@ -40,6 +40,20 @@ def scenario_name(request):
     return request.param
 
 
+def _smooth_names():
+    from backproof.exact_kinks import has_exact_kinks
+    return [name for name in backproof.builtin_names() if not has_exact_kinks(backproof.load(name))]
+
+
+SMOOTH = _smooth_names()
+
+
+@pytest.fixture(params=SMOOTH)
+def smooth_scenario_name(request):
+    """The built-in scenarios with no pre-activation exactly on a kink: where finite differences are an oracle."""
+    return request.param
+
+
 @pytest.fixture(params=DTYPES)
 def dtype(request):
     return request.param

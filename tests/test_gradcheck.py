@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 
 import backproof
+import reference
 from backproof.benchmarks import directional_seconds, mlp
 from backproof.compare import compare_arrays
-from conftest import scenario
+from conftest import SMOOTH, scenario
 from reference import gradcheck
 from reference.network import loss_and_gradients, loss_value
 
@@ -54,21 +55,21 @@ def test_finite_differences_never_touch_the_callers_arrays():
         np.testing.assert_array_equal(params[k], before[k])
 
 
-def test_per_coordinate_differences_pass_on_correct_gradients(scenario_name, dtype):
+def test_per_coordinate_differences_pass_on_correct_gradients(smooth_scenario_name, dtype):
     """With the default ε of each dtype, no built-in scenario fails spuriously."""
-    _, params, grads, loss = setup(scenario_name, dtype)
+    _, params, grads, loss = setup(smooth_scenario_name, dtype)
     for c in coordinate_check(grads, gradcheck.central_differences(loss, params), dtype):
-        assert c.ok, c.message(scenario_name)
+        assert c.ok, c.message(smooth_scenario_name)
 
 
-def test_random_directions_pass_on_correct_gradients(scenario_name, dtype):
-    _, params, grads, loss = setup(scenario_name, dtype)
+def test_random_directions_pass_on_correct_gradients(smooth_scenario_name, dtype):
+    _, params, grads, loss = setup(smooth_scenario_name, dtype)
     c = directional_check(grads, params, loss, dtype)
-    assert c.ok, c.message(scenario_name)
+    assert c.ok, c.message(smooth_scenario_name)
 
 
-def test_both_checks_catch_a_relative_error_of_1e_4_in_float64(scenario_name):
-    _, params, grads, loss = setup(scenario_name)
+def test_both_checks_catch_a_relative_error_of_1e_4_in_float64(smooth_scenario_name):
+    _, params, grads, loss = setup(smooth_scenario_name)
     scaled = {k: v * (1 + 1e-4) for k, v in grads.items()}
     assert not directional_check(scaled, params, loss, "float64").ok
     numeric = gradcheck.central_differences(loss, params)
@@ -91,9 +92,9 @@ def test_a_step_that_rounds_away_is_not_reported_as_agreement():
         loss, grads, params, gradcheck.random_directions(params, 2), 1e-12)) == float("inf")
 
 
-def test_epsilon_sweep_is_v_shaped_in_float64(scenario_name):
+def test_epsilon_sweep_is_v_shaped_in_float64(smooth_scenario_name):
     """Truncation error falls as ε shrinks, then round-off takes over: the minimum is inside the range."""
-    _, params, grads, loss = setup(scenario_name)
+    _, params, grads, loss = setup(smooth_scenario_name)
     sweep = gradcheck.epsilon_sweep(loss, grads, params)
     errors = [error for _, error in sweep]
     best = int(np.argmin(errors))
@@ -107,10 +108,23 @@ def test_epsilon_sweep_is_v_shaped_in_float64(scenario_name):
 def test_the_default_epsilon_is_near_the_bottom_of_the_measured_v():
     """The default ε of each dtype is within one decade of the best ε of every built-in sweep."""
     for dtype in ("float64", "float32"):
-        for name in backproof.builtin_names():
+        for name in SMOOTH:
             _, params, grads, loss = setup(name, dtype)
             best = gradcheck.best_delta(gradcheck.epsilon_sweep(loss, grads, params, count=8))
             assert abs(np.log10(best) - np.log10(gradcheck.DEFAULT_DELTA[dtype])) <= 1, (name, dtype, best)
+
+
+def test_finite_differences_straddle_an_exact_kink():
+    """At z = 0 exactly the loss has only one-sided derivatives; central differences measure their mean."""
+    sc, params, grads, loss = setup("kink-relu-2-2-1")
+    numeric = gradcheck.central_differences(loss, params)
+    # unit 0 of layer 0 sits on the kink in both rows: relu'(0) = 0 (the left derivative) gives 0 ...
+    assert grads["layers.0.bias"][0] == 0 and np.all(grads["layers.0.weight"][0] == 0)
+    # ... the right derivative takes relu'(0) = 1; central differences measure the mean of the two
+    right = reference.run_step(sc, kinks={0: 1.0})["grad.layers.0.bias"][0]
+    assert right != 0
+    # (to first order in ε: the curvature differs on the two sides, an O(ε) term, 4e-6 relative here)
+    assert numeric["layers.0.bias"][0] == pytest.approx(right / 2, rel=1e-4)
 
 
 def test_random_direction_check_of_a_784_256_256_10_mlp_takes_under_a_second():
