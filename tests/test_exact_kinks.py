@@ -82,7 +82,10 @@ def test_a_real_bug_at_a_kink_is_not_excused():
     traces["jax"]["updated.layers.1.bias"] = traces["jax"]["updated.layers.1.bias"] + 1e-6
     comparisons = compare_traces(traces, list(backproof.tensor_shapes(sc)), "float64")
     notes, explained = explain_kinks(sc, traces, comparisons)
-    assert notes and not explained
+    assert notes and ("layers.0.dz", "numpy", "jax") in explained
+    assert not any(tensor == "updated.layers.1.bias" for tensor, _, _ in explained)
+    assert [c.tensor for c in comparisons if not c.ok and (c.tensor, c.a, c.b) not in explained] == \
+        ["updated.layers.1.bias"]
     # and the untouched trace is explained by the reference re-run with JAX's convention
     emulated = reference.run_step(sc, kinks={0: 1.0})
     for name, value in trace("jax", LEAKY, "float64").items():
@@ -112,3 +115,16 @@ def test_verify_leaves_finite_differences_out_at_a_kink():
     result = backproof.verify(reference_gradients, scenario(RELU), ("numpy",))
     assert result.ok and "finite_differences" not in result.oracles
     assert "exactly 0" in result.notes[0] and "note: finite differences left out" in str(result)
+
+
+def test_documented_kink_values_are_the_registry_rows():
+    from backproof.conventions import registry
+    from backproof.exact_kinks import DOCUMENTED, KINKED, documented
+
+    labels = {"relu": {"numpy": "numpy", "torch": "torch F.relu", "jax": "jax.nn.relu"},
+              "leaky_relu": {"numpy": "numpy", "torch": "torch F.leaky_relu", "jax": "jax.nn.leaky_relu"}}
+    rows = {row.id: row for row in registry()}
+    for activation, frameworks in DOCUMENTED.items():
+        row = rows[KINKED[activation]]
+        for framework in frameworks:        # the registry rows are measured at slope 0.01
+            assert documented(framework, activation, 0.01) == row.values[labels[activation][framework]]

@@ -1,0 +1,236 @@
+"""Proof that the harness catches bugs: realistic mistakes planted in the NumPy reference.
+
+    python -m backproof.mutations        # the table the README shows
+
+Each mutant replaces one function or method of ``reference`` for the duration
+of a check (nothing on disk is edited), then ``check_scenario`` runs every
+built-in scenario in all three frameworks. For each scenario the mutant says
+where its bug must surface, the *first* tensor in canonical order that it
+corrupts, or None when the scenario cannot show it (a sigmoid bug in a network
+without sigmoid). The harness passes the test when it fails exactly the
+scenarios that can show the bug, at exactly that tensor, and passes the rest.
+"""
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+import reference
+from reference import activations, layers, losses
+from reference import network as reference_network
+
+from .check import check_scenario
+from .exact_kinks import exact_kinks
+from .scenario import builtin_names, load
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    bug: str
+    apply: object       # apply(patch, scenario): calls patch.setattr / patch.setitem, undone afterwards
+    expected: object    # expected(scenario, clean trace) -> the first corrupted tensor, or None
+
+
+class Patch:
+    """setattr / setitem that remember the old values; ``undo`` puts them back."""
+
+    def __init__(self):
+        self._undo = []
+
+    def setattr(self, target, name, value):
+        self._undo.append((setattr, target, name, getattr(target, name)))
+        setattr(target, name, value)
+
+    def setitem(self, mapping, key, value):
+        self._undo.append((type(mapping).__setitem__, mapping, key, mapping[key]))
+        mapping[key] = value
+
+    def undo(self):
+        while self._undo:
+            restore, target, key, value = self._undo.pop()
+            restore(target, key, value)
+
+
+# --- where a bug surfaces, read off the scenario and its clean trace -----------------------
+
+def _top_layer(scenario, keep):
+    """The highest layer index i with keep(i, spec), or None (backward runs from the top down)."""
+    found = [i for i, spec in enumerate(scenario.layers) if keep(i, spec)]
+    return max(found) if found else None
+
+
+def _dz_of_top(activation_names):
+    def expected(scenario, clean):
+        i = _top_layer(scenario, lambda i, spec: spec.activation in activation_names)
+        return None if i is None else f"layers.{i}.dz"
+    return expected
+
+
+def _bias_grad_of_top(needs_batch):
+    def expected(scenario, clean):
+        if needs_batch and scenario.inputs.shape[0] < 2:
+            return None
+        i = _top_layer(scenario, lambda i, spec: spec.bias is not None
+                       and np.any(clean[f"grad.layers.{i}.bias"] != 0))
+        return None if i is None else f"grad.layers.{i}.bias"
+    return expected
+
+
+# --- the bugs --------------------------------------------------------------------------------
+
+def _relu_grad_one_at_zero(patch, scenario):
+    patch.setitem(activations.ACTIVATIONS, "relu", (activations.relu, lambda z: (z >= 0).astype(z.dtype)))
+
+
+def _relu_kink_expected(scenario, clean):
+    kinks = exact_kinks(scenario, {"numpy": clean})
+    relu = [i for i in kinks if scenario.layers[i].activation == "relu"]
+    return f"layers.{max(relu)}.dz" if relu else None
+
+
+def _derivative_at_output(patch, scenario):
+    for name, (fn, fn_grad) in list(activations.ACTIVATIONS.items()):
+        def at_output(z, *extra, fn=fn, fn_grad=fn_grad):
+            return fn_grad(fn(z, *extra), *extra)               # bug: f'(a) with a = f(z), instead of f'(z)
+        patch.setitem(activations.ACTIVATIONS, name, (fn, at_output))
+
+
+def _transpose_square(self, dz):
+    """dW as Xᵀ·dZ, (in, out): silent only where in = out (elsewhere sgd refuses the shape by name)."""
+    out_features, in_features = self.weight.shape
+    return self.x.T @ dz if out_features == in_features else dz.T @ self.x
+
+
+def _square_weight_expected(scenario, clean):
+    i = _top_layer(scenario, lambda i, spec: spec.shape[0] == spec.shape[1]
+                   and not np.allclose(clean[f"grad.layers.{i}.weight"], clean[f"grad.layers.{i}.weight"].T))
+    return None if i is None else f"grad.layers.{i}.weight"
+
+
+def _dense_backward(weight_grad=None, bias_grad=None, update_lr=None, reuse_input=False):
+    """Dense.backward with one planted mistake."""
+    def backward(self, dz):
+        self.weight_grad = dz.T @ self.x if weight_grad is None else weight_grad(self, dz)
+        if self.bias is not None:
+            self.bias_grad = dz.sum(axis=0) if bias_grad is None else bias_grad(self, dz)
+        if update_lr is not None:                                # bug: updates before passing dz down
+            self.weight = self.weight - update_lr * self.weight_grad
+        if reuse_input:                                          # bug: writes dX into the stored input
+            return np.matmul(dz, self.weight, out=self.x)
+        return dz @ self.weight
+    return backward
+
+
+def _sgd_ascent(params, grads, lr):
+    return {name: params[name] + lr * grads[name] for name in params}
+
+
+def _mse_over_rows(patch, scenario):
+    patch.setitem(losses.LOSSES, "mse", (lambda y, t: np.sum((y - t) ** 2) / y.shape[0],
+                                         lambda y, t: 2.0 * (y - t) / y.shape[0]))
+
+
+MUTANTS = (
+    Mutant("relu-grad-one-at-zero", "relu'(0) = 1 (z ≥ 0 instead of z > 0)",
+           _relu_grad_one_at_zero, _relu_kink_expected),
+    Mutant("derivative-at-output", "activation derivative taken at the output a = f(z) instead of at z",
+           _derivative_at_output, _dz_of_top({"sigmoid", "tanh"})),
+    Mutant("bias-grad-missing", "bias gradient missing (left at 0)",
+           lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(
+               bias_grad=lambda self, dz: np.zeros_like(self.bias))),
+           _bias_grad_of_top(needs_batch=False)),
+    Mutant("bias-grad-not-summed", "bias gradient averaged over the batch instead of summed",
+           lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(
+               bias_grad=lambda self, dz: dz.mean(axis=0))),
+           _bias_grad_of_top(needs_batch=True)),
+    Mutant("weight-grad-transposed", "weight gradient transposed, Xᵀ·dZ instead of dZᵀ·X, in the square "
+           "layers where the shapes cannot give it away",
+           lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(weight_grad=_transpose_square)),
+           _square_weight_expected),
+    Mutant("sse-grad-without-2", "the factor 2 dropped from the sse derivative",
+           lambda patch, sc: patch.setitem(losses.LOSSES, "sse", (losses.sse, lambda y, t: y - t)),
+           lambda sc, clean: f"layers.{len(sc.layers) - 1}.dz" if sc.loss == "sse" else None),
+    Mutant("mse-over-rows", "mse divided by n (rows) instead of n·out (elements)",
+           _mse_over_rows,
+           lambda sc, clean: "loss" if sc.loss == "mse" and sc.targets.shape[1] > 1 else None),
+    Mutant("sigmoid-grad-s", "sigmoid' = s instead of s(1 − s)",
+           lambda patch, sc: patch.setitem(activations.ACTIVATIONS, "sigmoid",
+                                           (activations.sigmoid, activations.sigmoid)),
+           _dz_of_top({"sigmoid"})),
+    Mutant("tanh-grad-not-squared", "tanh' = 1 − tanh instead of 1 − tanh²",
+           lambda patch, sc: patch.setitem(activations.ACTIVATIONS, "tanh",
+                                           (activations.tanh, lambda z: 1.0 - np.tanh(z))),
+           _dz_of_top({"tanh"})),
+    Mutant("sgd-sign-flipped", "SGD update with the sign flipped: p + lr·g",
+           lambda patch, sc: patch.setattr(reference_network, "sgd", _sgd_ascent),
+           lambda sc, clean: next((f"updated.{name}" for name in sc.parameters()
+                                   if np.any(clean[f"grad.{name}"] != 0)), None)),
+    Mutant("backward-with-updated-weights", "dz of layer i computed with layer i+1's updated weights",
+           lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(update_lr=sc.lr)),
+           lambda sc, clean: f"layers.{len(sc.layers) - 2}.dz" if len(sc.layers) > 1 else None),
+    Mutant("input-buffer-overwritten", "dX written into the layer's stored input (an aliased array changed "
+           "in place during backward)",
+           lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(reuse_input=True)),
+           lambda sc, clean: "layers.0.a" if len(sc.layers) > 1 else None),
+    Mutant("leaky-slope-on-positive-side", "leaky_relu' with the slope on the positive side",
+           lambda patch, sc: patch.setitem(activations.ACTIVATIONS, "leaky_relu", (
+               activations.leaky_relu,
+               lambda z, negative_slope=0.01: np.where(z > 0, negative_slope, 1.0).astype(z.dtype))),
+           _dz_of_top({"leaky_relu"})),
+)
+
+
+@dataclass
+class Outcome:
+    mutant: Mutant
+    scenario: str
+    expected: "str | None"
+    reported: "str | None"      # the first divergence's tensor, or None if the check passed
+    check_ok: bool
+
+    @property
+    def correct(self):
+        """Failed at the expected tensor, or passed where the bug cannot show."""
+        return self.check_ok if self.expected is None else (not self.check_ok and self.reported == self.expected)
+
+
+def run(mutant, names=None, frameworks=("numpy", "torch", "jax")):
+    """[Outcome] of ``mutant`` over the built-in scenarios (float64); the reference is restored after each."""
+    outcomes = []
+    for name in names or builtin_names():
+        sc = load(name)
+        clean = reference.run_step(sc)
+        expected = mutant.expected(sc, clean)
+        patch = Patch()
+        try:
+            mutant.apply(patch, sc)
+            report = check_scenario(sc, frameworks)
+        finally:
+            patch.undo()
+        divergence = report.first_divergence
+        outcomes.append(Outcome(mutant, name, expected, None if divergence is None else divergence.tensor, report.ok))
+    return outcomes
+
+
+def table():
+    """The README's table: each bug, where the harness first saw it, and whether that is right."""
+    lines = ["| bug | scenarios that fail | first divergence reported | caught where expected |",
+             "|---|---|---|---|"]
+    caught = 0
+    for mutant in MUTANTS:
+        outcomes = run(mutant)
+        failing = [o for o in outcomes if not o.check_ok]
+        reported = sorted({f"`{o.reported}`" for o in failing if o.reported})
+        ok = bool(failing) and all(o.correct for o in outcomes)
+        caught += ok
+        lines.append(f"| {mutant.bug} | {', '.join(o.scenario for o in failing) or 'none'} | "
+                     f"{', '.join(reported) or '-'} | {'yes' if ok else 'NO'} |")
+    lines.append(f"\nmutation score: {caught} of {len(MUTANTS)} ({100 * caught // len(MUTANTS)}%)")
+    return lines
+
+
+if __name__ == "__main__":
+    print("\n".join(table()))
+    sys.exit(0)

@@ -1,0 +1,76 @@
+"""Mutation testing: each realistic bug planted in the reference is caught, at the tensor where it enters.
+
+The bugs live in backproof/mutations.py (each one replaces a function or method of
+``reference`` for the duration of one check; no file is edited). For every built-in
+scenario the mutant names the first tensor its bug corrupts, or None where the
+scenario cannot show it; the harness must fail exactly there and pass elsewhere.
+"""
+
+import numpy as np
+import pytest
+
+import reference
+from backproof.check import check_scenario
+from backproof.mutations import MUTANTS, Patch, run
+from conftest import require, scenario, trace
+
+
+@pytest.fixture
+def restored_reference():
+    """After the test, the reference computes exactly what it did before: every mutant was undone."""
+    yield
+    clean = trace("numpy", "mixed-3-4-3-2", "float64")
+    again = reference.run_step(scenario("mixed-3-4-3-2"))
+    for name, value in clean.items():
+        np.testing.assert_array_equal(again[name], value, err_msg=name)
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
+def test_the_harness_catches_the_bug_where_it_enters(mutant, restored_reference):
+    require("torch")
+    require("jax")
+    outcomes = run(mutant)
+    wrong = [f"{o.scenario}: expected {o.expected or 'a pass'}, the check "
+             + ("passed" if o.check_ok else f"reported {o.reported}") for o in outcomes if not o.correct]
+    assert not wrong, f"{mutant.id} ({mutant.bug}):\n" + "\n".join(wrong)
+    assert any(o.expected for o in outcomes), f"{mutant.id}: no built-in scenario can show this bug"
+
+
+def test_there_are_at_least_twelve_distinct_bugs():
+    assert len({m.id for m in MUTANTS}) == len(MUTANTS) >= 12
+
+
+def test_derivative_at_the_output_is_an_equivalent_mutant_for_relu(restored_reference):
+    """relu'(relu(z)) = relu'(z) for every z, 0 included: the relu-only scenarios cannot see this bug."""
+    mutant = next(m for m in MUTANTS if m.id == "derivative-at-output")
+    relu_only = ["deep-1-2-2-1", "grokking-3-4-1", "kink-relu-2-2-1"]
+    for name in relu_only:
+        assert {spec.activation for spec in scenario(name).layers} <= {"relu", "identity"}
+    patch = Patch()
+    try:
+        mutant.apply(patch, None)
+        for name in relu_only:
+            mutated = reference.run_step(scenario(name))
+            for tensor, value in trace("numpy", name, "float64").items():
+                np.testing.assert_array_equal(mutated[tensor], value, err_msg=f"{name} {tensor}")
+    finally:
+        patch.undo()
+
+
+def test_a_gradient_of_the_wrong_shape_is_refused_by_name():
+    """Where a transposed gradient is not square, NumPy would broadcast it; sgd names the parameter."""
+    sc = scenario("blog-2-3-3-1")
+    params = sc.parameters()
+    grads = {name: np.zeros(value.shape) for name, value in params.items()}
+    grads["layers.2.weight"] = np.zeros((3, 1))
+    with pytest.raises(ValueError, match=r"sgd: the gradient of layers\.2\.weight has shape \(3, 1\), "
+                                         r"the parameter \(1, 3\)"):
+        reference.optim.sgd(params, grads, 0.01)
+
+
+def test_the_clean_reference_passes_everything():
+    """The control: with no bug planted, every built-in scenario passes."""
+    require("torch")
+    require("jax")
+    for name in ("blog-2-3-3-1", "mixed-3-4-3-2", "kink-leaky-relu-2-2-1"):
+        assert check_scenario(scenario(name)).ok, name
