@@ -51,6 +51,14 @@ def from_flax(params):
     return layers
 
 
+# A single step of a tiny network runs once, in microseconds, so its compile time is all that
+# matters: without LLVM's backend optimisation and XLA's fusion emitters it compiles about 2.6x
+# faster on this CPU (12 random architectures: 4.3 s -> 1.65 s). Neither option touches numerics:
+# no fast-math, and precision is pinned separately (``precision`` below). Training keeps the
+# defaults, since there the compiled loop runs for many steps.
+STEP_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+                         "xla_cpu_use_fusion_emitters": False}
+
 # --- the network ------------------------------------------------------------
 
 def activation_fn(name, negative_slope=0.01):
@@ -109,7 +117,7 @@ def make_step(architecture, loss_name):
         zs, acts = forward(params, activations, x, taps)
         return loss_of(acts[-1], t), (zs, acts)
 
-    @jax.jit
+    @functools.partial(jax.jit, compiler_options=STEP_COMPILER_OPTIONS)
     def step(params, x, t, lr):
         taps = [jnp.zeros((x.shape[0], layer["kernel"].shape[1]), x.dtype) for layer in params]
         (value, (zs, acts)), (param_grads, tap_grads, input_grads) = jax.value_and_grad(

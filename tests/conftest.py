@@ -5,11 +5,18 @@ import importlib
 import os
 
 import pytest
+from hypothesis import settings
 
 import backproof
 from backproof.frameworks import FRAMEWORKS, INSTALL_HINTS, MODULES, REQUIRES
 
 NUMPY_ONLY = bool(os.environ.get("BACKPROOF_NUMPY_ONLY"))
+
+# Hypothesis profiles: "ci" is the default (fits the suite's time budget), "long" is for a soak
+# (pytest --hypothesis-profile=long). Example counts per property; float32 runs half as many.
+settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 DTYPES = ("float64", "float32")
 PAIRS = (("numpy", "torch"), ("numpy", "jax"), ("torch", "jax"))
 
