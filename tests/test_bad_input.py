@@ -52,6 +52,7 @@ FIELDS = {
     "expected-unknown-key.json": 'expected["grad.w99"] is not a valid key',
     "expected-shape.json": 'expected["layers.0.a"].value has shape (2,)',
     "expected-missing-atol.json": 'expected["loss"].atol is missing',
+    "errata-path-not-list.json": "errata[0].path must be a non-empty list of node names",
 }
 
 
