@@ -17,9 +17,9 @@ from .names import stage
 
 # dtype -> (atol, rtol). Measured with `python -m backproof.calibrate` (torch 2.13.0, jax 0.10.2,
 # NumPy 2.4, this 2-core CPU), largest over every tensor, pair and built-in/example scenario:
-#   float64: max |Δ| 4.7e-16  -> atol 1e-12, rtol 1e-12: three orders of headroom for deeper
+#   float64: max |Δ| 4.4e-16  -> atol 1e-12, rtol 1e-12: three orders of headroom for deeper
 #            networks, and a 1e-9 relative error is still caught (tests/test_compare.py)
-#   float32: max |Δ| 2.4e-7   -> atol 1e-5, rtol 1e-5: about 40x headroom; float32's unit
+#   float32: max |Δ| 3.0e-7   -> atol 1e-5, rtol 1e-5: about 30x headroom; float32's unit
 #            round-off is 6e-8, so a few rounding steps in a deeper network stay inside
 # "train" applies to the per-epoch loss and the final parameters of a whole run. Measured over the
 # built-in training scenarios (xor-2-3-1-tanh, 40,000 per-sample steps, drifts the most):
