@@ -121,6 +121,12 @@ def load_scenarios(specs, dtype):
     return scenarios
 
 
+def print_json(document):
+    """One JSON document on stdout, the form every --json takes."""
+    json.dump(document, sys.stdout, indent=1)
+    sys.stdout.write("\n")
+
+
 def cmd_check(args):
     frameworks = frameworks_arg(args.frameworks)
     scenarios = load_scenarios(args.scenarios, args.dtype)
@@ -141,8 +147,7 @@ def cmd_check(args):
             if training is not None:
                 print(train_text(*training))
     if args.json:
-        json.dump({"ok": not failed, "scenarios": documents}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json({"ok": not failed, "scenarios": documents})
     else:
         print(f"{len(scenarios) - len(failed)} of {len(scenarios)} scenarios OK"
               + (f"; failed: {', '.join(failed)}" if failed else ""))
@@ -202,8 +207,7 @@ def cmd_train(args):
         raise UsageError(f"{args.scenario}: train is missing; add a train block or give --epochs")
     report, fd, kinks = run_training(scenario, frameworks, args.epochs, args.finite_differences, args.json)
     if args.json:
-        json.dump({"ok": report.ok, "training": training_json(report, fd, kinks)}, sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json({"ok": report.ok, "training": training_json(report, fd, kinks)})
     else:
         print(train_text(report, fd, kinks))
     return EXIT_OK if report.ok else EXIT_FAIL
@@ -277,8 +281,7 @@ def cmd_verify(args):
     except VerifyError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json(result.to_json())
     else:
         print(result)
     return EXIT_OK if result.ok else EXIT_FAIL
@@ -293,8 +296,7 @@ def cmd_explain(args):
     except ExplainError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        json.dump(result.to_json(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+        print_json(result.to_json())
     else:
         print(result)
     return EXIT_OK

@@ -133,9 +133,13 @@ def _probe_scenario(dtype="float32"):
     return load("mixed-3-4-3-2").with_dtype(dtype)
 
 
-def _torch_precision_in_run():
-    """The settings in force at every nn.Linear call of a real torch_impl.run_step, observed with a
-    TorchFunctionMode (torch's own interception API), while the user's global asks for 'medium'."""
+def torch_settings_at_each_linear(step, scenario):
+    """The precision settings in force at every F.linear call while ``step(scenario)`` runs, observed
+    with a TorchFunctionMode (torch's own interception API), while the user's global asks for 'medium'.
+
+    Returns (the set of settings seen, the global matmul precision afterwards); the user's settings are
+    put back either way.
+    """
     import torch
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
@@ -154,12 +158,20 @@ def _torch_precision_in_run():
     torch.set_float32_matmul_precision("medium")
     try:
         with Observe():
-            implementation.run_step(_probe_scenario())
+            step(scenario)
         after = implementation.settings()
     finally:
         torch.set_float32_matmul_precision(before[0])
         torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.fp32_precision = before[1], before[2]
-    return (tuple(sorted(seen)), after[0])
+    return seen, after[0]
+
+
+def _torch_precision_in_run():
+    """The settings at every nn.Linear call of a real torch_impl.run_step, and the global afterwards."""
+    import torch_impl.network as implementation
+
+    seen, after = torch_settings_at_each_linear(implementation.run_step, _probe_scenario())
+    return (tuple(sorted(seen)), after)
 
 
 def _jax_precision_in_run():

@@ -26,7 +26,7 @@ import numpy as np
 import reference
 
 from .compare import compare_arrays
-from .frameworks import Skipped, implementation
+from .frameworks import implementation
 from .names import format_element
 
 KINKED = {"relu": "relu-kink", "leaky_relu": "leaky-relu-kink"}     # activation -> registry row id
@@ -96,9 +96,7 @@ def derivative_at_zero(framework, activation, negative_slope, dtype):
     """d activation / dz at z = 0, from ``framework``'s own activation function."""
     if framework == "numpy":
         from reference.layers import Activation
-        layer = Activation(activation, negative_slope)
-        layer.forward(np.zeros(1, dtype=dtype))
-        return float(layer.backward(np.ones(1, dtype=dtype))[0])
+        return float(Activation(activation, negative_slope).derivative(np.zeros(1, dtype=dtype))[0])
     module = implementation(framework)
     if framework == "torch":
         import torch
@@ -144,7 +142,7 @@ def explain_kinks(scenario, traces, comparisons):
         return [], set()
     values = {fw: {i: derivative_at_zero(fw, scenario.layers[i].activation, scenario.layers[i].negative_slope,
                                          scenario.dtype) for i in kinks}
-              for fw in traces if not isinstance(implementation(fw), Skipped)}
+              for fw in traces}
     notes = [KinkNote(i, scenario.layers[i].activation, scenario.layers[i].negative_slope, positions,
                       {fw: values[fw][i] for fw in values}, KINKED[scenario.layers[i].activation])
              for i, positions in kinks.items()]

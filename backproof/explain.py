@@ -236,7 +236,8 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
     z = [trace[f"layers.{i}.z"] for i in range(last + 1)]
     a = [trace[f"layers.{i}.a"] for i in range(last + 1)]
     inputs = np.asarray(scenario.inputs)
-    slope = [_activation_slope(spec, z[i]) for i, spec in enumerate(scenario.layers)]     # f'(z_i), (n, out_i)
+    slope = [Activation(spec.activation, spec.negative_slope).derivative(z[i])              # f'(z_i), (n, out_i)
+             for i, spec in enumerate(scenario.layers)]
     d_output = LOSSES[scenario.loss][1](a[last], scenario.targets)                        # ∂E/∂a_last, (n, out)
     rows = inputs.shape[0]
     widths = [spec.shape[0] for spec in scenario.layers]
@@ -307,12 +308,6 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
         lambda p: loss_value(exact, p, exact.inputs, exact.targets), params, [(tensor, index)])[0])
     result.errata = _path_errata(scenario, names, result, path)
     return result
-
-
-def _activation_slope(spec, z):
-    activation = Activation(spec.activation, spec.negative_slope)
-    activation.forward(z)
-    return activation.backward(np.ones_like(z))
 
 
 def _activation_factor(names, layer, row, unit, slope):

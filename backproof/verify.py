@@ -179,18 +179,24 @@ class VerifyResult:
         return "\n".join(lines)
 
 
+def _kind(dtype, oracle):
+    """The tolerance kind for judging a gradient in ``dtype`` against ``oracle``.
+
+    Finite differences (always computed in float64) carry their own error, which is the limit
+    for a float64 gradient; for a float32 gradient the gradient's own rounding is.
+    """
+    return "finite_difference" if oracle == FD and dtype == "float64" else "step"
+
+
 def tolerance(dtype, oracle):
     """(atol, rtol) for judging a gradient in ``dtype`` against ``oracle``."""
-    if oracle == FD:
-        # float64 differences: their own error is the limit; in float32 the user's rounding is
-        return TOLERANCES["float64"]["finite_difference"] if dtype == "float64" else TOLERANCES[dtype]["step"]
-    return TOLERANCES[dtype]["step"]
+    return TOLERANCES[dtype][_kind(dtype, oracle)]
 
 
 def _compare(name, yours, theirs, oracle, dtype):
     """compare_arrays under the tolerance ``tolerance(dtype, oracle)`` names."""
-    kind = "finite_difference" if oracle == FD and dtype == "float64" else "step"
-    return compare_arrays(name, "yours", np.asarray(yours, dtype), oracle, np.asarray(theirs, dtype), dtype, kind)
+    return compare_arrays(name, "yours", np.asarray(yours, dtype), oracle, np.asarray(theirs, dtype), dtype,
+                          _kind(dtype, oracle))
 
 
 def _judge(name, yours, theirs, oracle, dtype, size, indices=None):

@@ -75,8 +75,12 @@ class Activation(Layer):
         self.z = z                                                          # (n, out), kept for backward
         return self.fn(z, *self._extra())
 
-    def backward(self, da):
-        slope = self.fn_grad(self.z, *self._extra())                        # f'(Z)
+    def derivative(self, z):
+        """f'(z) elementwise, with ``at_zero`` in place of the reference's value where z is exactly 0."""
+        slope = self.fn_grad(z, *self._extra())
         if self.at_zero is not None:
-            slope = np.where(self.z == 0, self.at_zero, slope).astype(slope.dtype)
-        return da * slope                                                   # dZ = dA ⊙ f'(Z)
+            slope = np.where(z == 0, self.at_zero, slope).astype(slope.dtype)
+        return slope
+
+    def backward(self, da):
+        return da * self.derivative(self.z)                                 # dZ = dA ⊙ f'(Z)

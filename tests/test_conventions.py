@@ -30,31 +30,15 @@ def test_every_row_has_a_reference_choice():
 
 def test_the_precision_observations_can_tell_an_unpinned_run():
     """Without the pin, the same observations see the user's 'medium' in torch and DEFAULT dots in JAX."""
-    from conftest import require
     import backproof
+    from backproof.conventions import torch_settings_at_each_linear
+    from conftest import require
 
     scenario = backproof.load("mixed-3-4-3-2").with_dtype("float32")
     torch_impl = require("torch")
-    import torch
-    import torch.nn.functional as F
-    from torch.overrides import TorchFunctionMode
-
-    seen = set()
-
-    class Observe(TorchFunctionMode):
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            if func is F.linear:
-                seen.add(torch_impl.network.settings())
-            return func(*args, **(kwargs or {}))
-
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("medium")
-    try:
-        with Observe():
-            torch_impl.network._run_step(scenario)         # the step without its precision() context
-    finally:
-        torch.set_float32_matmul_precision(before)
-    assert {s[0] for s in seen} == {"medium"}
+    # the step without its precision() context
+    seen, after = torch_settings_at_each_linear(torch_impl.network._run_step, scenario)
+    assert {s[0] for s in seen} == {"medium"} and after == "medium"
 
     jax_impl = require("jax")
     step, arguments = jax_impl.network._step_and_arguments(scenario)
