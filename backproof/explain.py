@@ -168,7 +168,6 @@ class _Names:
     """The source's names for units and parameters when the scenario has them, canonical ones otherwise."""
 
     def __init__(self, scenario):
-        self.rows = scenario.inputs.shape[0]
         self.node_names = scenario.node_names
         self.aliases = {}
         for alias, target in scenario.aliases.items():
@@ -177,19 +176,21 @@ class _Names:
                 self.aliases.setdefault(format_element(base, index), alias)
 
     def unit(self, layer, unit):
-        """'n6' or 'a1[2]' (layer -1 is the input)."""
+        """'n6' or 'layer 1 unit 2' (layer -1 is the input)."""
         key = f"inputs.{unit}" if layer < 0 else f"layers.{layer}.{unit}"
         if key in self.node_names:
             return self.node_names[key]
         return f"x[{unit}]" if layer < 0 else f"layer {layer} unit {unit}"
 
-    def out(self, layer, unit, row):
+    def out(self, layer, unit):
+        """The unit's output: 'out_n6' or 'a1[2]'; an input is 'x1' or 'x[0]'."""
         if layer < 0:
-            return (self.node_names.get(f"inputs.{unit}") or f"x[{unit}]")
+            return self.node_names.get(f"inputs.{unit}") or f"x[{unit}]"
         key = f"layers.{layer}.{unit}"
         return f"out_{self.node_names[key]}" if key in self.node_names else f"a{layer}[{unit}]"
 
-    def net(self, layer, unit, row):
+    def net(self, layer, unit):
+        """The unit's pre-activation: 'net_n6' or 'z1[2]'."""
         key = f"layers.{layer}.{unit}"
         return f"net_{self.node_names[key]}" if key in self.node_names else f"z{layer}[{unit}]"
 
@@ -243,24 +244,25 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
     widths = [spec.shape[0] for spec in scenario.layers]
     path_count = rows * int(np.prod(widths[layer + 1:], dtype=np.int64))
 
+    feed = inputs if layer == 0 else a[layer - 1]            # what layer L multiplies, (n, in_L)
+    feed_name = f"a{layer - 1}" if layer else "x"
+
     def below(row):
         """∂z_L[unit]/∂p: the input the weight multiplies, or 1 for a bias."""
+        symbol = f"∂{names.net(layer, unit)}/∂{names.parameter(tensor, index)}"
         if kind == "bias":
-            return Factor("bias", layer, row, unit, None, f"∂{names.net(layer, unit, row)}/∂{names.parameter(tensor, index)}", 1.0)
-        value = inputs[row, source] if layer == 0 else a[layer - 1][row, source]
-        return Factor("input", layer, row, unit, source,
-                      f"∂{names.net(layer, unit, row)}/∂{names.parameter(tensor, index)}", float(value),
-                      names.out(layer - 1, source, row))
+            return Factor("bias", layer, row, unit, None, symbol, 1.0)
+        return Factor("input", layer, row, unit, source, symbol, float(feed[row, source]), names.out(layer - 1, source))
 
     def path(row, units):
         """The factors along units [(layer, unit), …] (the parameter's unit first) for one row."""
         top_layer, top_unit = units[-1]
         factors = [Factor("loss", top_layer, row, top_unit, None,
-                          f"∂E/∂{names.out(top_layer, top_unit, row)}", float(d_output[row, top_unit]))]
+                          f"∂E/∂{names.out(top_layer, top_unit)}", float(d_output[row, top_unit]))]
         for (upper, u), (_, v) in zip(reversed(units[1:]), reversed(units[:-1])):
             factors.append(_activation_factor(names, upper, row, u, slope))
             factors.append(Factor("weight", upper, row, u, v,
-                                  f"∂{names.net(upper, u, row)}/∂{names.out(upper - 1, v, row)}",
+                                  f"∂{names.net(upper, u)}/∂{names.out(upper - 1, v)}",
                                   float(scenario.layers[upper].weight[u, v]),
                                   names.parameter(f"layers.{upper}.weight", (u, v))))
         factors.append(_activation_factor(names, layer, row, unit, slope))
@@ -284,11 +286,10 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
             total = float(np.sum(column))
             recursion.append((f"∂E/∂b{layer}[{unit}] = Σ_rows δ{layer}[:, {unit}]", np.asarray(total)))
         else:
-            feed = inputs[:, source] if layer == 0 else a[layer - 1][:, source]
-            recursion.append((f"a{layer - 1}[:, {source}]" if layer else f"x[:, {source}]", feed))
-            total = float(np.sum(column * feed))
-            recursion.append((f"∂E/∂W{layer}[{unit},{source}] = Σ_rows δ{layer}[:, {unit}]·"
-                              + (f"a{layer - 1}[:, {source}]" if layer else f"x[:, {source}]"), np.asarray(total)))
+            recursion.append((f"{feed_name}[:, {source}]", feed[:, source]))
+            total = float(np.sum(column * feed[:, source]))
+            recursion.append((f"∂E/∂W{layer}[{unit},{source}] = Σ_rows δ{layer}[:, {unit}]·{feed_name}[:, {source}]",
+                              np.asarray(total)))
 
     value = float(scenario.parameters()[tensor][index])
     result = Explanation(scenario, format_element(tensor, index), tensor, index, names.parameter(tensor, index),
@@ -312,7 +313,7 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
 
 def _activation_factor(names, layer, row, unit, slope):
     return Factor("activation", layer, row, unit, None,
-                  f"∂{names.out(layer, unit, row)}/∂{names.net(layer, unit, row)}", float(slope[layer][row, unit]))
+                  f"∂{names.out(layer, unit)}/∂{names.net(layer, unit)}", float(slope[layer][row, unit]))
 
 
 def _path_errata(scenario, names, result, path):
