@@ -32,6 +32,7 @@ from .frameworks import Skipped, implementation
 from .names import PARAMETER_RE, check_index, format_element, parse_element
 
 MAX_PATHS = 64
+AUTODIFF_NAMES = {"torch": "autograd", "jax": "jax.grad"}
 
 
 class ExplainError(ValueError):
@@ -297,11 +298,13 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
                          max_paths=max_paths)
     result.oracles["numpy (hand-derived backward)"] = float(trace[f"grad.{tensor}"][index])
     for framework in frameworks:
+        if framework == "numpy":          # the reference's own backward pass is always shown, above
+            continue
         module = implementation(framework)
         if isinstance(module, Skipped):
             result.skipped.append(module)
             continue
-        result.oracles[f"{framework} ({'autograd' if framework == 'torch' else 'jax.grad'})"] = \
+        result.oracles[f"{framework} ({AUTODIFF_NAMES[framework]})"] = \
             float(module.run_step(scenario)[f"grad.{tensor}"][index])
     exact = scenario.with_dtype("float64")
     params = {k: np.array(v, np.float64) for k, v in exact.parameters().items()}

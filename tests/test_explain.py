@@ -119,6 +119,7 @@ def test_cli_text_json_and_bad_input(capsys):
     assert main(["explain", BLOG, "w1", "--frameworks", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "path 3 (n3 → n8 → n9)" in out and "erratum 002-w1-single-path" in out
+    assert "beside it: numpy (hand-derived backward) 0.055904307 · finite differences" in out
     assert main(["explain", BLOG, "layers.0.weight[0,0]", "--json", "--frameworks", "numpy"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["symbol"] == "w1" and len(doc["paths"]) == 3 and doc["errata"][0]["path"] == ["n3", "n6", "n9"]
