@@ -70,7 +70,7 @@ class ScenarioReport:
             "dtype": self.scenario.dtype,
             "tolerance": dict(zip(("atol", "rtol"), TOLERANCES[self.scenario.dtype]["step"])),
             "frameworks": list(self.traces),
-            "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
+            "skipped": [s.to_json() for s in self.skipped],
             "errors": self.errors,
             "tensors": {name: {fw: trace[name].tolist() for fw, trace in self.traces.items() if name in trace}
                         for name in self.order},

@@ -100,7 +100,7 @@ class Explanation:
                 "delta_recursion": [{"step": label, "value": np.asarray(v).tolist()} for label, v in self.recursion]
                 or None,
                 "gradient": self.total, "oracles": self.oracles,
-                "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
+                "skipped": [s.to_json() for s in self.skipped],
                 "sgd": {"lr": self.scenario.lr, "value": self.value, "updated": self.updated},
                 "errata": self.errata}
 
@@ -142,7 +142,7 @@ class Explanation:
         checks = " · ".join(f"{name} {value:.8g}" for name, value in self.oracles.items())
         lines.append(f"   beside it: {checks}")
         for s in self.skipped:
-            lines.append(f"   skipped {s.framework}: {s.reason}. Install with: {s.hint}")
+            lines.append(f"   {s.message()}")
         for erratum in self.errata:
             lines += ["", f"   erratum {erratum['id']}: the source follows only {' → '.join(erratum['path'])}, "
                           f"which gives {erratum['product']:.4g}; the true ∂E/∂{self.symbol} is {self.total:.4g}, "

@@ -29,6 +29,13 @@ class Skipped:
     def hint(self):
         return INSTALL_HINTS[self.framework]
 
+    def message(self):
+        """The report line: what is missing and the command that installs it."""
+        return f"skipped {self.framework}: {self.reason}. Install with: {self.hint}"
+
+    def to_json(self):
+        return {"framework": self.framework, "reason": self.reason, "hint": self.hint}
+
 
 def implementation(framework):
     """The implementation module for ``framework``, or a Skipped if its library is missing."""

@@ -34,7 +34,7 @@ def scenario_text(report, show_values=False):
     if sc.description:
         lines.append(f"   {sc.description}")
     for skipped in report.skipped:
-        lines.append(f"   skipped {skipped.framework}: {skipped.reason}. Install with: {skipped.hint}")
+        lines.append(f"   {skipped.message()}")
     for framework, error in report.errors.items():
         lines.append(f"   FAILED {framework}: {error}")
 
@@ -146,7 +146,7 @@ def train_text(report, fd=None, kinks=None):
     lines = [f"== {sc.name}: training ==  {sc.dtype} · {report.epochs} epochs × {steps} steps "
              f"(batch {report.batch_size}, lr {sc.lr:g}) · tolerance |Δ| ≤ {atol:g} + {rtol:g}·|x|"]
     for skipped in report.skipped:
-        lines.append(f"   skipped {skipped.framework}: {skipped.reason}. Install with: {skipped.hint}")
+        lines.append(f"   {skipped.message()}")
     for framework, error in report.errors.items():
         lines.append(f"   FAILED {framework}: {error}")
     columns = dict((fw, r["train.loss"]) for fw, r in report.results.items())

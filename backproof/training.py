@@ -79,7 +79,7 @@ class TrainReport:
             "epochs": self.epochs, "batch_size": self.batch_size,
             "tolerance": dict(zip(("atol", "rtol"), TOLERANCES[self.scenario.dtype]["train"])),
             "frameworks": list(self.results),
-            "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
+            "skipped": [s.to_json() for s in self.skipped],
             "errors": self.errors,
             "seconds": self.seconds,
             "loss": {fw: r["train.loss"].tolist() for fw, r in self.results.items()},

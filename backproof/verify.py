@@ -122,7 +122,7 @@ class VerifyResult:
                                                         for o in self.oracles},
                 "checks": [c.to_json() for c in self.checks],
                 "directions": None if self.directions is None else self.directions.to_json(),
-                "skipped": [{"framework": s.framework, "reason": s.reason, "hint": s.hint} for s in self.skipped],
+                "skipped": [s.to_json() for s in self.skipped],
                 "errors": self.errors, "notes": self.notes}
 
     def __str__(self):
@@ -131,7 +131,7 @@ class VerifyResult:
             atol, rtol = tolerance(self.dtype, oracle)
             lines.append(f"   {oracle}: |Δ| ≤ {atol:g} + {rtol:g}·|x|")
         for s in self.skipped:
-            lines.append(f"   skipped {s.framework}: {s.reason}. Install with: {s.hint}")
+            lines.append(f"   {s.message()}")
         for oracle, error in self.errors.items():
             lines.append(f"   FAILED {oracle}: {error}")
         for note in self.notes:
