@@ -114,7 +114,8 @@ class VerifyResult:
         return [c for c in self.checks if not c.ok]
 
     def check(self, parameter, oracle):
-        return next(c for c in self.checks if c.parameter == parameter and c.oracle == oracle)
+        """The ParameterCheck of ``parameter`` against ``oracle``, or None."""
+        return next((c for c in self.checks if c.parameter == parameter and c.oracle == oracle), None)
 
     def to_json(self):
         return {"scenario": self.scenario, "dtype": self.dtype, "function": self.function, "ok": self.ok,
@@ -143,7 +144,7 @@ class VerifyResult:
             for parameter in parameters:
                 row = f"   {parameter:<{width}}"
                 for oracle in self.oracles:
-                    c = next((c for c in self.checks if c.parameter == parameter and c.oracle == oracle), None)
+                    c = self.check(parameter, oracle)
                     cell = "-" if c is None else ("" if c.ok else "✗ ") + f"{c.max_abs:.2g}"
                     if c is not None and c.checked < c.size:
                         cell += f" ({c.checked}/{c.size})"
