@@ -88,13 +88,15 @@ def compare_arrays(tensor, a_name, a, b_name, b, dtype, kind="step"):
                           f"dtype {a.dtype} vs {b.dtype}, expected {dtype}")
     atol, rtol = TOLERANCES[dtype][kind]
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
-    diff = np.abs(a64 - b64)
-    scale = np.maximum(np.abs(a64), np.abs(b64))
-    if not np.all(np.isfinite(a64) & np.isfinite(b64)):
-        same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
-        diff = np.where(same, 0.0, np.where(np.isnan(diff), np.inf, diff))
-    rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
-    outside = ~(diff <= atol + rtol * scale)
+    finite = np.isfinite(a64) & np.isfinite(b64)
+    # Non-finite elements agree only with the same kind at the same position (NaN with NaN, +inf with
+    # +inf); an inf never satisfies a tolerance, since |inf − x| ≤ atol + rtol·inf would hold for any x.
+    same_nonfinite = ~finite & ((a64 == b64) | (np.isnan(a64) & np.isnan(b64)))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(finite, np.abs(a64 - b64), np.where(same_nonfinite, 0.0, np.inf))
+        scale = np.where(finite, np.maximum(np.abs(a64), np.abs(b64)), 0.0)
+    rel = np.divide(diff, scale, out=np.where(diff > 0, np.inf, 0.0), where=scale > 0)
+    outside = ~finite & ~same_nonfinite | finite & ~(diff <= atol + rtol * scale)
     failing = tuple(tuple(int(i) for i in index) for index in np.argwhere(outside)[:MAX_FAILING])
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
     return Comparison(tensor, a_name, b_name, float(diff.max(initial=0.0)), float(rel.max(initial=0.0)),

@@ -216,6 +216,8 @@ def call_gradients(grad_fn, scenario, label="grad_fn"):
     params = {name: np.array(value, copy=True) for name, value in scenario.parameters().items()}
     try:
         answer = grad_fn(params, np.array(scenario.inputs, copy=True), np.array(scenario.targets, copy=True))
+    except SystemExit as exc:  # sys.exit() inside the function must not end verify with its exit code
+        raise VerifyError(f"{label} called sys.exit({exc.code!r}) instead of returning gradients") from None
     except Exception as exc:  # the user's code failing is bad input, reported in one line
         raise VerifyError(f"{label} raised {type(exc).__name__}: {exc}") from None
     if not hasattr(answer, "keys"):

@@ -37,6 +37,29 @@ def test_nan_never_agrees_with_a_number():
     assert not compare_arrays("loss", "numpy", a, "torch", np.array([1.0, np.nan]), "float64").ok
 
 
+NONFINITE = {"finite": 1.0, "nan": np.nan, "+inf": np.inf, "-inf": -np.inf}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("a_kind", sorted(NONFINITE))
+@pytest.mark.parametrize("b_kind", sorted(NONFINITE))
+def test_non_finite_values_agree_only_with_the_same_kind_at_the_same_place(a_kind, b_kind, dtype):
+    """inf never satisfies a tolerance (|inf − 1| ≤ atol + rtol·inf would hold), NaN matches only NaN."""
+    a = np.array([0.5, NONFINITE[a_kind]], dtype=dtype)
+    b = np.array([0.5, NONFINITE[b_kind]], dtype=dtype)
+    c = compare_arrays("grad.layers.0.weight", "numpy", a, "torch", b, dtype)
+    assert c.ok == (a_kind == b_kind), c
+    if a_kind != b_kind:
+        assert c.failing == ((1,),) and c.worst_index == (1,) and c.max_abs == float("inf")
+    else:
+        assert c.max_abs == 0.0
+
+
+def test_an_infinite_gradient_never_agrees_with_a_finite_one():
+    assert not compare_arrays("grad.x", "yours", np.array([np.inf]), "torch", np.array([1e308]), "float64").ok
+    assert not compare_arrays("grad.x", "yours", np.array([1.0]), "torch", np.array([-np.inf]), "float64").ok
+
+
 def test_first_divergence_is_the_earliest_tensor_in_canonical_order():
     sc = scenario("blog-2-3-3-1")
     order = list(tensor_shapes(sc))

@@ -161,6 +161,10 @@ BAD_MODULES = {
     "raises.py": ("raise RuntimeError('no import for you')\n", "cannot be imported: RuntimeError: no import for you"),
     "missing_import.py": ("import no_such_module_anywhere\n", "cannot be imported: ModuleNotFoundError"),
     "exits.py": ("import sys\nsys.exit(3)\n", "cannot be imported: SystemExit"),
+    "exits_in_function.py": ("import sys\ndef gradients(params, inputs, targets):\n    sys.exit(0)\n",
+                             "gradients called sys.exit(0) instead of returning gradients"),
+    "raises_system_exit.py": ("def gradients(params, inputs, targets):\n    raise SystemExit\n",
+                              "gradients called sys.exit(None) instead of returning gradients"),
     "not_callable.py": ("gradients = 42\n", "gradients is a int, not a function"),
     "shape.py": ("import numpy as np\ndef gradients(params, inputs, targets):\n"
                  "    return {k: np.zeros(v.T.shape) for k, v in params.items()}\n",
@@ -195,3 +199,13 @@ def test_cli_bad_target_spellings_exit_2(target, message, capsys):
 def test_cli_bad_scenario_exits_2(capsys):
     code, out, err = run(["verify", f"{EXAMPLE}:gradients", "no-such-scenario"], capsys)
     assert code == 2 and "no-such-scenario: no such file or built-in scenario" in err
+
+
+def test_infinite_gradients_fail_even_where_finite_differences_are_left_out(capsys, tmp_path):
+    """On an exact-kink scenario only autodiff judges: an inf must not 'agree' with its finite values."""
+    path = tmp_path / "infinite.py"
+    path.write_text("import numpy as np\ndef gradients(params, inputs, targets):\n"
+                    "    return {k: np.full(v.shape, np.inf) for k, v in params.items()}\n")
+    code, out, err = run(["verify", f"{path}:gradients", "kink-relu-2-2-1", *frameworks()], capsys)
+    assert code == 1, out + err
+    assert "verdict: FAIL" in out and "finite differences left out" in out
