@@ -1,21 +1,26 @@
-"""backproof: one small network in NumPy, PyTorch and JAX, proven to agree.
+"""backproof: one small network in NumPy (hand-derived), PyTorch and JAX, proven to agree.
 
     >>> import backproof
-    >>> report = backproof.check_scenario(backproof.load("blog-2-3-3-1"))
-    >>> report.ok
+    >>> backproof.check("blog-2-3-3-1").ok
     True
+
+The public API: ``load``/``parse`` (scenario files), ``check``, ``train``, ``verify``,
+``explain``, ``compare_arrays`` with the one ``TOLERANCES`` table, and ``envelope`` (the
+versioned JSON every command prints with ``--json``).
 """
 
-from .check import ScenarioReport, check_scenario
+from .check import ScenarioReport, check, check_all, check_scenario
 from .compare import TOLERANCES, Comparison, compare_arrays, compare_traces, first_divergence
-from .names import tensor_shapes
-from .scenario import ScenarioError, builtin_names, load, parse
+from .envelope import SCHEMA
 from .explain import ExplainError, explain
+from .names import tensor_shapes
+from .scenario_file import ScenarioError, builtin_names, load, parse
+from .training import TrainReport, train
 from .verify import VerifyError, VerifyResult, verify
 
 __all__ = [
-    "TOLERANCES", "Comparison", "ExplainError", "ScenarioError", "ScenarioReport", "builtin_names", "check_scenario",
-    "VerifyError", "VerifyResult", "compare_arrays", "compare_traces", "explain", "first_divergence", "load",
-    "parse",
-    "tensor_shapes", "verify",
+    "SCHEMA", "TOLERANCES", "Comparison", "ExplainError", "ScenarioError", "ScenarioReport", "TrainReport",
+    "VerifyError", "VerifyResult", "builtin_names", "check", "check_all", "check_scenario", "compare_arrays",
+    "compare_traces", "explain", "first_divergence", "load", "parse", "tensor_shapes", "train",
+    "verify",
 ]

@@ -1,13 +1,21 @@
-"""Run one scenario in every framework, compare the traces, check printed values."""
+"""Check scenarios: run one step in every framework, compare the traces, check printed values,
+and, for a scenario with a ``train`` block, train in every framework and compare the runs.
 
+``check(scenario)`` from Python and ``backproof check`` on the command line call the same
+``check_all`` and give the same verdict.
+"""
+
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .compare import TOLERANCES, compare_traces, first_divergence
-from .exact_kinks import explain_kinks
-from .frameworks import Skipped, implementation
+from .compare import compare_traces, first_divergence
+from .frameworks import FRAMEWORKS, run_each
+from .kink_conventions import explain_kinks
 from .names import format_element, tensor_shapes
+from .scenario_file import load
+from .training import compare_training
 
 
 @dataclass
@@ -25,12 +33,6 @@ class ExpectedResult:
     framework: str = ""
     resolved: str = ""
 
-    def to_json(self):
-        return {"key": self.key, "resolved": self.resolved, "printed": self.printed,
-                "computed": self.computed, "max_abs": self.max_abs, "atol": self.atol,
-                "ok": self.ok, "erratum": self.erratum or None, "note": self.note or None,
-                "framework": self.framework}
-
 
 @dataclass
 class ScenarioReport:
@@ -44,6 +46,8 @@ class ScenarioReport:
     kinks: list = field(default_factory=list)          # KinkNote per layer with a z exactly 0
     explained: set = field(default_factory=set)        # (tensor, a, b) of disagreements a kink convention explains
     strict: bool = False                               # then explained disagreements fail too
+    seconds: dict = field(default_factory=dict)        # framework -> wall time of its step
+    training: object = None                            # TrainReport for a scenario with a train block
 
     def is_explained(self, comparison):
         return (comparison.tensor, comparison.a, comparison.b) in self.explained
@@ -58,28 +62,13 @@ class ScenarioReport:
         return [note for note in self.kinks if not note.agree]
 
     @property
-    def ok(self):
+    def step_ok(self):
         return (not self.errors and self.first_divergence is None
                 and all(result.ok for result in self.expected))
 
-    def to_json(self):
-        divergence = self.first_divergence
-        return {
-            "name": self.scenario.name,
-            "ok": self.ok,
-            "dtype": self.scenario.dtype,
-            "tolerance": dict(zip(("atol", "rtol"), TOLERANCES[self.scenario.dtype]["step"])),
-            "frameworks": list(self.traces),
-            "skipped": [s.to_json() for s in self.skipped],
-            "errors": self.errors,
-            "tensors": {name: {fw: trace[name].tolist() for fw, trace in self.traces.items() if name in trace}
-                        for name in self.order},
-            "comparisons": [dict(c.to_json(), explained_by_convention=self.is_explained(c)) for c in self.comparisons],
-            "kinks": [note.to_json() for note in self.kinks],
-            "strict": self.strict,
-            "first_divergence": None if divergence is None else divergence.to_json(),
-            "expected": [result.to_json() for result in self.expected],
-        }
+    @property
+    def ok(self):
+        return self.step_ok and (self.training is None or self.training.ok)
 
 
 def trace_problem(trace, shapes, dtype):
@@ -95,27 +84,6 @@ def trace_problem(trace, shapes, dtype):
     return ""
 
 
-def run_frameworks(scenario, frameworks):
-    """framework -> trace for those that ran; plus the skipped ones and the ones that failed."""
-    shapes = tensor_shapes(scenario)
-    traces, skipped, errors = {}, [], {}
-    for name in frameworks:
-        module = implementation(name)
-        if isinstance(module, Skipped):
-            skipped.append(module)
-            continue
-        try:
-            trace = module.run_step(scenario)
-        except Exception as exc:  # a crash inside one framework is a reported failure, not a traceback
-            errors[name] = f"{type(exc).__name__}: {exc}"
-            continue
-        problem = trace_problem(trace, shapes, scenario.dtype)
-        if problem:
-            errors[name] = problem
-        traces[name] = trace
-    return traces, skipped, errors
-
-
 def check_expected(scenario, traces):
     """Check every ``expected`` entry against the first framework that ran (the reference if present)."""
     if not traces:
@@ -128,19 +96,17 @@ def check_expected(scenario, traces):
         printed = np.asarray(entry["value"], dtype=np.float64)
         erratum = entry.get("erratum", "")
         picked = _pick(trace.get(tensor, params.get(tensor)), index)
+        common = dict(key=key, printed=entry["value"], atol=entry["atol"], erratum=erratum,
+                      note=entry.get("note", ""), framework=framework, resolved=format_element(tensor, index))
         if picked is None or picked.shape != printed.shape:
             # a trace that breaks the contract: reported as a miss, never as a crash
-            results.append(ExpectedResult(key=key, printed=entry["value"], computed=None, max_abs=float("inf"),
-                                          atol=entry["atol"], ok=False, erratum=erratum, note=entry.get("note", ""),
-                                          framework=framework, resolved=format_element(tensor, index)))
+            results.append(ExpectedResult(computed=None, max_abs=float("inf"), ok=False, **common))
             continue
         computed = picked.astype(np.float64)
         max_abs = float(np.max(np.abs(computed - printed), initial=0.0))
         matches = max_abs <= entry["atol"]
-        results.append(ExpectedResult(
-            key=key, printed=entry["value"], computed=computed.tolist(), max_abs=max_abs,
-            atol=entry["atol"], ok=(not matches) if erratum else matches, erratum=erratum,
-            note=entry.get("note", ""), framework=framework, resolved=format_element(tensor, index)))
+        results.append(ExpectedResult(computed=computed.tolist(), max_abs=max_abs,
+                                      ok=(not matches) if erratum else matches, **common))
     return results
 
 
@@ -154,14 +120,83 @@ def _pick(value, index):
         return None
 
 
-def check_scenario(scenario, frameworks=("numpy", "torch", "jax"), strict=False):
-    """Run, compare and check one scenario; returns a ScenarioReport.
+def run_scenarios(framework, module, scenarios, training):
+    """One framework's work for every scenario: [{"trace"|"error", "train"|"train_error", seconds}].
+
+    Module-level so that ``run_each(parallel=True)`` can send it to a process of its own.
+    """
+    import time
+
+    out = []
+    for scenario in scenarios:
+        entry = {}
+        start = time.perf_counter()
+        try:
+            entry["trace"] = module.run_step(scenario)
+        except Exception as exc:  # reported for this scenario; the others still run
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        entry["seconds"] = time.perf_counter() - start
+        if training and scenario.train:
+            start = time.perf_counter()
+            try:
+                entry["train"] = module.train(scenario)
+            except Exception as exc:
+                entry["train_error"] = f"{type(exc).__name__}: {exc}"
+            entry["train_seconds"] = time.perf_counter() - start
+        out.append(entry)
+    return out
+
+
+def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False):
+    """[ScenarioReport] for every scenario; the frameworks run concurrently when ``parallel``."""
+    runs = run_each(functools.partial(run_scenarios, scenarios=list(scenarios), training=training),
+                    frameworks, parallel=parallel)
+    reports = []
+    for k, scenario in enumerate(scenarios):
+        shapes = tensor_shapes(scenario)
+        traces, errors, seconds = {}, {}, {}
+        train_results, train_errors, train_seconds = {}, {}, {}
+        for name in frameworks:
+            if name in runs.errors:
+                errors[name] = train_errors[name] = runs.errors[name]
+                continue
+            if name not in runs.results:
+                continue
+            entry = runs.results[name][k]
+            seconds[name] = entry["seconds"]
+            if "error" in entry:
+                errors[name] = entry["error"]
+            else:
+                problem = trace_problem(entry["trace"], shapes, scenario.dtype)
+                if problem:
+                    errors[name] = problem
+                traces[name] = entry["trace"]
+            if "train" in entry:
+                train_results[name], train_seconds[name] = entry["train"], entry["train_seconds"]
+            elif "train_error" in entry:
+                train_errors[name] = entry["train_error"]
+        comparisons = compare_traces(traces, list(shapes), scenario.dtype)
+        kinks, explained = explain_kinks(scenario, traces, comparisons) if not errors else ([], set())
+        trained = None
+        if training and scenario.train:
+            trained = compare_training(scenario, None, train_results, train_seconds, runs.skipped, train_errors)
+        reports.append(ScenarioReport(scenario, traces, list(runs.skipped), errors, comparisons,
+                                      check_expected(scenario, traces), list(shapes), kinks, explained, strict,
+                                      seconds, trained))
+    return reports
+
+
+def check(scenario, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False):
+    """Run, compare and check one scenario (a Scenario, a built-in name or a path) -> ScenarioReport.
 
     strict: a disagreement explained by a documented kink convention fails too.
+    training: also train and compare whole runs when the scenario has a ``train`` block.
     """
-    order = list(tensor_shapes(scenario))
-    traces, skipped, errors = run_frameworks(scenario, frameworks)
-    comparisons = compare_traces(traces, order, scenario.dtype)
-    kinks, explained = explain_kinks(scenario, traces, comparisons) if not errors else ([], set())
-    return ScenarioReport(scenario, traces, skipped, errors, comparisons,
-                          check_expected(scenario, traces), order, kinks, explained, strict)
+    if not hasattr(scenario, "layers"):
+        scenario = load(scenario)
+    return check_all([scenario], frameworks, strict, training, parallel)[0]
+
+
+def check_scenario(scenario, frameworks=FRAMEWORKS, strict=False):
+    """One step only (no training): the check the mutation and property tests run."""
+    return check(scenario, frameworks, strict, training=False)

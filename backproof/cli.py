@@ -17,14 +17,12 @@ import os
 import sys
 import warnings
 
-import reference
-
-from .check import check_scenario
+from . import envelope
+from .check import check_all
 from .frameworks import FRAMEWORKS, parse_frameworks
-from .kinks import analytic_kinks, check_kinks
-from .report import kink_lines, scenario_text, train_text
-from .scenario import ScenarioError, builtin_names, load
-from .training import train_scenario
+from .render import scenario_text, train_text
+from .scenario_file import ScenarioError, builtin_names, load
+from .training import train
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -48,6 +46,9 @@ def build_parser():
                        help="print every tensor's value (from the first framework) under its row")
     check.add_argument("--strict", action="store_true",
                        help="fail on disagreements that a documented kink convention explains (exit 1)")
+    check.add_argument("--serial", action="store_true",
+                       help="run the frameworks one after another in this process (default with several "
+                            "scenarios: one process per framework, concurrently)")
 
     train = commands.add_parser("train", help="train in every framework and compare the whole runs")
     train.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
@@ -122,82 +123,24 @@ def load_scenarios(specs, dtype):
 
 
 def print_json(document):
-    """One JSON document on stdout, the form every --json takes."""
-    json.dump(document, sys.stdout, indent=1)
-    sys.stdout.write("\n")
+    """One JSON document on stdout, strict JSON (see backproof/envelope.py)."""
+    sys.stdout.write(envelope.dumps(document) + "\n")
 
 
 def cmd_check(args):
     frameworks = frameworks_arg(args.frameworks)
     scenarios = load_scenarios(args.scenarios, args.dtype)
-    documents, failed = [], []
-    for scenario in scenarios:
-        report = check_scenario(scenario, frameworks, strict=args.strict)
-        training = run_training(scenario, frameworks, None, False, args.json) if scenario.train else None
-        ok = report.ok and (training is None or training[0].ok)
-        if not ok:
-            failed.append(scenario.name)
-        if args.json:
-            document = report.to_json()
-            document["ok"] = ok
-            document["training"] = None if training is None else training_json(*training)
-            documents.append(document)
-        else:
-            print(scenario_text(report, show_values=args.show_values))
-            if training is not None:
-                print(train_text(*training))
+    parallel = not args.serial and len(scenarios) > 1
+    reports = check_all(scenarios, frameworks, strict=args.strict, parallel=parallel)
+    failed = [r.scenario.name for r in reports if not r.ok]
     if args.json:
-        print_json({"ok": not failed, "scenarios": documents})
+        print_json(envelope.document("check", [envelope.check_result(r, frameworks) for r in reports]))
     else:
+        for report in reports:
+            print(scenario_text(report, show_values=args.show_values))
         print(f"{len(scenarios) - len(failed)} of {len(scenarios)} scenarios OK"
               + (f"; failed: {', '.join(failed)}" if failed else ""))
     return EXIT_FAIL if failed else EXIT_OK
-
-
-def run_training(scenario, frameworks, epochs, finite_differences, quiet):
-    """Train and compare; returns (TrainReport, finite-difference run or None, kink lines or None)."""
-    show = not quiet and sys.stderr.isatty()
-
-    def progress(framework):
-        if show:
-            position = frameworks.index(framework) + 1
-            print(f"\r  training {scenario.name}: {framework} [{position}/{len(frameworks)}]   ",
-                  end="", file=sys.stderr, flush=True)
-
-    report = train_scenario(scenario, frameworks, epochs, progress)
-    if show:
-        print("\r" + " " * 70 + "\r", end="", file=sys.stderr, flush=True)
-    fd = reference.train(scenario, report.epochs, gradients="finite_difference") if finite_differences else None
-    return report, fd, kink_report(scenario, report)
-
-
-def kink_report(scenario, report):
-    """Kinks before and after training for 1-input ReLU-family networks (float64 probes), else None."""
-    hidden = [spec.activation for spec in scenario.layers[:-1]]
-    if scenario.inputs.shape[1] != 1 or not any(a in ("relu", "leaky_relu") for a in hidden):
-        return None
-    base = scenario.with_dtype("float64")
-    trained = report.results.get("numpy")
-    after_scenario = base.with_parameters(
-        {k[len("trained."):]: v for k, v in trained.items() if k.startswith("trained.")}) if trained else None
-    before = analytic_kinks(base)
-    after = analytic_kinks(after_scenario) if after_scenario else []
-    checks = {}
-    for fw in report.results:
-        found = check_kinks(base, before, fw)
-        if found is not None and after_scenario is not None:
-            found += check_kinks(after_scenario, after, fw)
-        if found is not None:
-            checks[fw] = found
-    return kink_lines(before, after, checks)
-
-
-def training_json(report, fd, kinks):
-    document = report.to_json()
-    if fd is not None:
-        document["finite_differences"] = {k: v.tolist() for k, v in fd.items()}
-    document["kinks"] = kinks
-    return document
 
 
 def cmd_train(args):
@@ -205,11 +148,11 @@ def cmd_train(args):
     (scenario,) = load_scenarios([args.scenario], args.dtype)
     if scenario.train is None and args.epochs is None:
         raise UsageError(f"{args.scenario}: train is missing; add a train block or give --epochs")
-    report, fd, kinks = run_training(scenario, frameworks, args.epochs, args.finite_differences, args.json)
+    report = train(scenario, frameworks, args.epochs, args.finite_differences)
     if args.json:
-        print_json({"ok": report.ok, "training": training_json(report, fd, kinks)})
+        print_json(envelope.document("train", [envelope.train_result(report, frameworks)]))
     else:
-        print(train_text(report, fd, kinks))
+        print(train_text(report))
     return EXIT_OK if report.ok else EXIT_FAIL
 
 
@@ -281,7 +224,7 @@ def cmd_verify(args):
     except VerifyError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        print_json(result.to_json())
+        print_json(envelope.document("verify", [envelope.verify_result(result, scenario, [*oracles, envelope.FD])]))
     else:
         print(result)
     return EXIT_OK if result.ok else EXIT_FAIL
@@ -296,7 +239,7 @@ def cmd_explain(args):
     except ExplainError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        print_json(result.to_json())
+        print_json(envelope.document("explain", [envelope.explain_result(result, frameworks)]))
     else:
         print(result)
     return EXIT_OK

@@ -9,7 +9,7 @@ every tensor of every built-in scenario is written beside each entry.
 """
 
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -66,11 +66,6 @@ class Comparison:
         return (f"{where}{self.tensor} ({stage(self.tensor)}), {self.a} vs {self.b}, "
                 f"max |Δ| {self.max_abs:.3g} at {list(self.worst_index)}, max rel {self.max_rel:.3g}")
 
-    def to_json(self):
-        data = asdict(self)
-        data["worst_index"] = list(self.worst_index)
-        data["failing"] = [list(index) for index in self.failing]
-        return data
 
 
 def compare_arrays(tensor, a_name, a, b_name, b, dtype, kind="step"):

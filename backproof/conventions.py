@@ -113,11 +113,11 @@ def _losses(framework):
         return tuple(float(LOSSES[name][0](y, t)) for name in names)
     if framework == "torch":
         import torch
-        from torch_impl.network import loss_fn
-        return tuple(float(loss_fn(name)(torch.tensor(y), torch.tensor(t))) for name in names)
+        from torch_impl.network import LOSSES
+        return tuple(float(LOSSES[name](torch.tensor(y), torch.tensor(t))) for name in names)
     import jax.numpy as jnp
-    from jax_impl.network import loss_fn
-    return tuple(float(loss_fn(name)(jnp.asarray(y), jnp.asarray(t))) for name in names)
+    from jax_impl.network import LOSSES
+    return tuple(float(LOSSES[name](jnp.asarray(y), jnp.asarray(t))) for name in names)
 
 
 def _matmul_precision(framework):
@@ -129,7 +129,7 @@ def _matmul_precision(framework):
 
 
 def _probe_scenario(dtype="float32"):
-    from .scenario import load
+    from .scenario_file import load
     return load("mixed-3-4-3-2").with_dtype(dtype)
 
 

@@ -18,6 +18,7 @@ pass and a finite difference.
 """
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,13 +27,12 @@ import reference
 from reference import gradcheck
 from reference.layers import Activation
 from reference.losses import LOSSES
-from reference.network import loss_value
+from reference.network import loss_of
 
-from .frameworks import Skipped, implementation
+from .frameworks import as_frameworks, run_each
 from .names import PARAMETER_RE, check_index, format_element, parse_element
 
 MAX_PATHS = 64
-AUTODIFF_NAMES = {"torch": "autograd", "jax": "jax.grad"}
 
 
 class ExplainError(ValueError):
@@ -57,9 +57,6 @@ class Factor:
     value: float
     equals: str = ""            # what the factor is, e.g. "w16" or "out_n6"
 
-    def to_json(self):
-        return {"kind": self.kind, "layer": self.layer, "row": self.row, "unit": self.unit, "source": self.source,
-                "symbol": self.symbol, "equals": self.equals or None, "value": self.value}
 
 
 @dataclass
@@ -70,9 +67,6 @@ class Path:
     factors: list
     product: float
 
-    def to_json(self):
-        return {"row": self.row, "units": [list(u) for u in self.units], "names": self.names,
-                "factors": [f.to_json() for f in self.factors], "product": self.product}
 
 
 @dataclass
@@ -88,81 +82,16 @@ class Explanation:
     recursion: list = field(default_factory=list)    # [(label, array)] when there are too many paths
     oracles: dict = field(default_factory=dict)      # name -> value
     skipped: list = field(default_factory=list)
+    errors: dict = field(default_factory=dict)       # framework -> why its autodiff value is missing
     value: float = 0.0
     updated: float = 0.0
     errata: list = field(default_factory=list)       # [{"id", "text", "path", "product", "missing"}]
     max_paths: int = MAX_PATHS
 
-    def to_json(self):
-        return {"scenario": self.scenario.name, "dtype": self.scenario.dtype, "parameter": self.parameter,
-                "symbol": self.symbol, "path_count": self.path_count,
-                "paths": [p.to_json() for p in self.paths] or None,
-                "delta_recursion": [{"step": label, "value": np.asarray(v).tolist()} for label, v in self.recursion]
-                or None,
-                "gradient": self.total, "oracles": self.oracles,
-                "skipped": [s.to_json() for s in self.skipped],
-                "sgd": {"lr": self.scenario.lr, "value": self.value, "updated": self.updated},
-                "errata": self.errata}
 
     def __str__(self):
-        sc = self.scenario
-        rows = sc.inputs.shape[0]
-        named = self.symbol if self.symbol == self.parameter else f"{self.symbol} = {self.parameter}"
-        per_row = self.path_count // rows
-        count = f"{per_row} path{'s' if per_row > 1 else ''} from {self.symbol} to E"
-        lines = [f"== explain {named} on {sc.name} ==  {sc.dtype} · batch of {rows} · loss {sc.loss}",
-                 f"   ∂E/∂{self.symbol} is a sum over {count}"
-                 + (f", in each of the {rows} rows: {self.path_count} products" if rows > 1 else "")]
-        if self.paths:
-            width = max(len(_factor_label(f)) for p in self.paths for f in p.factors) + 2
-            for number, path in enumerate(self.paths, 1):
-                where = f"row {path.row}, " if rows > 1 else ""
-                lines += ["", f"   path {number} ({where}{' → '.join(path.names)})"]
-                for factor in path.factors:
-                    lines.append(f"     {_factor_label(factor):<{width}}= {factor.value:.6g}")
-                lines.append(f"     {'product':<{width}}= {path.product:.6g}")
-            if len(self.paths) == 1:
-                lines += ["", f"   ∂E/∂{self.symbol} = {self.total:.8g}"]
-            elif len(self.paths) <= 8:
-                lines += ["", f"   ∂E/∂{self.symbol} = " + " + ".join(f"({p.product:.6g})" for p in self.paths)
-                          + f" = {self.total:.8g}"]
-            else:
-                lines += ["", f"   ∂E/∂{self.symbol} = the sum of the {len(self.paths)} products = {self.total:.8g}"]
-        else:
-            lines += ["", f"   {self.path_count} products are too many to print (more than {self.max_paths}); "
-                          "the layer-wise δ recursion computes the same sum:"]
-            for label, value in self.recursion:
-                value = np.asarray(value)
-                if value.ndim < 2:
-                    lines.append(f"     {label} = {_array(value)}")
-                else:            # one line per row
-                    lines.append(f"     {label} =")
-                    lines += [f"       row {r}: {_array(row)}" for r, row in enumerate(value)]
-            lines.append(f"   ∂E/∂{self.symbol} = {self.total:.8g}")
-        checks = " · ".join(f"{name} {value:.8g}" for name, value in self.oracles.items())
-        lines.append(f"   beside it: {checks}")
-        for s in self.skipped:
-            lines.append(f"   {s.message()}")
-        for erratum in self.errata:
-            lines += ["", f"   erratum {erratum['id']}: the source follows only {' → '.join(erratum['path'])}, "
-                          f"which gives {erratum['product']:.4g}; the true ∂E/∂{self.symbol} is {self.total:.4g}, "
-                          f"so the single-path derivation misses "
-                          + (f"{len(erratum['missing'])} path(s), {'; '.join(erratum['missing'])}, "
-                             if erratum["missing"] else "the other paths, ")
-                          + f"worth {self.total - erratum['product']:.4g}",
-                      f"   {erratum['text']}"]
-        lines += ["", f"   SGD: {self.symbol} − lr·∂E/∂{self.symbol} = {self.value:.6g} − {sc.lr:g} × {self.total:.6g} "
-                      f"= {self.updated:.8g}", ""]
-        return "\n".join(lines)
-
-
-def _factor_label(factor):
-    return factor.symbol + (f" = {factor.equals}" if factor.equals else "")
-
-
-def _array(value):
-    return np.array2string(np.asarray(value, dtype=np.float64), precision=6, separator=", ",
-                           max_line_width=10_000, formatter={"float_kind": lambda v: f"{v:.6g}"})
+        from .render import explain_text
+        return explain_text(self)
 
 
 class _Names:
@@ -227,7 +156,14 @@ def resolve_parameter(scenario, text):
 
 
 def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATHS):
-    """The worked chain rule for one parameter element of ``scenario`` -> Explanation."""
+    """The worked chain rule for one parameter element of ``scenario`` (a Scenario, a built-in name
+    or a path) -> Explanation."""
+    if not hasattr(scenario, "layers"):
+        from .scenario_file import ScenarioError, load
+        try:
+            scenario = load(scenario)
+        except ScenarioError as exc:
+            raise ExplainError(str(exc)) from None
     tensor, index = resolve_parameter(scenario, parameter)
     layer, kind = int(PARAMETER_RE.match(tensor).group("layer")), PARAMETER_RE.match(tensor).group("kind")
     unit, source = index[0], (index[1] if kind == "weight" else None)
@@ -243,7 +179,7 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
     d_output = LOSSES[scenario.loss][1](a[last], scenario.targets)                        # ∂E/∂a_last, (n, out)
     rows = inputs.shape[0]
     widths = [spec.shape[0] for spec in scenario.layers]
-    path_count = rows * int(np.prod(widths[layer + 1:], dtype=np.int64))
+    path_count = rows * math.prod(widths[layer + 1:])      # exact: Python ints never wrap
 
     feed = inputs if layer == 0 else a[layer - 1]            # what layer L multiplies, (n, in_L)
     feed_name = f"a{layer - 1}" if layer else "x"
@@ -296,20 +232,16 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
     result = Explanation(scenario, format_element(tensor, index), tensor, index, names.parameter(tensor, index),
                          total, path_count, paths, recursion, value=value, updated=value - scenario.lr * total,
                          max_paths=max_paths)
-    result.oracles["numpy (hand-derived backward)"] = float(trace[f"grad.{tensor}"][index])
-    for framework in frameworks:
-        if framework == "numpy":          # the reference's own backward pass is always shown, above
-            continue
-        module = implementation(framework)
-        if isinstance(module, Skipped):
-            result.skipped.append(module)
-            continue
-        result.oracles[f"{framework} ({AUTODIFF_NAMES[framework]})"] = \
-            float(module.run_step(scenario)[f"grad.{tensor}"][index])
+    result.oracles["numpy"] = float(trace[f"grad.{tensor}"][index])     # the hand-derived backward pass
+    others = [fw for fw in as_frameworks(frameworks) if fw != "numpy"]
+    runs = run_each(lambda name, module: module.run_step(scenario)[f"grad.{tensor}"][index], others)
+    result.skipped = runs.skipped
+    result.errors = runs.errors
+    for framework, value in runs.results.items():
+        result.oracles[framework] = float(value)
     exact = scenario.with_dtype("float64")
     params = {k: np.array(v, np.float64) for k, v in exact.parameters().items()}
-    result.oracles["finite differences"] = float(gradcheck.coordinate_differences(
-        lambda p: loss_value(exact, p, exact.inputs, exact.targets), params, [(tensor, index)])[0])
+    result.oracles["numpy+fd"] = float(gradcheck.coordinate_differences(loss_of(exact), params, [(tensor, index)])[0])
     result.errata = _path_errata(scenario, names, result, path)
     return result
 

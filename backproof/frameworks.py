@@ -1,11 +1,20 @@
-"""The three implementations, imported only when they are used.
+"""The three implementations, imported only when used, and the one loop that runs them.
 
-NumPy is always there. torch and JAX are optional: when one is missing, the
-harness reports it as skipped with the command that installs it.
+NumPy is always there. torch and JAX are optional: when one is missing, the harness
+reports it as skipped with the command that installs it. ``run_each`` is the loop
+every command uses: import each framework or record it as skipped, run the work,
+record the time or the error. With ``parallel=True`` each framework runs in a process
+of its own (spawned, so no thread state is forked); results come back in the order
+the frameworks were asked for, and a process that dies is an error, never a hang.
 """
 
 import importlib
-from dataclasses import dataclass
+import importlib.util
+import multiprocessing
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 
 FRAMEWORKS = ("numpy", "torch", "jax")
 
@@ -33,9 +42,6 @@ class Skipped:
         """The report line: what is missing and the command that installs it."""
         return f"skipped {self.framework}: {self.reason}. Install with: {self.hint}"
 
-    def to_json(self):
-        return {"framework": self.framework, "reason": self.reason, "hint": self.hint}
-
 
 def implementation(framework):
     """The implementation module for ``framework``, or a Skipped if its library is missing."""
@@ -48,9 +54,90 @@ def implementation(framework):
     return importlib.import_module(MODULES[framework])
 
 
+def available(framework):
+    """True when the framework's library can be imported (without importing it)."""
+    return importlib.util.find_spec(REQUIRES[framework]) is not None
+
+
+@dataclass
+class Runs:
+    """What ``run_each`` found: results of the frameworks that ran, the skipped ones, the failures."""
+
+    results: dict = field(default_factory=dict)      # framework -> fn's value
+    seconds: dict = field(default_factory=dict)      # framework -> wall time of fn
+    skipped: list = field(default_factory=list)      # [Skipped]
+    errors: dict = field(default_factory=dict)       # framework -> "ExceptionType: message"
+
+    def status(self, framework):
+        """"ran", "skipped" or "error" (None if the framework was not asked for)."""
+        if framework in self.errors:
+            return "error"
+        if framework in self.results:
+            return "ran"
+        if any(s.framework == framework for s in self.skipped):
+            return "skipped"
+        return None
+
+
+def run_each(fn, frameworks, parallel=False):
+    """fn(framework, module) for each framework -> Runs.
+
+    A framework whose library is missing is skipped; an exception inside fn is recorded
+    as that framework's error and the others still run. parallel: one spawned process per
+    framework (fn must then be a module-level function).
+    """
+    runs = Runs()
+    todo = []
+    for name in frameworks:
+        if not available(name):
+            runs.skipped.append(implementation(name))
+        else:
+            todo.append(name)
+    if parallel and len(todo) > 1:
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=len(todo), mp_context=context) as pool:
+            futures = {name: pool.submit(_timed, fn, name) for name in todo}
+            outcomes = {}
+            for name, future in futures.items():
+                try:
+                    outcomes[name] = future.result()
+                except BrokenProcessPool:
+                    outcomes[name] = ("error", f"the {name} process died", 0.0)
+    else:
+        outcomes = {name: _timed(fn, name) for name in todo}
+    for name in todo:
+        status, value, seconds = outcomes[name]
+        if status == "error":
+            runs.errors[name] = value
+        else:
+            runs.results[name] = value
+            runs.seconds[name] = seconds
+    return runs
+
+
+def _timed(fn, name):
+    """("ran", value, seconds) or ("error", message, seconds): fn never raises out of here."""
+    start = time.perf_counter()
+    try:
+        module = implementation(name)
+        if isinstance(module, Skipped):
+            return "error", module.message(), 0.0
+        value = fn(name, module)
+    except Exception as exc:  # a crash inside one framework is a reported failure, not a traceback
+        return "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start
+    return "ran", value, time.perf_counter() - start
+
+
+def as_frameworks(frameworks):
+    """A tuple of framework names from a tuple, a list or a comma-separated string; ValueError if unknown."""
+    if isinstance(frameworks, str):
+        return parse_frameworks(frameworks)
+    return parse_frameworks(",".join(frameworks)) if frameworks else ()
+
+
 def parse_frameworks(text):
     """'numpy,torch' -> ('numpy', 'torch'); raises ValueError for an unknown name."""
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    names = tuple(name.strip() for name in str(text).split(",") if name.strip())
     unknown = [name for name in names if name not in FRAMEWORKS]
     if unknown or not names:
         raise ValueError(f"--frameworks takes a comma-separated list of {', '.join(FRAMEWORKS)}; got {text!r}")

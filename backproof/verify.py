@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from reference import gradcheck
-from reference.network import loss_value
+from reference.network import loss_of
 
 from .compare import TOLERANCES, compare_arrays
-from .exact_kinks import has_exact_kinks
-from .frameworks import Skipped, implementation
+from .kink_conventions import has_exact_kinks
+from .frameworks import as_frameworks, run_each
 from .names import format_element
-from .scenario import ScenarioError, load
+from .scenario_file import ScenarioError, load
 
-FD = "finite_differences"
+FD = "numpy+fd"          # finite differences of the reference's loss: another framework key
 AUTODIFF = ("torch", "jax")
 
 
@@ -68,11 +68,6 @@ class ParameterCheck:
     wrong: tuple = ()       # the elements outside tolerance (the first 20)
     wrong_count: int = 0
 
-    def to_json(self):
-        return {"parameter": self.parameter, "oracle": self.oracle, "max_abs": self.max_abs,
-                "worst_index": list(self.worst_index), "worst_element": format_element(self.parameter, self.worst_index),
-                "yours": self.yours, "theirs": self.theirs, "ok": self.ok, "checked": self.checked, "size": self.size,
-                "wrong": [list(index) for index in self.wrong], "wrong_count": self.wrong_count}
 
 
 @dataclass
@@ -86,9 +81,6 @@ class DirectionCheck:
     max_rel: float
     ok: bool
 
-    def to_json(self):
-        return {"delta": self.delta, "numeric": self.numeric, "analytic": self.analytic,
-                "max_abs": self.max_abs, "max_rel": self.max_rel, "ok": self.ok}
 
 
 @dataclass
@@ -117,67 +109,10 @@ class VerifyResult:
         """The ParameterCheck of ``parameter`` against ``oracle``, or None."""
         return next((c for c in self.checks if c.parameter == parameter and c.oracle == oracle), None)
 
-    def to_json(self):
-        return {"scenario": self.scenario, "dtype": self.dtype, "function": self.function, "ok": self.ok,
-                "oracles": self.oracles, "tolerances": {o: dict(zip(("atol", "rtol"), tolerance(self.dtype, o)))
-                                                        for o in self.oracles},
-                "checks": [c.to_json() for c in self.checks],
-                "directions": None if self.directions is None else self.directions.to_json(),
-                "skipped": [s.to_json() for s in self.skipped],
-                "errors": self.errors, "notes": self.notes}
 
     def __str__(self):
-        lines = [f"== verify {self.function} on {self.scenario} ==  {self.dtype} · oracles: {', '.join(self.oracles)}"]
-        for oracle in self.oracles:
-            atol, rtol = tolerance(self.dtype, oracle)
-            lines.append(f"   {oracle}: |Δ| ≤ {atol:g} + {rtol:g}·|x|")
-        for s in self.skipped:
-            lines.append(f"   {s.message()}")
-        for oracle, error in self.errors.items():
-            lines.append(f"   FAILED {oracle}: {error}")
-        for note in self.notes:
-            lines.append(f"   note: {note}")
-        parameters = list(dict.fromkeys(c.parameter for c in self.checks))
-        if parameters:
-            width = max(len(p) for p in parameters) + 2
-            lines += ["", f"   {'parameter':<{width}}" + "".join(f"{o:>22}" for o in self.oracles) + "   (max |Δ|)"]
-            for parameter in parameters:
-                row = f"   {parameter:<{width}}"
-                for oracle in self.oracles:
-                    c = self.check(parameter, oracle)
-                    cell = "-" if c is None else ("" if c.ok else "✗ ") + f"{c.max_abs:.2g}"
-                    if c is not None and c.checked < c.size:
-                        cell += f" ({c.checked}/{c.size})"
-                    row += f"{cell:>22}"
-                lines.append(row)
-        if self.directions is not None:
-            d = self.directions
-            lines += ["", f"   {len(d.numeric)} random directions (ε {d.delta:g}): max |Δ| {d.max_abs:.2g}, "
-                          f"max rel {d.max_rel:.2g}" + ("" if d.ok else "  ✗")]
-        lines.append("")
-        if self.ok:
-            lines.append(f"   verdict: OK — every gradient agrees with {', '.join(self.oracles)}")
-        else:
-            wrong = {}
-            for c in self.failures:
-                wrong.setdefault(c.parameter, []).append(c)
-            parts = []
-            for parameter, checks in wrong.items():
-                c = checks[0]
-                parts.append(f"{parameter}: {c.wrong_count} of {c.checked} elements wrong, worst "
-                             f"{format_element(parameter, c.worst_index)} = {c.yours:.6g} where {c.oracle} says "
-                             f"{c.theirs:.6g} (|Δ| {c.max_abs:.2g}; wrong against {', '.join(k.oracle for k in checks)})")
-                lines.append(f"   wrong in {parameter} ({c.oracle}): "
-                             + ", ".join(format_element("", index) for index in c.wrong)
-                             + (" …" if c.wrong_count > len(c.wrong) else ""))
-            if self.directions is not None and not self.directions.ok:
-                parts.append(f"directional derivatives off by up to {self.directions.max_rel:.2g} relative")
-            if self.errors:
-                parts.append("oracles that failed: " + ", ".join(self.errors))
-            if not self.checks:
-                parts.append("no oracle ran")
-            lines.append(f"   verdict: FAIL — {'; '.join(parts)}")
-        return "\n".join(lines)
+        from .render import verify_text
+        return verify_text(self)
 
 
 def _kind(dtype, oracle):
@@ -267,7 +202,7 @@ def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, dire
     reference's hand-derived backward pass). A missing framework is skipped, not an error.
     Raises VerifyError when grad_fn fails or answers with missing names or wrong shapes.
     """
-    if isinstance(scenario, str):
+    if not hasattr(scenario, "layers"):
         try:
             scenario = load(scenario)
         except ScenarioError as exc:
@@ -276,19 +211,18 @@ def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, dire
     grads = call_gradients(grad_fn, scenario, label)
     result = VerifyResult(scenario.name, scenario.dtype, label, [], [])
 
-    for framework in frameworks:
-        module = implementation(framework)
-        if isinstance(module, Skipped):
-            result.skipped.append(module)
-            continue
-        result.oracles.append(framework)
-        try:
-            trace = module.run_step(scenario)
-        except Exception as exc:  # an oracle that crashes is reported, never a traceback
-            result.errors[framework] = f"{type(exc).__name__}: {exc}"
-            continue
-        for name, value in grads.items():
-            result.checks.append(_judge(name, value, trace[f"grad.{name}"], framework, scenario.dtype, value.size))
+    runs = run_each(lambda name, module: module.run_step(scenario), as_frameworks(frameworks))
+    result.skipped = runs.skipped
+    for framework in as_frameworks(frameworks):
+        if framework in runs.errors:            # an oracle that crashes is reported, never a traceback
+            result.oracles.append(framework)
+            result.errors[framework] = runs.errors[framework]
+        elif framework in runs.results:
+            result.oracles.append(framework)
+            trace = runs.results[framework]
+            for name, value in grads.items():
+                result.checks.append(_judge(name, value, trace[f"grad.{name}"], framework, scenario.dtype,
+                                            value.size))
 
     if finite_differences and has_exact_kinks(scenario):
         result.notes.append("finite differences left out: a relu-family pre-activation is exactly 0, where the "
@@ -303,7 +237,7 @@ def _finite_differences(result, grads, scenario, directions, max_coordinates, se
     """Per-coordinate (all or sampled) and random-direction differences of the float64 loss."""
     exact = scenario.with_dtype("float64")
     params = {name: np.array(value, dtype=np.float64) for name, value in exact.parameters().items()}
-    loss = lambda p: loss_value(exact, p, exact.inputs, exact.targets)  # noqa: E731
+    loss = loss_of(exact)
     coordinates = _sample(params, max_coordinates, seed)
     for name, indices in coordinates.items():
         numeric = gradcheck.coordinate_differences(loss, params, [(name, i) for i in indices])

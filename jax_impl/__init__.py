@@ -1,5 +1,7 @@
-"""The JAX mirror: pure functions over Flax-layout params, jax.grad and a jitted step."""
+"""The JAX mirror: pure functions over Flax-layout params, jax.value_and_grad, jit and lax.scan."""
 
-from .network import from_flax, make_step, make_train, run_step, to_flax, train
+from .network import (ACTIVATIONS, LOSSES, Model, forward, from_flax, gradients, run_step, sgd, to_flax,
+                      train)
 
-__all__ = ["from_flax", "make_step", "make_train", "run_step", "to_flax", "train"]
+__all__ = ["ACTIVATIONS", "LOSSES", "Model", "forward", "from_flax", "gradients", "run_step", "sgd", "to_flax",
+           "train"]

@@ -1,7 +1,12 @@
 """The NumPy reference: every backward pass derived by hand. Imports only NumPy."""
 
-from .network import Network, loss_and_gradients, loss_value, run_step
-from .train import train
+from .activations import ACTIVATIONS
+from .losses import LOSSES
+from .network import Model, forward, gradients, loss_and_gradients, loss_of, loss_value
+from .optim import sgd
 from .scenario import DTYPES, LayerSpec, Scenario
+from .trace import StepValues, canonical_trace
+from .train import run_step, train
 
-__all__ = ["DTYPES", "LayerSpec", "Network", "Scenario", "loss_and_gradients", "loss_value", "run_step", "train"]
+__all__ = ["ACTIVATIONS", "DTYPES", "LOSSES", "LayerSpec", "Model", "Scenario", "StepValues", "canonical_trace",
+           "forward", "gradients", "loss_and_gradients", "loss_of", "loss_value", "run_step", "sgd", "train"]

@@ -1,65 +1,34 @@
-"""The network built from a Scenario, and one training step traced end to end.
+"""The network built from a Scenario: its forward pass and its hand-derived gradients.
 
-``run_step(scenario)`` is the entry point shared by the three implementations.
-It returns every intermediate value under its canonical name:
+The stages, in the same names and order as ``torch_impl/network.py`` and
+``jax_impl/network.py`` (``backproof read`` prints them side by side):
 
-    layers.{i}.z, layers.{i}.a        forward, each (n, out_i)
-    output, loss                      the last a, and the scalar loss
-    layers.{i}.dz                     ∂L/∂z_i, (n, out_i)
-    grad.layers.{i}.weight / .bias    ∂L/∂W_i (out_i, in_i) and ∂L/∂b_i (out_i,)
-    grad.inputs                       ∂L/∂x, (n, in_0)
-    updated.layers.{i}.weight / .bias the parameters after one SGD step
+    ACTIVATIONS                   activations.py   name -> (f, f')
+    LOSSES                        losses.py        name -> (L, ∂L/∂y)
+    Model                         here             the scenario's layers, weights copied in
+    forward(model, x)             here             -> ([z_0, …], [a_0, …])
+    gradients(model, x, t, loss)  here             -> StepValues, the backward pass by hand
+    sgd(params, grads, lr)        optim.py         -> new parameters
+    run_step(scenario)            train.py         -> the canonical trace of one step
+    train(scenario, epochs)       train.py         -> the loss curve and the trained parameters
 """
 
 import numpy as np
 
 from .layers import Activation, Dense
 from .losses import LOSSES
-from .optim import sgd
+from .trace import StepValues
 
 
-class Network:
-    """A stack of (Dense, Activation) pairs built from a Scenario's layers."""
+class Model:
+    """A stack of (Dense, Activation) pairs built from a Scenario's layers; the weights are copied in."""
 
-    def __init__(self, layer_specs, kinks=None):
-        """kinks: None, or {layer index: derivative at z = 0} to use another framework's convention there."""
-        kinks = kinks or {}
-        self.dense = [Dense(spec.weight, spec.bias) for spec in layer_specs]
-        self.activations = [Activation(spec.activation, spec.negative_slope, kinks.get(i))
-                            for i, spec in enumerate(layer_specs)]
-
-    def forward(self, x):
-        """Returns ([z_0, …], [a_0, …]); the last a is the network's output."""
-        zs, acts = [], []
-        a = x
-        for dense, activation in zip(self.dense, self.activations):
-            z = dense.forward(a)
-            a = activation.forward(z)
-            zs.append(z)
-            acts.append(a)
-        return zs, acts
-
-    def backward(self, d_output):
-        """Takes ∂L/∂output; returns ([dz_0, …], ∂L/∂x). Parameter gradients stay on the layers."""
-        dzs = [None] * len(self.dense)
-        grad = d_output
-        for i in reversed(range(len(self.dense))):
-            dzs[i] = self.activations[i].backward(grad)     # ∂L/∂z_i
-            grad = self.dense[i].backward(dzs[i])           # ∂L/∂a_{i-1}
-        return dzs, grad
-
-    def forward_backward(self, x, t, loss_name):
-        """Forward, loss and backward on one batch: (zs, acts, loss, dzs, ∂L/∂x).
-
-        The parameter gradients are left on the layers (``gradients()``).
-        """
-        loss_fn, loss_grad = LOSSES[loss_name]
-        zs, acts = self.forward(x)
-        loss = loss_fn(acts[-1], t)
-        dzs, dx = self.backward(loss_grad(acts[-1], t))
-        return zs, acts, loss, dzs, dx
+    def __init__(self, scenario):
+        self.dense = [Dense(spec.weight, spec.bias) for spec in scenario.layers]
+        self.activations = [Activation(spec.activation, spec.negative_slope) for spec in scenario.layers]
 
     def parameters(self):
+        """Canonical name -> array: ``layers.{i}.weight`` (out, in) and ``layers.{i}.bias`` (out,)."""
         params = {}
         for i, dense in enumerate(self.dense):
             params[f"layers.{i}.weight"] = dense.weight
@@ -68,66 +37,75 @@ class Network:
         return params
 
     def set_parameters(self, params):
-        """Replace every weight and bias by a copy of ``params[canonical name]``."""
+        """Take ``params[canonical name]`` as every weight and bias (the arrays are used, not copied)."""
         for i, dense in enumerate(self.dense):
-            dense.weight = np.array(params[f"layers.{i}.weight"], copy=True)
+            dense.weight = params[f"layers.{i}.weight"]
             if dense.bias is not None:
-                dense.bias = np.array(params[f"layers.{i}.bias"], copy=True)
-
-    def gradients(self):
-        grads = {}
-        for i, dense in enumerate(self.dense):
-            grads[f"layers.{i}.weight"] = dense.weight_grad
-            if dense.bias is not None:
-                grads[f"layers.{i}.bias"] = dense.bias_grad
-        return grads
+                dense.bias = params[f"layers.{i}.bias"]
 
 
-def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
-    """Loss and ∂L/∂params (canonical names) on a batch.
+def forward(model, x):
+    """x (n, in) -> ([z_0, …], [a_0, …]); the last a is the network's output."""
+    zs, acts = [], []
+    a = x
+    for dense, activation in zip(model.dense, model.activations):
+        z = dense.forward(a)                                # z_i = a_{i-1}·W_iᵀ + b_i   (n, out_i)
+        a = activation.forward(z)                           # a_i = f(z_i)              (n, out_i)
+        zs.append(z)
+        acts.append(a)
+    return zs, acts
 
-    params, inputs, targets default to the scenario's own; pass them to evaluate
-    elsewhere (a training step, a finite-difference probe). Nothing is changed.
+
+def gradients(model, x, t, loss):
+    """Forward, loss and the hand-derived backward pass on one batch -> StepValues.
+
+    Backward runs from the loss down: ∂L/∂a_last from the loss, then in each layer
+    ∂L/∂z_i = ∂L/∂a_i ⊙ f'(z_i) (Activation.backward) and ∂L/∂a_{i-1} = ∂L/∂z_i·W_i
+    (Dense.backward, which also leaves dW_i and db_i on the layer).
     """
-    source = scenario if params is None else scenario.with_parameters(params)
-    x = np.array(scenario.inputs if inputs is None else inputs, copy=True)       # (n, in)
-    t = scenario.targets if targets is None else targets                          # (n, out)
-    net = Network(source.layers)
-    _, _, loss, _, _ = net.forward_backward(x, t, scenario.loss)
-    return loss, net.gradients()
+    loss_fn, loss_grad = LOSSES[loss]
+    zs, acts = forward(model, x)
+    value = loss_fn(acts[-1], t)
+    grad = loss_grad(acts[-1], t)                           # ∂L/∂a_last             (n, out)
+    dzs = [None] * len(model.dense)
+    for i in reversed(range(len(model.dense))):
+        dzs[i] = model.activations[i].backward(grad)        # ∂L/∂z_i                (n, out_i)
+        grad = model.dense[i].backward(dzs[i])              # ∂L/∂a_{i-1}            (n, in_i)
+    grads = {}
+    for i, dense in enumerate(model.dense):
+        grads[f"layers.{i}.weight"] = dense.weight_grad     # (out_i, in_i)
+        if dense.bias is not None:
+            grads[f"layers.{i}.bias"] = dense.bias_grad     # (out_i,)
+    return StepValues(zs, acts, value, dzs, grads, grad)
+
+
+# --- plumbing for the harness (not a stage) ----------------------------------------------
+
+def loss_of(scenario, inputs=None, targets=None):
+    """params -> the loss on the scenario's batch (or the one given): what finite differences probe."""
+    inputs = scenario.inputs if inputs is None else inputs
+    targets = scenario.targets if targets is None else targets
+    return lambda params: loss_value(scenario, params, inputs, targets)
 
 
 def loss_value(scenario, params, inputs, targets):
     """The loss alone at ``params`` on a batch: the function finite differences probe."""
-    net = Network(scenario.with_parameters(params).layers)
-    _, acts = net.forward(np.array(inputs, copy=True))
+    model = Model(scenario)
+    model.set_parameters(params)
+    _, acts = forward(model, inputs)
     return LOSSES[scenario.loss][0](acts[-1], targets)
 
 
-def run_step(scenario, kinks=None):
-    """One forward pass, backward pass and SGD step; returns the canonical trace.
+def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
+    """(loss, ∂L/∂params under canonical names) on a batch; nothing is changed.
 
-    kinks: None for the reference's own derivatives, or {layer index: derivative at z = 0}.
+    params, inputs, targets default to the scenario's own; pass them to evaluate
+    elsewhere (a training step, a finite-difference probe).
     """
-    net = Network(scenario.layers, kinks)
-    x = np.array(scenario.inputs, copy=True)                 # (n, in)
-    t = scenario.targets                                     # (n, out)
-
-    zs, acts, loss, dzs, dx = net.forward_backward(x, t, scenario.loss)
-    grads = net.gradients()
-    updated = sgd(net.parameters(), grads, scenario.lr)
-
-    trace = {}
-    for i, (z, a) in enumerate(zip(zs, acts)):
-        trace[f"layers.{i}.z"] = z
-        trace[f"layers.{i}.a"] = a
-    trace["output"] = acts[-1]
-    trace["loss"] = np.asarray(loss)
-    for i, dz in enumerate(dzs):
-        trace[f"layers.{i}.dz"] = dz
-    for name, grad in grads.items():
-        trace[f"grad.{name}"] = grad
-    trace["grad.inputs"] = dx
-    for name, value in updated.items():
-        trace[f"updated.{name}"] = value
-    return trace
+    model = Model(scenario)
+    if params is not None:
+        model.set_parameters({name: np.array(value, copy=True) for name, value in params.items()})
+    x = np.array(scenario.inputs if inputs is None else inputs, copy=True)        # (n, in)
+    t = scenario.targets if targets is None else targets                           # (n, out)
+    values = gradients(model, x, t, scenario.loss)
+    return values.loss, values.grads

@@ -1,48 +1,53 @@
-"""Training: repeated SGD steps over the scenario's rows in file order, no shuffling.
+"""One step traced end to end, and whole training runs.
 
-An epoch visits every row once in batches of ``batch_size`` (1 is per-sample
-SGD, as posts 001 and 003 do). An epoch's loss is the mean of its steps'
-losses, each measured on the step's batch before that step's update.
+Training is repeated SGD steps over the scenario's rows in file order, no shuffling.
+An epoch visits every row once in batches of ``batch_size`` (1 is per-sample SGD, as
+posts 001 and 003 do). An epoch's loss is the mean of its steps' losses, each measured
+on the step's batch before that step's update.
 """
 
 import numpy as np
 
 from .gradcheck import central_differences
-from .network import Network, loss_value
+from .network import Model, gradients, loss_of
 from .optim import sgd
+from .trace import canonical_trace
 
 
-def batches(n, batch_size):
-    """Row slices of each step of one epoch, in file order."""
-    return [slice(start, start + batch_size) for start in range(0, n, batch_size)]
+def run_step(scenario):
+    """One forward pass, hand-derived backward pass and SGD step -> the canonical trace."""
+    model = Model(scenario)
+    x, t = np.array(scenario.inputs), scenario.targets          # (n, in), (n, out); x is a writable copy
+    values = gradients(model, x, t, scenario.loss)
+    updated = sgd(model.parameters(), values.grads, scenario.lr)
+    return canonical_trace(values, updated)
 
 
-def train(scenario, epochs=None, gradients="analytic", delta=1e-4):
-    """Train from the scenario's weights; returns ``train.loss`` (E,) and ``trained.*`` parameters.
+def train(scenario, epochs=None, method="analytic", delta=1e-4):
+    """Train from the scenario's weights -> ``train.loss`` (epochs,) and ``trained.*`` parameters.
 
-    gradients: "analytic" (the hand-derived backward pass) or "finite_difference"
-    (central differences with step ``delta`` on copies of the weights, as post 001's first run).
+    method: "analytic" (the hand-derived backward pass) or "finite_difference" (central
+    differences with step ``delta`` on copies of the weights, as post 001's first run).
     """
     epochs, batch_size = scenario.schedule(epochs)
-    net = Network(scenario.layers)                     # copies the scenario's weights
-    epoch_losses = np.zeros(epochs, dtype=scenario.dtype)
+    model = Model(scenario)
+    batches = [(np.array(scenario.inputs[s:s + batch_size]), scenario.targets[s:s + batch_size])
+               for s in range(0, scenario.inputs.shape[0], batch_size)]
+    step_losses = np.zeros((epochs, len(batches)), dtype=scenario.dtype)
     for epoch in range(epochs):
-        step_losses = []
-        for rows in batches(scenario.inputs.shape[0], batch_size):
-            x, t = np.array(scenario.inputs[rows]), scenario.targets[rows]
-            if gradients == "analytic":
-                loss = net.forward_backward(x, t, scenario.loss)[2]
-                grads = net.gradients()
-            elif gradients == "finite_difference":
-                params = net.parameters()
-                loss = loss_value(scenario, params, x, t)
-                grads = central_differences(lambda p: loss_value(scenario, p, x, t), params, delta)
+        for step, (x, t) in enumerate(batches):
+            if method == "analytic":
+                values = gradients(model, x, t, scenario.loss)
+                loss, grads = values.loss, values.grads
+            elif method == "finite_difference":
+                params = model.parameters()
+                loss = loss_of(scenario, x, t)(params)
+                grads = central_differences(loss_of(scenario, x, t), params, delta)
             else:
-                raise ValueError(f"gradients must be 'analytic' or 'finite_difference', not {gradients!r}")
-            net.set_parameters(sgd(net.parameters(), grads, scenario.lr))
-            step_losses.append(loss)
-        epoch_losses[epoch] = np.mean(np.array(step_losses, dtype=scenario.dtype))
-    result = {"train.loss": epoch_losses}
-    for name, value in net.parameters().items():
+                raise ValueError(f"method must be 'analytic' or 'finite_difference', not {method!r}")
+            model.set_parameters(sgd(model.parameters(), grads, scenario.lr))
+            step_losses[epoch, step] = loss
+    result = {"train.loss": step_losses.mean(axis=1, dtype=scenario.dtype)}
+    for name, value in model.parameters().items():
         result[f"trained.{name}"] = np.array(value, copy=True)
     return result

@@ -48,7 +48,7 @@ def scenario_name(request):
 
 
 def _smooth_names():
-    from backproof.exact_kinks import has_exact_kinks
+    from backproof.kink_conventions import has_exact_kinks
     return [name for name in backproof.builtin_names() if not has_exact_kinks(backproof.load(name))]
 
 

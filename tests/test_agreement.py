@@ -3,7 +3,7 @@
 import numpy as np
 
 from backproof import TOLERANCES, compare_arrays, tensor_shapes
-from backproof.exact_kinks import explain_kinks
+from backproof.kink_conventions import explain_kinks
 from conftest import scenario, trace
 
 # the pairs that disagree at an exact kink, by design of the scenario (registry row leaky-relu-kink)

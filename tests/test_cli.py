@@ -32,20 +32,23 @@ def test_check_json_for_a_hand_written_scenario(capsys):
     code, out, err = run(["check", str(EXAMPLE), "--json"], capsys)
     doc = json.loads(out)
     assert code == (0 if doc["ok"] else 1)
-    (report,) = doc["scenarios"]
-    assert report["name"] == "sigmoid-2-3-2"
-    assert set(report) >= {"name", "ok", "frameworks", "tensors", "comparisons", "first_divergence", "expected"}
-    assert report["tensors"]["output"][report["frameworks"][0]] and len(report["tensors"]["output"]["numpy"][0]) == 2
-    for c in report["comparisons"]:
-        assert set(c) >= {"tensor", "a", "b", "max_abs", "max_rel", "ok"}
-    assert doc["ok"] and report["first_divergence"] is None
+    (report,) = doc["results"]
+    assert report["scenario"] == "sigmoid-2-3-2"
+    assert set(report) >= {"scenario", "ok", "frameworks", "step", "expected", "training"}
+    assert list(report["frameworks"]) == ["numpy", "torch", "jax"]
+    step = report["step"]
+    assert len(step["tensors"]["output"]["numpy"][0]) == 2
+    for cs in step["comparisons"].values():
+        for c in cs:
+            assert set(c) >= {"a", "b", "max_abs", "max_rel", "ok"}
+    assert doc["ok"] and step["first_divergence"] is None
     assert code == 0
 
 
 def test_float32_override(capsys):
     code, out, _ = run(["check", "blog-2-3-3-1", "--dtype", "float32", "--json"], capsys)
     doc = json.loads(out)
-    assert code == 0 and doc["scenarios"][0]["dtype"] == "float32"
+    assert code == 0 and doc["results"][0]["dtype"] == "float32"
 
 
 def test_a_missed_printed_value_exits_1(tmp_path, capsys):
@@ -92,10 +95,10 @@ def test_train_command_json_and_table(capsys):
     code, out, err = run(["train", "grokking-3-4-1", "--json", "--finite-differences"], capsys)
     doc = json.loads(out)
     assert code == 0 and doc["ok"]
-    training = doc["training"]
+    training = doc["results"][0]["training"]
     assert training["epochs"] == 60 and training["batch_size"] == 1
-    assert len(training["loss"]["numpy"]) == 60
-    assert "finite_differences" in training
+    assert len(training["tensors"]["train.loss"]["numpy"]) == 60
+    assert len(training["tensors"]["train.loss"]["numpy+fd"]) == 60
     code, out, _ = run(["train", "deep-1-2-2-1", "--epochs", "20", "--frameworks", "numpy"], capsys)
     assert code == 0
     assert "mean loss per epoch" in out and "kinks" in out and "before training" in out

@@ -37,10 +37,16 @@ def test_the_precision_observations_can_tell_an_unpinned_run():
     scenario = backproof.load("mixed-3-4-3-2").with_dtype("float32")
     torch_impl = require("torch")
     # the step without its precision() context
-    seen, after = torch_settings_at_each_linear(torch_impl.network._run_step, scenario)
+    def unpinned(sc):
+        network = torch_impl.network
+        network.gradients(network.Model(sc), *network.tensors(sc), sc.loss)
+
+    seen, after = torch_settings_at_each_linear(unpinned, scenario)
     assert {s[0] for s in seen} == {"medium"} and after == "medium"
 
     jax_impl = require("jax")
-    step, arguments = jax_impl.network._step_and_arguments(scenario)
-    assert "precision = [DEFAULT, DEFAULT]" in step.lower(*arguments).as_text()
+    network = jax_impl.network
+    x, t = network.arrays(scenario)
+    lowered = network.step.lower(network.Model.from_scenario(scenario), x, t, scenario.loss, scenario.lr)
+    assert "precision = [DEFAULT, DEFAULT]" in lowered.as_text()
     assert "precision = [DEFAULT" not in jax_impl.network.lowered_step(scenario)

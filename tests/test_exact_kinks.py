@@ -9,7 +9,8 @@ import backproof
 import reference
 from backproof.check import check_scenario
 from backproof.cli import main
-from backproof.exact_kinks import derivative_at_zero, exact_kinks, explain_kinks
+from backproof.kink_conventions import (derivative_at_zero, exact_kinks, explain_kinks,
+                                       reference_with_kink_derivatives)
 from backproof.compare import compare_traces
 from conftest import NUMPY_ONLY, require, scenario, trace
 
@@ -87,7 +88,7 @@ def test_a_real_bug_at_a_kink_is_not_excused():
     assert [c.tensor for c in comparisons if not c.ok and (c.tensor, c.a, c.b) not in explained] == \
         ["updated.layers.1.bias"]
     # and the untouched trace is explained by the reference re-run with JAX's convention
-    emulated = reference.run_step(sc, kinks={0: 1.0})
+    emulated = reference_with_kink_derivatives(sc, {0: 1.0})
     for name, value in trace("jax", LEAKY, "float64").items():
         np.testing.assert_allclose(value, emulated[name], rtol=1e-12, atol=1e-12, err_msg=name)
 
@@ -102,10 +103,10 @@ def test_cli_exit_codes_and_json(capsys):
     assert "a kink convention explains it, and --strict was given" in capsys.readouterr().out
     assert main(["check", LEAKY, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    (report,) = doc["scenarios"]
-    (kink,) = report["kinks"]
+    (report,) = doc["results"]
+    (kink,) = report["step"]["kink_conventions"]
     assert kink["registry_row"] == "leaky-relu-kink" and kink["agree"] is False
-    assert any(c["explained_by_convention"] for c in report["comparisons"])
+    assert any(c["explained_by_convention"] for cs in report["step"]["comparisons"].values() for c in cs)
 
 
 def test_verify_leaves_finite_differences_out_at_a_kink():
@@ -119,7 +120,7 @@ def test_verify_leaves_finite_differences_out_at_a_kink():
 
 def test_documented_kink_values_are_the_registry_rows():
     from backproof.conventions import registry
-    from backproof.exact_kinks import DOCUMENTED, KINKED, documented
+    from backproof.kink_conventions import DOCUMENTED, KINKED, documented
 
     labels = {"relu": {"numpy": "numpy", "torch": "torch F.relu", "jax": "jax.nn.relu"},
               "leaky_relu": {"numpy": "numpy", "torch": "torch F.leaky_relu", "jax": "jax.nn.leaky_relu"}}

@@ -6,18 +6,19 @@ import pytest
 
 import backproof
 import reference
-from backproof.benchmarks import directional_seconds, mlp
+from tools.bench import directional_seconds, mlp
+from backproof.kink_conventions import reference_with_kink_derivatives
 from backproof.compare import compare_arrays
 from conftest import SMOOTH, scenario
 from reference import gradcheck
-from reference.network import loss_and_gradients, loss_value
+from reference.network import loss_and_gradients, loss_of
 
 
 def setup(name, dtype="float64"):
     sc = scenario(name, dtype)
     params = {k: np.array(v) for k, v in sc.parameters().items()}
     _, grads = loss_and_gradients(sc)
-    return sc, params, grads, (lambda p: loss_value(sc, p, sc.inputs, sc.targets))
+    return sc, params, grads, loss_of(sc)
 
 
 def coordinate_check(grads, numeric, dtype):
@@ -121,7 +122,7 @@ def test_finite_differences_straddle_an_exact_kink():
     # unit 0 of layer 0 sits on the kink in both rows: relu'(0) = 0 (the left derivative) gives 0 ...
     assert grads["layers.0.bias"][0] == 0 and np.all(grads["layers.0.weight"][0] == 0)
     # ... the right derivative takes relu'(0) = 1; central differences measure the mean of the two
-    right = reference.run_step(sc, kinks={0: 1.0})["grad.layers.0.bias"][0]
+    right = reference_with_kink_derivatives(sc, {0: 1.0})["grad.layers.0.bias"][0]
     assert right != 0
     # (to first order in ε: the curvature differs on the two sides, an O(ε) term, 4e-6 relative here)
     assert numeric["layers.0.bias"][0] == pytest.approx(right / 2, rel=1e-4)
@@ -138,6 +139,6 @@ def test_the_random_direction_check_is_right_on_the_mlp():
     sc = mlp(batch=16)
     params = sc.parameters()
     _, grads = loss_and_gradients(sc)
-    loss = lambda p: loss_value(sc, p, sc.inputs, sc.targets)  # noqa: E731
+    loss = loss_of(sc)
     assert directional_check(grads, params, loss, "float64").ok
     assert not directional_check({k: v * (1 + 1e-4) for k, v in grads.items()}, params, loss, "float64").ok

@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- dependencies point one way ----------------------------------------------
 
 ALLOWED_IMPORTS = {
-    "reference": {"numpy", "dataclasses", "reference"},
+    "reference": {"numpy", "dataclasses", "typing", "reference"},
     "torch_impl": {"numpy", "torch", "contextlib", "reference", "torch_impl"},
-    "jax_impl": {"numpy", "jax", "contextlib", "functools", "reference", "jax_impl"},
+    "jax_impl": {"numpy", "jax", "contextlib", "dataclasses", "functools", "reference", "jax_impl"},
 }
 
 
@@ -58,15 +58,14 @@ def test_reference_sigmoid_is_stable_at_plus_minus_1000():
 
 
 def test_reference_backward_returns_gradients_and_changes_no_weight():
-    from reference import Network
+    from reference import Model, gradients
     sc = scenario("blog-2-3-3-1")
-    net = Network(sc.layers)
-    before = {k: v.copy() for k, v in net.parameters().items()}
-    _, acts = net.forward(np.array(sc.inputs))
-    net.backward(np.ones_like(acts[-1]))
-    for name, value in net.parameters().items():
+    model = Model(sc)
+    before = {k: v.copy() for k, v in model.parameters().items()}
+    values = gradients(model, np.array(sc.inputs), sc.targets, sc.loss)
+    for name, value in model.parameters().items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
-    assert all(g is not None for g in net.gradients().values())
+    assert all(g is not None for g in values.grads.values())
 
 
 def test_scenario_arrays_are_read_only():
@@ -91,7 +90,7 @@ def test_torch_weights_are_copied_not_shared():
     torch_impl = require("torch")
     import torch
     sc = scenario("blog-2-3-3-1")
-    model = torch_impl.Network(sc.layers, torch.float64)
+    model = torch_impl.Model(sc)
     with torch.no_grad():
         model.linears[0].weight.fill_(7.0)
     assert sc.layers[0].weight[0, 0] == 0.1

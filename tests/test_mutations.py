@@ -11,7 +11,7 @@ import pytest
 
 import reference
 from backproof.check import check_scenario
-from backproof.mutations import MUTANTS, Patch, run
+from tools.mutations import MUTANTS, Patch, run
 from conftest import require, scenario, trace
 
 

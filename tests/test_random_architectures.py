@@ -105,7 +105,7 @@ def test_a_failing_example_is_printed_as_a_replayable_scenario(tmp_path, capsys)
     from hypothesis import Phase
 
     from backproof.cli import main
-    from backproof.mutations import MUTANTS, Patch
+    from tools.mutations import MUTANTS, Patch
 
     mutant = next(m for m in MUTANTS if m.id == "tanh-grad-not-squared")
     documents = scenario_documents("float64").filter(

@@ -151,9 +151,10 @@ def test_cli_passes_post_001_and_fails_the_wrong_relu(capsys):
     assert code == 1, out + err
     doc = json.loads(out)
     assert doc["ok"] is False
-    failing = {c["parameter"] for c in doc["checks"] if not c["ok"]}
+    checks = doc["results"][0]["verify"]["checks"]
+    failing = {parameter for parameter, by_oracle in checks.items() if not all(c["ok"] for c in by_oracle.values())}
     assert failing == {"layers.0.weight"}
-    assert all(c["worst_element"].startswith("layers.0.weight[") for c in doc["checks"] if not c["ok"])
+    assert all(len(c["worst_index"]) == 2 for c in checks["layers.0.weight"].values() if not c["ok"])
 
 
 BAD_MODULES = {

@@ -1,5 +1,5 @@
 """The PyTorch mirror: nn.Linear, torch's activations, autograd and torch.optim.SGD."""
 
-from .network import Network, run_step, train
+from .network import ACTIVATIONS, LOSSES, Model, forward, gradients, run_step, sgd, train
 
-__all__ = ["Network", "run_step", "train"]
+__all__ = ["ACTIVATIONS", "LOSSES", "Model", "forward", "gradients", "run_step", "sgd", "train"]

@@ -1,6 +1,6 @@
 """Proof that the harness catches bugs: realistic mistakes planted in the NumPy reference.
 
-    python -m backproof.mutations        # the table the README shows
+    make mutants        # python -m tools.mutations: the table docs/evidence.md shows
 
 Each mutant replaces one function or method of ``reference`` for the duration
 of a check (nothing on disk is edited), then ``check_scenario`` runs every
@@ -11,6 +11,7 @@ without sigmoid). The harness passes the test when it fails exactly the
 scenarios that can show the bug, at exactly that tensor, and passes the rest.
 """
 
+import importlib
 import sys
 from dataclasses import dataclass
 
@@ -18,11 +19,12 @@ import numpy as np
 
 import reference
 from reference import activations, layers, losses
-from reference import network as reference_network
 
-from .check import check_scenario
-from .exact_kinks import exact_kinks
-from .scenario import builtin_names, load
+reference_train = importlib.import_module("reference.train")   # the module (reference.train is the function)
+
+from backproof.check import check_scenario
+from backproof.kink_conventions import exact_kinks
+from backproof.scenario_file import builtin_names, load
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,7 @@ MUTANTS = (
                                            (activations.tanh, lambda z: 1.0 - np.tanh(z))),
            _dz_of_top({"tanh"})),
     Mutant("sgd-sign-flipped", "SGD update with the sign flipped: p + lr·g",
-           lambda patch, sc: patch.setattr(reference_network, "sgd", _sgd_ascent),
+           lambda patch, sc: patch.setattr(reference_train, "sgd", _sgd_ascent),
            lambda sc, clean: next((f"updated.{name}" for name in sc.parameters()
                                    if np.any(clean[f"grad.{name}"] != 0)), None)),
     Mutant("backward-with-updated-weights", "dz of layer i computed with layer i+1's updated weights",

@@ -1,7 +1,6 @@
 """Measure cross-framework disagreement, the evidence behind ``compare.TOLERANCES``.
 
-    python -m backproof.calibrate [SCENARIO ...]
-    python -m backproof.calibrate --fd [SCENARIO ...]
+    make calibrate     # python -m tools.calibrate [SCENARIO ...], then python -m tools.calibrate --fd
 
 For each dtype it runs every scenario (default: every built-in plus the
 examples/ folder when present) in every installed framework and prints the
@@ -16,10 +15,10 @@ against the reference's exact gradient, plus the directional error on the
 import sys
 from pathlib import Path
 
-from .check import check_scenario
-from .compare import TOLERANCES
-from .frameworks import FRAMEWORKS
-from .scenario import builtin_names, load
+from backproof.check import check_scenario
+from backproof.compare import TOLERANCES
+from backproof.frameworks import FRAMEWORKS
+from backproof.scenario_file import builtin_names, load
 
 
 def measure(specs, dtype):
@@ -41,11 +40,11 @@ def measure_fd(specs, dtype):
     import numpy as np
 
     from reference import gradcheck
-    from reference.network import loss_and_gradients, loss_value
+    from reference.network import loss_and_gradients, loss_of
 
-    from .benchmarks import mlp
+    from tools.bench import mlp
 
-    from .exact_kinks import has_exact_kinks
+    from backproof.kink_conventions import has_exact_kinks
 
     worst_abs, worst_rel = 0.0, 0.0
     for spec in specs:
@@ -54,7 +53,7 @@ def measure_fd(specs, dtype):
             continue
         params = {k: np.array(v) for k, v in sc.parameters().items()}
         _, grads = loss_and_gradients(sc)
-        loss = lambda p, sc=sc: loss_value(sc, p, sc.inputs, sc.targets)  # noqa: E731
+        loss = loss_of(sc)
         numeric = gradcheck.central_differences(loss, params)
         worst_abs = max([worst_abs] + [float(np.max(np.abs(numeric[k].astype(float) - grads[k].astype(float))))
                                        for k in grads])
@@ -64,7 +63,7 @@ def measure_fd(specs, dtype):
     _, grads = loss_and_gradients(big)
     params = big.parameters()
     mlp_rel = gradcheck.relative_error(*gradcheck.directional_derivatives(
-        lambda p: loss_value(big, p, big.inputs, big.targets), grads, params, gradcheck.random_directions(params, 8)))
+        loss_of(big), grads, params, gradcheck.random_directions(params, 8)))
     return worst_abs, worst_rel, mlp_rel
 
 

@@ -1,6 +1,6 @@
 """How fast finite differences are on a real-sized network.
 
-    python -m backproof.benchmarks [--repeats 5]
+    python -m tools.bench [--repeats 5]
 
 The network is a 784-256-256-10 ReLU MLP (MNIST-shaped, 269,322 parameters),
 a batch of 128, mse, float64, with He-normal weights from a seeded generator.
@@ -23,7 +23,7 @@ import numpy as np
 
 import reference
 from reference import gradcheck
-from reference.network import loss_and_gradients, loss_value
+from reference.network import loss_and_gradients, loss_of
 from reference.scenario import LayerSpec, frozen_array
 
 
@@ -61,7 +61,7 @@ def directional_seconds(scenario, directions=8, repeats=5):
         _, grads = loss_and_gradients(scenario)
         vs = gradcheck.random_directions(params, directions, seed=0)
         return gradcheck.directional_derivatives(
-            lambda p: loss_value(scenario, p, scenario.inputs, scenario.targets), grads, params, vs)
+            loss_of(scenario), grads, params, vs)
 
     return median_seconds(check, repeats)
 
@@ -76,14 +76,14 @@ def coordinate_seconds(scenario, sample=40, repeats=3, seed=0):
     for _ in range(sample):
         name = names[rng.choice(len(names), p=sizes / sizes.sum())]
         coordinates.append((name, tuple(int(rng.integers(0, d)) for d in params[name].shape)))
-    loss = lambda p: loss_value(scenario, p, scenario.inputs, scenario.targets)  # noqa: E731
+    loss = loss_of(scenario)
     seconds = median_seconds(lambda: gradcheck.coordinate_differences(loss, params, coordinates), repeats)
     per_coordinate = seconds / sample
     return per_coordinate, per_coordinate * sizes.sum()
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m backproof.benchmarks", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     scenario = mlp()

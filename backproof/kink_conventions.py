@@ -1,4 +1,6 @@
-"""Pre-activations that are exactly 0, where the frameworks' derivative conventions decide.
+"""Kink conventions: pre-activations exactly 0, where the frameworks' derivative conventions decide.
+
+(Not to be confused with relu_kinks.py, which finds the x positions of a 1-input net's kinks.)
 
 At z = 0 the derivative of relu and leaky_relu is a convention (registry rows
 ``relu-kink`` and ``leaky-relu-kink``). When a scenario puts some z exactly on
@@ -86,10 +88,6 @@ class KinkNote:
         values = " and ".join(f"{v:g} in {' and '.join(fws)}" for v, fws in groups.items())
         return f"convention difference at {self.where()} = 0: {name} is {values} (registry row {self.row})"
 
-    def to_json(self):
-        return {"layer": self.layer, "activation": self.activation, "positions": [list(p) for p in self.positions],
-                "values": self.values, "agree": self.agree, "registry_row": self.row,
-                "undocumented": self.undocumented, "message": self.message()}
 
 
 def derivative_at_zero(framework, activation, negative_slope, dtype):
@@ -101,11 +99,11 @@ def derivative_at_zero(framework, activation, negative_slope, dtype):
     if framework == "torch":
         import torch
         x = torch.zeros((), dtype=module.network.DTYPES[dtype], requires_grad=True)
-        module.network.activation_fn(activation, negative_slope)(x).backward()
+        module.network.activation(activation, negative_slope)(x).backward()
         return float(x.grad)
     import jax
     with module.network.precision(dtype):
-        return float(jax.grad(module.network.activation_fn(activation, negative_slope))(np.zeros((), dtype=dtype)))
+        return float(jax.grad(module.network.activation(activation, negative_slope))(np.zeros((), dtype=dtype)))
 
 
 def exact_kinks(scenario, traces):
@@ -148,7 +146,7 @@ def explain_kinks(scenario, traces, comparisons):
              for i, positions in kinks.items()]
 
     off_registry = {fw for note in notes for fw in note.undocumented}
-    emulated = {fw: reference.run_step(scenario, kinks=kink_values) for fw, kink_values in values.items()
+    emulated = {fw: reference_with_kink_derivatives(scenario, kink_values) for fw, kink_values in values.items()
                 if fw not in off_registry}
     explained = set()
     for c in comparisons:
@@ -161,3 +159,13 @@ def explain_kinks(scenario, traces, comparisons):
         if compare_arrays(c.tensor, c.a, (a + shift).astype(scenario.dtype), c.b, b, scenario.dtype).ok:
             explained.add((c.tensor, c.a, c.b))
     return notes, explained
+
+
+def reference_with_kink_derivatives(scenario, derivatives):
+    """The reference's trace with f'(0) of layer i replaced by ``derivatives[i]`` (another framework's
+    convention), built from the reference's own stages."""
+    model = reference.Model(scenario)
+    for i, value in derivatives.items():
+        model.activations[i].at_zero = value
+    values = reference.gradients(model, np.array(scenario.inputs), scenario.targets, scenario.loss)
+    return reference.canonical_trace(values, reference.sgd(model.parameters(), values.grads, scenario.lr))

@@ -14,7 +14,7 @@ Like the post, it measures each step's error *after* that step's update.
 import numpy as np
 
 from reference.gradcheck import central_differences
-from reference.network import loss_and_gradients, loss_value
+from reference.network import loss_and_gradients, loss_of
 
 
 def _run(scenario, weights, gradients, epochs, delta):
@@ -25,12 +25,12 @@ def _run(scenario, weights, gradients, epochs, delta):
         for row in range(scenario.inputs.shape[0]):
             x, t = scenario.inputs[row:row + 1], scenario.targets[row:row + 1]
             if gradients == "finite_difference":
-                derivs = central_differences(lambda p: loss_value(scenario, p, x, t), weights, delta)
+                derivs = central_differences(loss_of(scenario, x, t), weights, delta)
             else:
                 derivs = loss_and_gradients(scenario, weights, x, t)[1]
             for name in weights:
                 weights[name] -= scenario.lr * derivs[name]       # in place, like `weights_0_1 -= ...`
-            error += float(loss_value(scenario, weights, x, t))
+            error += float(loss_of(scenario, x, t)(weights))
         curve.append(error / scenario.inputs.shape[0])
     return np.array(curve)
 

@@ -1,4 +1,6 @@
-"""Kinks of a 1-input ReLU network: where a hidden unit's pre-activation crosses zero.
+"""Kink positions of a 1-input ReLU network: the x where a hidden unit's pre-activation crosses zero.
+
+(Not to be confused with kink_conventions.py, which is about derivatives *at* z == 0.)
 
 Analytic: with one input, every z is piecewise linear in x. Between the kinks
 of the layers before it, a unit's z is a straight line, so its zero is found
@@ -8,7 +10,7 @@ output (finite differences in x) changes there unless the kink is hidden
 (the unit feeds nothing active downstream).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -95,3 +97,38 @@ def check_kinks(scenario, kinks, framework, h=1e-6):
         checks.append(KinkCheck(kink, framework, bool(z[1] * z[2] < 0 or (z[1] == 0) != (z[2] == 0)),
                                 float((y[1] - y[0]) / h), float((y[3] - y[2]) / h)))
     return checks
+
+
+@dataclass
+class KinkReport:
+    """Kinks before and after training, and each framework's numeric confirmation (float64 probes)."""
+
+    before: list
+    after: list
+    checks: dict = field(default_factory=dict)      # framework -> [KinkCheck] (before, then after)
+
+
+def applies(scenario):
+    """Kink positions are defined for 1-input networks with a relu-family hidden layer."""
+    hidden = [spec.activation for spec in scenario.layers[:-1]]
+    return scenario.inputs.shape[1] == 1 and any(a in ("relu", "leaky_relu") for a in hidden)
+
+
+def kink_report(scenario, train_report):
+    """A KinkReport for the scenario before and after the reference's training run, or None."""
+    if not applies(scenario):
+        return None
+    base = scenario.with_dtype("float64")
+    trained = train_report.results.get("numpy")
+    after_scenario = base.with_parameters(
+        {k[len("trained."):]: v for k, v in trained.items() if k.startswith("trained.")}) if trained else None
+    before = analytic_kinks(base)
+    after = analytic_kinks(after_scenario) if after_scenario else []
+    checks = {}
+    for fw in train_report.results:
+        found = check_kinks(base, before, fw)
+        if found is not None and after_scenario is not None:
+            found += check_kinks(after_scenario, after, fw)
+        if found is not None:
+            checks[fw] = found
+    return KinkReport(before, after, checks)

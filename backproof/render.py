@@ -1,10 +1,14 @@
-"""Human-readable reports: one table per scenario and a one-line verdict."""
+"""Every text report backproof prints: check, train, verify, explain. One module, one style.
+
+Each function takes a report object and returns the text; nothing here computes a verdict.
+"""
 
 import itertools
 
 import numpy as np
 
 from .compare import TOLERANCES
+from .names import format_element
 
 
 def fmt_number(x):
@@ -96,6 +100,8 @@ def scenario_text(report, show_values=False):
                 lines.append(f"   {'':<{kw}}note: {r.note}")
 
     lines += ["", "   " + verdict(report), ""]
+    if report.training is not None:
+        lines.append(train_text(report.training))
     return "\n".join(lines)
 
 
@@ -107,7 +113,7 @@ def verdict(report):
     missed = [r.key for r in report.expected if not r.ok]
     divergence = report.first_divergence
     largest = max((c.max_abs for c in report.comparisons), default=0.0)
-    if report.ok:
+    if report.step_ok:
         parts = [f"{len(report.order)} tensors agree across {', '.join(ran)} (largest |Δ| {fmt_number(largest)})"
                  if len(ran) > 1 and not report.explained else
                  f"{len(report.order)} tensors compared across {', '.join(ran)}" if len(ran) > 1
@@ -138,8 +144,9 @@ def print_every(epochs):
     return 10 if epochs <= 100 else max(1, epochs // 10)
 
 
-def train_text(report, fd=None, kinks=None):
+def train_text(report):
     """The loss curves side by side, the final parameters' agreement, drift, timings, verdict."""
+    fd, kinks = report.finite_differences, report.relu_kinks
     sc = report.scenario
     atol, rtol = TOLERANCES[sc.dtype]["train"]
     steps = sc.inputs.shape[0] // report.batch_size
@@ -173,7 +180,7 @@ def train_text(report, fd=None, kinks=None):
         lines += ["", f"   finite differences (central, delta 1e-4, on copies) vs analytic, same start: "
                       f"largest loss |Δ| {fmt_number(loss_gap)}, final parameters max |Δ| {fmt_number(param_gap)}"]
     if kinks:
-        lines += [""] + ["   " + line for line in kinks]
+        lines += [""] + ["   " + line for line in kink_lines(kinks.before, kinks.after, kinks.checks)]
     if report.seconds:
         lines += ["", "   time: " + ", ".join(f"{fw} {s:.2f} s" for fw, s in report.seconds.items())]
     lines += ["", "   " + train_verdict(report), ""]
@@ -211,3 +218,124 @@ def kink_lines(before, after, checks):
                      f"the output's slope changes at {visible}"
                      + (f"; {hidden} hidden behind inactive units" if hidden else ""))
     return lines
+
+
+ORACLE_LABELS = {"numpy": "numpy (hand-derived backward)", "torch": "torch (autograd)", "jax": "jax (jax.grad)",
+                 "numpy+fd": "finite differences"}
+
+
+def verify_text(result):
+    """The table and verdict of a VerifyResult."""
+    lines = [f"== verify {result.function} on {result.scenario} ==  {result.dtype} · oracles: {', '.join(result.oracles)}"]
+    for oracle in result.oracles:
+        from .verify import tolerance
+        atol, rtol = tolerance(result.dtype, oracle)
+        lines.append(f"   {oracle}: |Δ| ≤ {atol:g} + {rtol:g}·|x|")
+    for s in result.skipped:
+        lines.append(f"   {s.message()}")
+    for oracle, error in result.errors.items():
+        lines.append(f"   FAILED {oracle}: {error}")
+    for note in result.notes:
+        lines.append(f"   note: {note}")
+    parameters = list(dict.fromkeys(c.parameter for c in result.checks))
+    if parameters:
+        width = max(len(p) for p in parameters) + 2
+        lines += ["", f"   {'parameter':<{width}}" + "".join(f"{o:>22}" for o in result.oracles) + "   (max |Δ|)"]
+        for parameter in parameters:
+            row = f"   {parameter:<{width}}"
+            for oracle in result.oracles:
+                c = result.check(parameter, oracle)
+                cell = "-" if c is None else ("" if c.ok else "✗ ") + f"{c.max_abs:.2g}"
+                if c is not None and c.checked < c.size:
+                    cell += f" ({c.checked}/{c.size})"
+                row += f"{cell:>22}"
+            lines.append(row)
+    if result.directions is not None:
+        d = result.directions
+        lines += ["", f"   {len(d.numeric)} random directions (ε {d.delta:g}): max |Δ| {d.max_abs:.2g}, "
+                      f"max rel {d.max_rel:.2g}" + ("" if d.ok else "  ✗")]
+    lines.append("")
+    if result.ok:
+        lines.append(f"   verdict: OK — every gradient agrees with {', '.join(result.oracles)}")
+    else:
+        wrong = {}
+        for c in result.failures:
+            wrong.setdefault(c.parameter, []).append(c)
+        parts = []
+        for parameter, checks in wrong.items():
+            c = checks[0]
+            parts.append(f"{parameter}: {c.wrong_count} of {c.checked} elements wrong, worst "
+                         f"{format_element(parameter, c.worst_index)} = {c.yours:.6g} where {c.oracle} says "
+                         f"{c.theirs:.6g} (|Δ| {c.max_abs:.2g}; wrong against {', '.join(k.oracle for k in checks)})")
+            lines.append(f"   wrong in {parameter} ({c.oracle}): "
+                         + ", ".join(format_element("", index) for index in c.wrong)
+                         + (" …" if c.wrong_count > len(c.wrong) else ""))
+        if result.directions is not None and not result.directions.ok:
+            parts.append(f"directional derivatives off by up to {result.directions.max_rel:.2g} relative")
+        if result.errors:
+            parts.append("oracles that failed: " + ", ".join(result.errors))
+        if not result.checks:
+            parts.append("no oracle ran")
+        lines.append(f"   verdict: FAIL — {'; '.join(parts)}")
+    return "\n".join(lines)
+
+
+def explain_text(result):
+    """The worked chain rule of an Explanation."""
+    sc = result.scenario
+    rows = sc.inputs.shape[0]
+    named = result.symbol if result.symbol == result.parameter else f"{result.symbol} = {result.parameter}"
+    per_row = result.path_count // rows
+    count = f"{per_row} path{'s' if per_row > 1 else ''} from {result.symbol} to E"
+    lines = [f"== explain {named} on {sc.name} ==  {sc.dtype} · batch of {rows} · loss {sc.loss}",
+             f"   ∂E/∂{result.symbol} is a sum over {count}"
+             + (f", in each of the {rows} rows: {result.path_count} products" if rows > 1 else "")]
+    if result.paths:
+        width = max(len(_factor_label(f)) for p in result.paths for f in p.factors) + 2
+        for number, path in enumerate(result.paths, 1):
+            where = f"row {path.row}, " if rows > 1 else ""
+            lines += ["", f"   path {number} ({where}{' → '.join(path.names)})"]
+            for factor in path.factors:
+                lines.append(f"     {_factor_label(factor):<{width}}= {factor.value:.6g}")
+            lines.append(f"     {'product':<{width}}= {path.product:.6g}")
+        if len(result.paths) == 1:
+            lines += ["", f"   ∂E/∂{result.symbol} = {result.total:.8g}"]
+        elif len(result.paths) <= 8:
+            lines += ["", f"   ∂E/∂{result.symbol} = " + " + ".join(f"({p.product:.6g})" for p in result.paths)
+                      + f" = {result.total:.8g}"]
+        else:
+            lines += ["", f"   ∂E/∂{result.symbol} = the sum of the {len(result.paths)} products = {result.total:.8g}"]
+    else:
+        lines += ["", f"   {result.path_count} products are too many to print (more than {result.max_paths}); "
+                      "the layer-wise δ recursion computes the same sum:"]
+        for label, value in result.recursion:
+            value = np.asarray(value)
+            if value.ndim < 2:
+                lines.append(f"     {label} = {_array(value)}")
+            else:            # one line per row
+                lines.append(f"     {label} =")
+                lines += [f"       row {r}: {_array(row)}" for r, row in enumerate(value)]
+        lines.append(f"   ∂E/∂{result.symbol} = {result.total:.8g}")
+    checks = " · ".join(f"{ORACLE_LABELS.get(name, name)} {value:.8g}" for name, value in result.oracles.items())
+    lines.append(f"   beside it: {checks}")
+    for s in result.skipped:
+        lines.append(f"   {s.message()}")
+    for erratum in result.errata:
+        lines += ["", f"   erratum {erratum['id']}: the source follows only {' → '.join(erratum['path'])}, "
+                      f"which gives {erratum['product']:.4g}; the true ∂E/∂{result.symbol} is {result.total:.4g}, "
+                      f"so the single-path derivation misses "
+                      + (f"{len(erratum['missing'])} path(s), {'; '.join(erratum['missing'])}, "
+                         if erratum["missing"] else "the other paths, ")
+                      + f"worth {result.total - erratum['product']:.4g}",
+                  f"   {erratum['text']}"]
+    lines += ["", f"   SGD: {result.symbol} − lr·∂E/∂{result.symbol} = {result.value:.6g} − {sc.lr:g} × {result.total:.6g} "
+                  f"= {result.updated:.8g}", ""]
+    return "\n".join(lines)
+
+
+def _factor_label(factor):
+    return factor.symbol + (f" = {factor.equals}" if factor.equals else "")
+
+
+def _array(value):
+    return fmt_value(value)

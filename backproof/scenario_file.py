@@ -1,0 +1,387 @@
+"""Scenario files: JSON -> a validated ``reference.Scenario``.
+
+``load(path_or_name)`` reads a file (or a built-in scenario by name) and ``parse(document)``
+validates a decoded one. Every problem raises ``ScenarioError``, whose message is one line
+naming the file and the JSON path of the field, e.g. ``bad.json: layers[1].weight has 2
+columns but layers[0] has 3 outputs``. A key nobody reads is a ``ScenarioWarning`` in one
+wording: ``bad.json: layers[0].wieght is not a known layer field and is ignored``. The file
+itself is only ever read. The format is documented in docs/scenario-format.md.
+"""
+
+import json
+import math
+import warnings
+from dataclasses import replace
+from importlib import resources
+from pathlib import Path
+
+from reference import DTYPES, Scenario
+from reference.activations import ACTIVATIONS
+from reference.losses import LOSSES
+
+from .names import PARAMETER_RE, check_index, parse_element, resolve, tensor_shapes
+
+OPTIMIZERS = ("sgd",)
+MAX_PARAMETERS = 1_000_000      # the size cap: weights + biases over all layers
+MAX_ROWS = 100_000
+MAX_STEPS = 10_000_000          # epochs × steps per epoch
+
+# the fields each block knows; anything else is warned about by name and ignored
+KNOWN = {
+    "scenario": {"name", "description", "source", "dtype", "layers", "loss", "inputs", "targets",
+                 "optimizer", "aliases", "expected", "train", "node_names", "init", "errata"},
+    "layer": {"weight", "bias", "activation", "negative_slope"},
+    "optimizer": {"name", "lr"},
+    "train": {"epochs", "batch_size"},
+    "errata": {"id", "text", "parameter", "path"},
+    "expected": {"value", "atol", "erratum", "note"},
+}
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be used; str() is the one-line message."""
+
+
+class ScenarioWarning(UserWarning):
+    """Something in a scenario file that is ignored, such as an unknown key."""
+
+
+def builtin_dir():
+    return Path(str(resources.files("backproof") / "scenarios"))
+
+
+def builtin_names():
+    """Names of the built-in scenarios, sorted."""
+    return sorted(p.stem for p in builtin_dir().glob("*.json"))
+
+
+def load(spec):
+    """A built-in scenario name or a path to a JSON file -> a validated Scenario."""
+    spec = str(spec)
+    path = Path(spec)
+    if not path.suffix and spec in builtin_names():
+        path = builtin_dir() / f"{spec}.json"
+    if path.is_dir():
+        raise ScenarioError(f"{spec}: is a directory, not a scenario file")
+    if not path.exists():
+        hint = f" (built-in scenarios: {', '.join(builtin_names())})" if not path.suffix else ""
+        raise ScenarioError(f"{spec}: no such file or built-in scenario{hint}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{spec}: cannot be read: {exc}") from None
+    if not text.strip():
+        raise ScenarioError(f"{spec}: the file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScenarioError(f"{spec}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    return parse(data, spec)
+
+
+def parse(data, label="<scenario>"):
+    """A decoded JSON document -> a validated Scenario; ``label`` names it in errors."""
+    r = Reader(label)
+    r.object(data, "the top level", "a JSON object")
+    r.unknown_keys(data, "scenario", "")
+    name = r.string(data, "name")
+    if not name.strip():
+        r.fail("name", "is empty")
+    dtype = r.string(data, "dtype", required=False, default="float64")
+    if dtype not in DTYPES:
+        r.fail("dtype", f"must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    layers = read_layers(r, data)
+    loss = r.string(data, "loss")
+    if loss not in LOSSES:
+        r.fail("loss", f"{loss!r} is not a known loss (known: {', '.join(LOSSES)})")
+    inputs, targets = read_data(r, data, layers)
+    lr = read_optimizer(r, data)
+    extra = {
+        "description": r.string(data, "description", required=False),
+        "source": r.string(data, "source", required=False),
+        "train": read_train(r, data, len(inputs)),
+        "errata": read_errata(r, data),
+        "init": read_init(r, data),
+        "node_names": read_node_names(r, data),
+    }
+    scenario = Scenario.build(name, layers, loss, inputs, targets, lr, dtype, **extra)
+    scenario = replace(scenario, aliases=read_aliases(r, data, scenario))
+    return replace(scenario, expected=read_expected(r, data, scenario))
+
+
+class Reader:
+    """Typed reads of a decoded JSON document; every failure is one line naming the field."""
+
+    def __init__(self, label):
+        self.label = label
+
+    def fail(self, field, message):
+        raise ScenarioError(f"{self.label}: {field} {message}")
+
+    def unknown_keys(self, data, block, prefix):
+        """Warn once per key that ``block`` does not know; prefix is the block's JSON path."""
+        for key in data:
+            if key not in KNOWN[block]:
+                where = f"{prefix}.{key}" if prefix else key
+                warnings.warn(f"{self.label}: {where} is not a known {block} field and is ignored",
+                              ScenarioWarning, stacklevel=3)
+
+    def object(self, value, field, like):
+        if not isinstance(value, dict):
+            self.fail(field, f"must be {like}, not {kind(value)}")
+        return value
+
+    def required(self, data, key, field):
+        if key not in data:
+            self.fail(field, "is missing")
+        return data[key]
+
+    def string(self, data, key, field=None, required=True, default=""):
+        field = field or key
+        if key not in data:
+            if required:
+                self.fail(field, "is missing")
+            return default
+        value = data[key]
+        if not isinstance(value, str):
+            self.fail(field, f"must be a string, not {kind(value)}")
+        return value
+
+    def number(self, value, field):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(field, f"must be a number, not {kind(value)}")
+        if not math.isfinite(value):
+            self.fail(field, f"must be finite, not {value}")
+        return float(value)
+
+    def count(self, value, field):
+        """A whole number ≥ 1."""
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            else:
+                self.fail(field, f"must be a whole number, not {kind(value) if not isinstance(value, float) else value}")
+        if value < 1:
+            self.fail(field, f"must be 1 or more, not {value}")
+        return value
+
+    def matrix(self, value, field, what):
+        """A non-empty rectangular 2-D list of finite numbers."""
+        if not isinstance(value, list):
+            self.fail(field, f"must be a 2-D list of numbers ({what}), not {kind(value)}")
+        if not value:
+            self.fail(field, f"is empty; it must have at least one row ({what})")
+        width = None
+        for r, row in enumerate(value):
+            if not isinstance(row, list):
+                self.fail(f"{field}[{r}]", f"must be a list of numbers ({what}), not {kind(row)}")
+            if not row:
+                self.fail(f"{field}[{r}]", "is empty")
+            if width is None:
+                width = len(row)
+            elif len(row) != width:
+                self.fail(f"{field}[{r}]", f"has {len(row)} entries but row 0 has {width} (ragged array)")
+            for c, item in enumerate(row):
+                self.number(item, f"{field}[{r}][{c}]")
+        return value
+
+    def vector(self, value, field):
+        if not isinstance(value, list):
+            self.fail(field, f"must be a list of numbers, not {kind(value)}")
+        if not value:
+            self.fail(field, "is empty")
+        for i, item in enumerate(value):
+            self.number(item, f"{field}[{i}]")
+        return value
+
+    def nested(self, value, field):
+        """A number or a rectangular nested list of numbers."""
+        if isinstance(value, list):
+            if not value:
+                self.fail(field, "is empty")
+            items = [self.nested(item, f"{field}[{i}]") for i, item in enumerate(value)]
+            if len({shape_of(item) for item in items}) != 1:
+                self.fail(field, "is ragged")
+            return items
+        return self.number(value, field)
+
+
+# --- one function per section ----------------------------------------------------------------
+
+def read_layers(r, data):
+    layers = r.required(data, "layers", "layers")
+    if not isinstance(layers, list):
+        r.fail("layers", f"must be a list of layer objects, not {kind(layers)}")
+    if not layers:
+        r.fail("layers", "is empty; a network needs at least one layer")
+    total = 0
+    for i, layer in enumerate(layers):
+        field = f"layers[{i}]"
+        r.object(layer, field, "an object")
+        r.unknown_keys(layer, "layer", field)
+        weight = r.matrix(r.required(layer, "weight", f"{field}.weight"), f"{field}.weight", "shape (out, in)")
+        out_features, in_features = len(weight), len(weight[0])
+        if i > 0:
+            previous_out = len(layers[i - 1]["weight"])
+            if in_features != previous_out:
+                r.fail(f"{field}.weight", f"has {in_features} columns but layers[{i - 1}] has {previous_out} outputs")
+        bias = layer.get("bias")
+        if bias is not None:
+            r.vector(bias, f"{field}.bias")
+            if len(bias) != out_features:
+                r.fail(f"{field}.bias", f"has {len(bias)} entries but {field}.weight has {out_features} rows (out)")
+        activation = r.string(layer, "activation", f"{field}.activation")
+        if activation not in ACTIVATIONS:
+            r.fail(f"{field}.activation", f"{activation!r} is not a known activation (known: {', '.join(ACTIVATIONS)})")
+        if "negative_slope" in layer:
+            r.number(layer["negative_slope"], f"{field}.negative_slope")
+            if activation != "leaky_relu":
+                warnings.warn(f"{r.label}: {field}.negative_slope is ignored by {activation}", ScenarioWarning,
+                              stacklevel=2)
+        total += out_features * in_features + (0 if bias is None else out_features)
+        if total > MAX_PARAMETERS:
+            r.fail("layers", f"hold more than {MAX_PARAMETERS:,} parameters, the size cap (at {field})")
+    return layers
+
+
+def read_data(r, data, layers):
+    """(inputs (n, in), targets (n, out)), checked against the first and last layer."""
+    inputs = r.matrix(r.required(data, "inputs", "inputs"), "inputs", "shape (n, in)")
+    if len(inputs) > MAX_ROWS:
+        r.fail("inputs", f"has {len(inputs)} rows, over the cap of {MAX_ROWS}")
+    in_width = len(layers[0]["weight"][0])
+    if len(inputs[0]) != in_width:
+        r.fail("inputs", f"has {len(inputs[0])} columns but layers[0].weight has {in_width} (in)")
+    targets = r.matrix(r.required(data, "targets", "targets"), "targets", "shape (n, out)")
+    out_width = len(layers[-1]["weight"])
+    if len(targets) != len(inputs):
+        r.fail("targets", f"has {len(targets)} rows but inputs has {len(inputs)}")
+    if len(targets[0]) != out_width:
+        r.fail("targets", f"has {len(targets[0])} columns but the last layer has {out_width} outputs")
+    return inputs, targets
+
+
+def read_optimizer(r, data):
+    """The learning rate of the one optimizer there is, SGD."""
+    optimizer = r.object(r.required(data, "optimizer", "optimizer"), "optimizer",
+                         'an object like {"name": "sgd", "lr": 0.01}')
+    r.unknown_keys(optimizer, "optimizer", "optimizer")
+    name = r.string(optimizer, "name", "optimizer.name")
+    if name not in OPTIMIZERS:
+        r.fail("optimizer.name", f"{name!r} is not a known optimizer (known: {', '.join(OPTIMIZERS)})")
+    lr = r.number(r.required(optimizer, "lr", "optimizer.lr"), "optimizer.lr")
+    if lr <= 0:
+        r.fail("optimizer.lr", f"must be greater than 0, not {optimizer['lr']}")
+    return lr
+
+
+def read_train(r, data, rows):
+    train = data.get("train")
+    if train is None:
+        return None
+    r.object(train, "train", 'an object like {"epochs": 60, "batch_size": 1}')
+    r.unknown_keys(train, "train", "train")
+    epochs = r.count(r.required(train, "epochs", "train.epochs"), "train.epochs")
+    batch_size = r.count(train.get("batch_size", rows), "train.batch_size")
+    if rows % batch_size:
+        r.fail("train.batch_size", f"{batch_size} does not divide the {rows} rows into equal batches")
+    if epochs * (rows // batch_size) > MAX_STEPS:
+        r.fail("train.epochs", f"{epochs} epochs of {rows // batch_size} steps is over the cap of {MAX_STEPS:,} steps")
+    return {"epochs": epochs, "batch_size": batch_size}
+
+
+def read_errata(r, data):
+    errata = data.get("errata", [])
+    if not isinstance(errata, list):
+        r.fail("errata", f"must be a list of {{\"id\", \"text\"}} objects, not {kind(errata)}")
+    for i, item in enumerate(errata):
+        r.object(item, f"errata[{i}]", "an object with id and text")
+        r.unknown_keys(item, "errata", f"errata[{i}]")
+        r.string(item, "id", f"errata[{i}].id")
+        r.string(item, "text", f"errata[{i}].text")
+        # optional: the parameter whose derivation is wrong and the one path the source followed
+        if "parameter" in item:
+            r.string(item, "parameter", f"errata[{i}].parameter")
+        if "path" in item and not (isinstance(item["path"], list) and item["path"]
+                                   and all(isinstance(n, str) for n in item["path"])):
+            r.fail(f"errata[{i}].path", "must be a non-empty list of node names")
+    return [dict(item) for item in errata]
+
+
+def read_init(r, data):
+    init = data.get("init")
+    if init is not None:
+        r.object(init, "init", "an object describing how the weights were drawn")
+    return init
+
+
+def read_node_names(r, data):
+    names = data.get("node_names", {})
+    if not isinstance(names, dict) or not all(isinstance(v, str) for v in names.values()):
+        r.fail("node_names", "must be an object mapping element references to names")
+    return dict(names)
+
+
+def read_aliases(r, data, scenario):
+    aliases = r.object(data.get("aliases", {}), "aliases", "an object mapping names to parameter elements")
+    params = {name: value.shape for name, value in scenario.parameters().items()}
+    shapes = tensor_shapes(scenario)
+    for alias, target in aliases.items():
+        field = f"aliases.{alias}"
+        if not isinstance(target, str):
+            r.fail(field, f"must be a string such as \"layers.0.weight[0,0]\", not {kind(target)}")
+        if alias in shapes or PARAMETER_RE.match(alias) or alias.startswith(("grad.", "updated.")):
+            r.fail(field, "clashes with a canonical tensor name")
+        try:
+            base, index = parse_element(target)
+        except ValueError as exc:
+            r.fail(field, str(exc))
+        if base not in params:
+            r.fail(field, f"names {base!r}, which is not a parameter of this scenario (parameters: {', '.join(params)})")
+        if index is None:
+            r.fail(field, f"must name one element, e.g. \"{base}[0,0]\"")
+        try:
+            check_index(index, params[base])
+        except ValueError as exc:
+            r.fail(field, str(exc))
+    return dict(aliases)
+
+
+def read_expected(r, data, scenario):
+    expected = r.object(data.get("expected", {}), "expected", "an object")
+    shapes = tensor_shapes(scenario)
+    params = {name: value.shape for name, value in scenario.parameters().items()}
+    checked = {}
+    for key, entry in expected.items():
+        field = f'expected["{key}"]'
+        try:
+            tensor, index = resolve(key, shapes, params, scenario.aliases)
+        except ValueError as exc:
+            r.fail(field, f"is not a valid key: {exc}")
+        r.object(entry, field, "an object with value and atol")
+        r.unknown_keys(entry, "expected", field)
+        shape = () if index is not None else shapes.get(tensor, params.get(tensor))
+        value = r.nested(r.required(entry, "value", f"{field}.value"), f"{field}.value")
+        if shape_of(value) != tuple(shape):
+            r.fail(f"{field}.value", f"has shape {shape_of(value)} but {key} has shape {tuple(shape)}")
+        atol = r.number(r.required(entry, "atol", f"{field}.atol"), f"{field}.atol")
+        if atol < 0:
+            r.fail(f"{field}.atol", f"must be 0 or more, not {entry['atol']}")
+        result = {"value": value, "atol": atol, "tensor": tensor, "index": index}
+        for text in ("erratum", "note"):
+            if text in entry:
+                result[text] = r.string(entry, text, f"{field}.{text}")
+        checked[key] = result
+    return checked
+
+
+def shape_of(value):
+    if isinstance(value, list):
+        return (len(value),) + shape_of(value[0])
+    return ()
+
+
+def kind(value):
+    """How a JSON value is named in messages."""
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+            type(None): "null", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
