@@ -87,6 +87,16 @@ def build_parser():
                          help="print every path up to this many products, else the δ recursion (default 64)")
     explain.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
+    read = commands.add_parser(
+        "read", help="the numpy, torch and jax versions of each stage side by side, cut from the source",
+        description="Print each stage (ACTIVATIONS, LOSSES, Model, forward, gradients, sgd, run_step, train) "
+                    "as three columns, numpy | torch | jax, each headed with file:line; one after another "
+                    "when the terminal is narrower than the three columns need.")
+    read.add_argument("stages", nargs="*", metavar="STAGE", help="the stages to print (default: all, in order)")
+    read.add_argument("--scenario", help="also print each stage's numbers for this scenario in every framework")
+    read.add_argument("--dtype", choices=("float64", "float32"), help="override the scenario's dtype")
+    read.add_argument("--width", type=positive_int, help="the width to fit (default: the terminal's)")
+
     commands.add_parser("list", help="list the built-in scenarios")
     commands.add_parser("conventions", help="print the registry of framework conventions (Markdown)")
     return parser
@@ -245,7 +255,26 @@ def cmd_explain(args):
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "train": cmd_train, "verify": cmd_verify, "explain": cmd_explain,
+def cmd_read(args):
+    import shutil
+    from .frameworks import run_each
+    from .read import SKELETON, sources, stage_blocks
+    from .render import read_text
+    unknown = [stage for stage in args.stages if stage not in SKELETON]
+    if unknown:
+        raise UsageError(f"read: {unknown[0]!r} is not a stage (stages: {', '.join(SKELETON)})")
+    stages = [stage for stage in SKELETON if stage in args.stages] if args.stages else list(SKELETON)
+    scenario = runs = None
+    if args.scenario:
+        (scenario,) = load_scenarios([args.scenario], args.dtype)
+        runs = run_each(lambda name, module: module.run_step(scenario), FRAMEWORKS)
+    width = args.width or shutil.get_terminal_size().columns
+    root = sources()["numpy"][0].parent.parent
+    sys.stdout.write(read_text(stage_blocks(stages), width, root, scenario, runs))
+    return EXIT_OK
+
+
+COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": cmd_verify, "explain": cmd_explain,
             "list": cmd_list, "conventions": cmd_conventions}
 
 

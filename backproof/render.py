@@ -339,3 +339,48 @@ def _factor_label(factor):
 
 def _array(value):
     return fmt_value(value)
+
+
+# --- backproof read: the three implementations side by side ---------------------------------------
+
+def read_text(blocks, width, root=None, scenario=None, runs=None):
+    """Each stage as three columns (numpy | torch | jax), or one after another when ``width`` is too
+    narrow; with a scenario, that stage's numbers from every framework under it."""
+    from .read import STAGE_NOTES, stage_tensors
+    out = []
+    for stage, by_framework in blocks.items():
+        out += [f"== {stage} ==  {STAGE_NOTES[stage]}", ""]
+        columns = [[f"{fw}  {block.where(root)}", "-" * len(f"{fw}  {block.where(root)}")] + block.lines
+                   for fw, block in by_framework.items()]
+        widths = [max(len(line) for line in column) for column in columns]
+        if sum(widths) + 3 * (len(columns) - 1) <= width:
+            for k in range(max(len(column) for column in columns)):
+                cells = [(column[k] if k < len(column) else "").ljust(w) for column, w in zip(columns, widths)]
+                out.append(" │ ".join(cells).rstrip())
+        else:
+            for column in columns:
+                out += column + [""]
+        if scenario is not None:
+            out += [""] + stage_numbers(stage, scenario, runs, stage_tensors(scenario, stage))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def stage_numbers(stage, scenario, runs, tensors):
+    """Lines of the values of ``tensors`` in every framework (or why a framework has none)."""
+    lines = [f"   {scenario.name} ({scenario.dtype}):"]
+    if stage == "Model":
+        params = scenario.parameters()
+        return lines + [f"     {name} = {fmt_value(params[name])}   (copied into every framework)" for name in tensors]
+    if stage == "train":
+        return lines + [f"     `backproof train {scenario.name}` runs and compares the whole training runs"]
+    width = max(len(fw) for fw in (*runs.results, *runs.errors, *(s.framework for s in runs.skipped)))
+    for name in tensors:
+        lines.append(f"     {name}")
+        for fw, trace in runs.results.items():
+            lines.append(f"       {fw:<{width}}  {fmt_value(trace.get(name))}")
+    for fw, error in runs.errors.items():
+        lines.append(f"     {fw}: failed: {error}")
+    for skipped in runs.skipped:
+        lines.append(f"     {skipped.message()}")
+    return lines
