@@ -11,7 +11,7 @@ PIP_FLAGS = --quiet --disable-pip-version-check -c constraints.txt
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[all,test]'
+	$(VENV)/bin/python -m pip install $(PIP_FLAGS) -e '.[all,docs,test]'
 	touch $@
 
 compare: $(VENV)/.installed

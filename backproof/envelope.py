@@ -191,3 +191,9 @@ def explain_result(ex, asked):
 def result(scenario, ok, frameworks, step=None, expected=None, training=None, verify=None, explain=None):
     return {"scenario": scenario.name, "dtype": scenario.dtype, "ok": bool(ok), "frameworks": frameworks,
             "step": step, "expected": expected, "training": training, "verify": verify, "explain": explain}
+
+
+def schema_path():
+    """The JSON Schema file every document validates against (installed with the package)."""
+    from importlib import resources
+    return resources.files("backproof") / "envelope.schema.json"

@@ -1,0 +1,148 @@
+"""The one JSON envelope: every command's --json validates against the schema file, is strict JSON,
+is deterministic apart from `seconds`, and the Python API gives the CLI's verdict."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+import backproof
+import backproof.scenario_file
+from backproof.cli import main
+from backproof.envelope import schema_path
+from conftest import NUMPY_ONLY
+from tools.mutations import MUTANTS, Patch
+
+jsonschema = pytest.importorskip("jsonschema", reason="jsonschema is a test dependency: pip install 'backproof[test]'")
+
+EXAMPLE = "examples/post001_gradients.py"
+ORACLES = "numpy" if NUMPY_ONLY else "torch,jax"
+
+
+def strict(text):
+    """Parse as a strict parser would (JavaScript's JSON.parse, jq): NaN and Infinity literals are errors."""
+    def refuse(literal):
+        raise ValueError(f"non-standard JSON literal {literal}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def run_json(args, capsys):
+    code = main([*args, "--json"])
+    out = capsys.readouterr().out
+    document = strict(out)
+    jsonschema.validate(document, json.loads(schema_path().read_text()))
+    assert document["ok"] == (code == 0), (code, args)
+    return code, document
+
+
+COMMANDS = {
+    "check-blog": ["check", "blog-2-3-3-1"],
+    "check-kink-convention": ["check", "kink-leaky-relu-2-2-1"],
+    "check-training": ["check", "grokking-3-4-1", "--dtype", "float32"],
+    "check-two": ["check", "blog-2-3-3-1", "examples/sigmoid-2-3-2.json", "--serial"],
+    "train-kinks": ["train", "deep-1-2-2-1", "--epochs", "5"],
+    "train-fd": ["train", "grokking-3-4-1", "--epochs", "3", "--finite-differences"],
+    "verify-ok": ["verify", f"{EXAMPLE}:gradients", "grokking-3-4-1", "--frameworks", ORACLES],
+    "verify-wrong": ["verify", f"{EXAMPLE}:gradients_relu_slope_one", "grokking-3-4-1", "--frameworks", ORACLES],
+    "verify-at-a-kink": ["verify", "tests/kink_gradients.py:gradients", "kink-relu-2-2-1", "--frameworks", ORACLES],
+    "explain-paths": ["explain", "blog-2-3-3-1", "w1", "--frameworks", ORACLES],
+    "explain-recursion": ["explain", "mixed-3-4-3-2", "layers.0.weight[0,0]", "--max-paths", "1"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_every_command_validates_against_the_schema(name, capsys):
+    code, document = run_json(COMMANDS[name], capsys)
+    assert document["schema"] == "backproof/1" and document["command"] == COMMANDS[name][0]
+    for result in document["results"]:
+        present = [key for key in ("step", "training", "verify", "explain") if result[key] is not None]
+        assert present, result.keys()
+
+
+def test_the_schema_rejects_what_it_should(capsys):
+    _, document = run_json(COMMANDS["check-blog"], capsys)
+    schema = json.loads(schema_path().read_text())
+    broken = json.loads(json.dumps(document))
+    broken["results"][0]["frameworks"]["torch (autograd)"] = broken["results"][0]["frameworks"]["numpy"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)           # a display label is not a framework key
+    broken = json.loads(json.dumps(document))
+    del broken["results"][0]["training"]
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema)           # absent is null, never missing
+
+
+def without_seconds(value):
+    if isinstance(value, dict):
+        return {k: without_seconds(v) for k, v in value.items() if k != "seconds"}
+    if isinstance(value, list):
+        return [without_seconds(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("name", ["check-training", "verify-wrong", "explain-paths"])
+def test_two_runs_give_identical_json_apart_from_seconds(name, capsys):
+    _, first = run_json(COMMANDS[name], capsys)
+    _, second = run_json(COMMANDS[name], capsys)
+    assert json.dumps(without_seconds(first)) == json.dumps(without_seconds(second))
+
+
+def test_non_finite_values_are_spelled_as_strings(tmp_path, capsys):
+    """A trace that overflows to inf is still strict JSON: "Infinity", never a bare Infinity."""
+    document = json.loads(backproof.scenario_file.builtin_dir().joinpath("grokking-3-4-1.json").read_text())
+    document["inputs"] = [[1e300, 1e300, 1e300]] * 4             # relu, then identity: the sse overflows
+    document.pop("train", None)
+    path = tmp_path / "overflow.json"
+    path.write_text(json.dumps(document))
+    code, doc = run_json(["check", str(path), "--frameworks", "numpy"], capsys)
+    values = json.dumps(doc["results"][0]["step"]["tensors"])
+    assert "Infinity" in values or "NaN" in values
+
+
+def test_the_encoder_spells_every_non_finite_kind():
+    from backproof.envelope import dumps
+    text = dumps({"a": [math.nan, math.inf, -math.inf, np.float32(1.5), np.int64(3)]})
+    assert strict(text) == {"a": ["NaN", "Infinity", "-Infinity", 1.5, 3]}
+
+
+# --- the Python API and the CLI give the same verdict ------------------------------------------------
+
+def sign_flipped(patch, scenario):
+    mutant = next(m for m in MUTANTS if m.id == "sgd-sign-flipped")
+    mutant.apply(patch, scenario)
+
+
+@pytest.mark.parametrize("broken", [False, True], ids=["clean", "sgd-sign-flipped"])
+def test_check_and_train_verdicts_are_the_same_from_python_and_the_cli(broken, capsys):
+    frameworks = ("numpy",) if NUMPY_ONLY else ("numpy", "torch")
+    patch = Patch()
+    try:
+        if broken:
+            sign_flipped(patch, None)
+        api_check = backproof.check("grokking-3-4-1", frameworks).ok
+        cli_check = main(["check", "grokking-3-4-1", "--frameworks", ",".join(frameworks)]) == 0
+        api_train = backproof.train("grokking-3-4-1", frameworks, epochs=4).ok
+        cli_train = main(["train", "grokking-3-4-1", "--epochs", "4", "--frameworks", ",".join(frameworks)]) == 0
+    finally:
+        patch.undo()
+    capsys.readouterr()
+    assert api_check == cli_check and api_train == cli_train
+    if not NUMPY_ONLY:      # with one framework nothing can disagree
+        assert api_check is (not broken) and api_train is (not broken)
+
+
+@pytest.mark.parametrize("function", ["gradients", "gradients_relu_slope_one"])
+def test_verify_verdicts_are_the_same_from_python_and_the_cli(function, capsys):
+    import post001_gradients
+    api = backproof.verify(getattr(post001_gradients, function), "grokking-3-4-1", ORACLES.split(",")).ok
+    cli = main(["verify", f"{EXAMPLE}:{function}", "grokking-3-4-1", "--frameworks", ORACLES]) == 0
+    capsys.readouterr()
+    assert api == cli == (function == "gradients")
+
+
+def test_explain_values_are_the_same_from_python_and_the_cli(capsys):
+    api = backproof.explain("blog-2-3-3-1", "w17", ORACLES.split(","))
+    _, doc = run_json(["explain", "blog-2-3-3-1", "w17", "--frameworks", ORACLES], capsys)
+    assert doc["results"][0]["explain"]["gradient"] == api.total
+    assert doc["results"][0]["explain"]["oracles"] == api.oracles
