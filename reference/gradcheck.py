@@ -69,44 +69,61 @@ def coordinate_differences(loss, params, coordinates, delta=None):
 
 
 def random_directions(params, count, seed=0):
-    """``count`` random directions, each a dict shaped like ``params`` with unit norm over all of them.
+    """``count`` random unit directions over all of ``params`` at once: a (count, N) float64 array.
 
-    Drawn from a standard normal with ``numpy.random.default_rng(seed)``, in float64.
+    Each entry is ±1/√N with a random sign (``numpy.random.default_rng(seed)``), so every
+    direction has unit norm exactly and touches every element. Drawn in one call: N is the
+    total number of parameter elements, in the order of ``params``.
     """
-    rng = np.random.default_rng(seed)
-    directions = []
-    for _ in range(count):
-        v = {name: rng.standard_normal(np.shape(value)) for name, value in params.items()}
-        norm = np.sqrt(sum(float(np.sum(part ** 2)) for part in v.values()))
-        directions.append({name: part / norm for name, part in v.items()})
-    return directions
+    total = sum(int(np.size(value)) for value in params.values())
+    signs = np.random.default_rng(seed).integers(0, 2, size=(count, total), dtype=np.int8)
+    return (2.0 * signs - 1.0) / np.sqrt(total)
+
+
+def flatten(params):
+    """All parameters as one float64 vector, in the order of ``params``."""
+    return np.concatenate([np.asarray(value, np.float64).ravel() for value in params.values()])
+
+
+def unflatten(vector, params, dtype):
+    """The vector cut back into arrays shaped like ``params`` (views when the dtype allows)."""
+    vector = vector.astype(dtype, copy=False)
+    out, start = {}, 0
+    for name, value in params.items():
+        size = int(np.size(value))
+        out[name] = vector[start:start + size].reshape(np.shape(value))
+        start += size
+    return out
 
 
 def inner(grads, direction):
-    """<g, v> summed over every parameter, in float64."""
-    return sum(float(np.sum(np.asarray(grads[name], np.float64) * part)) for name, part in direction.items())
+    """<g, v> summed over every parameter, in float64 (direction: a flat vector in the order of grads)."""
+    return float(flatten(grads) @ direction)
 
 
 def directional_derivatives(loss, grads, params, directions, delta=None):
-    """For each direction v: (numeric, analytic) directional derivatives.
+    """For each direction v (a row of ``directions``): (numeric, analytic) directional derivatives.
 
     numeric  = (L(θ + εv) − L(θ − εv)) / 2ε, the perturbed θ rounded to the params' dtype
     analytic = <g, (θ₊ − θ₋) / 2ε>, the same rounded step, so that rounding the probe
                points in float32 does not count as a gradient error
-    Returns two float64 arrays of len(directions). Two loss evaluations per direction.
+    Returns two float64 arrays of len(directions). Two loss evaluations per direction, and
+    no copy of the parameters beyond the two probe points.
     """
     dtype = next(iter(params.values())).dtype
     delta = default_delta(dtype) if delta is None else delta
+    theta, g = flatten(params), flatten(grads)
     numeric, analytic = [], []
     for v in directions:
-        plus = {k: (np.asarray(p, np.float64) + delta * v[k]).astype(dtype) for k, p in params.items()}
-        minus = {k: (np.asarray(p, np.float64) - delta * v[k]).astype(dtype) for k, p in params.items()}
-        step = {k: (plus[k].astype(np.float64) - minus[k].astype(np.float64)) / (2 * delta) for k in params}
-        if not any(np.any(part) for part in step.values()):
+        plus = (theta + delta * v).astype(dtype)
+        minus = (theta - delta * v).astype(dtype)
+        step = plus.astype(np.float64) - minus.astype(np.float64)
+        if not step.any():
             numeric.append(np.nan)          # the step rounded away entirely: nothing was measured
         else:
-            numeric.append((float(loss(plus)) - float(loss(minus))) / (2 * delta))
-        analytic.append(inner(grads, step))
+            numeric.append((float(loss(unflatten(plus, params, dtype)))
+                            - float(loss(unflatten(minus, params, dtype)))) / (2 * delta))
+        analytic.append(float(g @ step) / (2 * delta))
     return np.array(numeric), np.array(analytic)
 
 

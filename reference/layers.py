@@ -30,12 +30,14 @@ class Layer:
 class Dense(Layer):
     """z = x·Wᵀ + b, with W of shape (out, in) and b of shape (out,) or None.
 
-    The weights are copied in, so the caller's arrays are never changed.
+    The weights are copied in, so the caller's arrays are never changed (copy=False
+    uses them as they are, for a probe that only runs forward).
     """
 
-    def __init__(self, weight, bias=None):
-        self.weight = np.array(weight, copy=True)                          # (out, in)
-        self.bias = None if bias is None else np.array(bias, copy=True)    # (out,)
+    def __init__(self, weight, bias=None, copy=True):
+        keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.weight = keep(weight)                                          # (out, in)
+        self.bias = None if bias is None else keep(bias)                    # (out,)
         self.weight_grad = None
         self.bias_grad = None
 
@@ -67,17 +69,15 @@ class Activation(Layer):
         self.negative_slope = negative_slope
         self.at_zero = at_zero
         self.fn, self.fn_grad = ACTIVATIONS[name]
-
-    def _extra(self):
-        return (self.negative_slope,) if self.name == "leaky_relu" else ()
+        self.extra = (negative_slope,) if name == "leaky_relu" else ()     # f's arguments after z
 
     def forward(self, z):
         self.z = z                                                          # (n, out), kept for backward
-        return self.fn(z, *self._extra())
+        return self.fn(z, *self.extra)
 
     def derivative(self, z):
         """f'(z) elementwise, with ``at_zero`` in place of the reference's value where z is exactly 0."""
-        slope = self.fn_grad(z, *self._extra())
+        slope = self.fn_grad(z, *self.extra)
         if self.at_zero is not None:
             slope = np.where(z == 0, self.at_zero, slope).astype(slope.dtype)
         return slope

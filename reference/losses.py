@@ -14,7 +14,7 @@ import numpy as np
 
 def sse(y, t):
     """L = Σ (y − t)²"""
-    return np.sum((y - t) ** 2)
+    return ((y - t) ** 2).sum()
 
 
 def sse_grad(y, t):
@@ -24,7 +24,7 @@ def sse_grad(y, t):
 
 def half_sse(y, t):
     """L = ½·Σ (y − t)²"""
-    return 0.5 * np.sum((y - t) ** 2)
+    return 0.5 * ((y - t) ** 2).sum()
 
 
 def half_sse_grad(y, t):
@@ -34,7 +34,7 @@ def half_sse_grad(y, t):
 
 def mse(y, t):
     """L = Σ (y − t)² / N, with N = n·out, the number of elements"""
-    return np.sum((y - t) ** 2) / y.size
+    return ((y - t) ** 2).sum() / y.size
 
 
 def mse_grad(y, t):

@@ -21,27 +21,36 @@ from .trace import StepValues
 
 
 class Model:
-    """A stack of (Dense, Activation) pairs built from a Scenario's layers; the weights are copied in."""
+    """A stack of (Dense, Activation) pairs built from a Scenario's layers; the weights are copied in.
 
-    def __init__(self, scenario):
-        self.dense = [Dense(spec.weight, spec.bias) for spec in scenario.layers]
+    params: canonical name -> array, used as the weights as they are (not copied), for probes
+    that only run forward; default: copies of the scenario's own weights.
+    """
+
+    def __init__(self, scenario, params=None):
+        if params is None:
+            self.dense = [Dense(spec.weight, spec.bias) for spec in scenario.layers]
+        else:
+            self.dense = [Dense(params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias"), copy=False)
+                          for i in range(len(scenario.layers))]
+        self.names = [(f"layers.{i}.weight", f"layers.{i}.bias") for i in range(len(self.dense))]
         self.activations = [Activation(spec.activation, spec.negative_slope) for spec in scenario.layers]
 
     def parameters(self):
         """Canonical name -> array: ``layers.{i}.weight`` (out, in) and ``layers.{i}.bias`` (out,)."""
         params = {}
-        for i, dense in enumerate(self.dense):
-            params[f"layers.{i}.weight"] = dense.weight
+        for (weight, bias), dense in zip(self.names, self.dense):
+            params[weight] = dense.weight
             if dense.bias is not None:
-                params[f"layers.{i}.bias"] = dense.bias
+                params[bias] = dense.bias
         return params
 
     def set_parameters(self, params):
         """Take ``params[canonical name]`` as every weight and bias (the arrays are used, not copied)."""
-        for i, dense in enumerate(self.dense):
-            dense.weight = params[f"layers.{i}.weight"]
+        for (weight, bias), dense in zip(self.names, self.dense):
+            dense.weight = params[weight]
             if dense.bias is not None:
-                dense.bias = params[f"layers.{i}.bias"]
+                dense.bias = params[bias]
 
 
 def forward(model, x):
@@ -72,10 +81,10 @@ def gradients(model, x, t, loss):
         dzs[i] = model.activations[i].backward(grad)        # ∂L/∂z_i                (n, out_i)
         grad = model.dense[i].backward(dzs[i])              # ∂L/∂a_{i-1}            (n, in_i)
     grads = {}
-    for i, dense in enumerate(model.dense):
-        grads[f"layers.{i}.weight"] = dense.weight_grad     # (out_i, in_i)
+    for (weight, bias), dense in zip(model.names, model.dense):
+        grads[weight] = dense.weight_grad                   # (out_i, in_i)
         if dense.bias is not None:
-            grads[f"layers.{i}.bias"] = dense.bias_grad     # (out_i,)
+            grads[bias] = dense.bias_grad                   # (out_i,)
     return StepValues(zs, acts, value, dzs, grads, grad)
 
 
@@ -90,9 +99,7 @@ def loss_of(scenario, inputs=None, targets=None):
 
 def loss_value(scenario, params, inputs, targets):
     """The loss alone at ``params`` on a batch: the function finite differences probe."""
-    model = Model(scenario)
-    model.set_parameters(params)
-    _, acts = forward(model, inputs)
+    _, acts = forward(Model(scenario, params), inputs)
     return LOSSES[scenario.loss][0](acts[-1], targets)
 
 

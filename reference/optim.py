@@ -10,8 +10,10 @@ def sgd(params, grads, lr):
     whose shape differs from its parameter's is refused by name: NumPy would otherwise
     broadcast (1, 3) − (3, 1) into a (3, 3) "update" without a word.
     """
+    updated = {}
     for name, value in params.items():
-        if np.shape(grads[name]) != np.shape(value):
-            raise ValueError(f"sgd: the gradient of {name} has shape {np.shape(grads[name])}, "
-                             f"the parameter {np.shape(value)}")
-    return {name: params[name] - lr * grads[name] for name in params}
+        grad = grads[name]
+        if grad.shape != value.shape:
+            raise ValueError(f"sgd: the gradient of {name} has shape {np.shape(grad)}, the parameter {value.shape}")
+        updated[name] = value - lr * grad
+    return updated
