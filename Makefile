@@ -2,12 +2,18 @@
 # the pinned dependencies (constraints.txt) before it runs.
 #   make compare   run `backproof check` on every built-in scenario
 #   make test      run the test suite
+# For developers (docs/development.md):
+#   make docs        regenerate docs/ (side-by-side page, tables, evidence) from the code and measurements
+#   make calibrate   re-measure the disagreement behind the tolerance table (writes docs/measurements.json)
+#   make bench       the speed goals, measured side by side (writes docs/measurements.json)
+#   make mutants     the mutation table: planted bugs and where the harness catches them
+#   make soak        the random-architecture properties with the long Hypothesis profile
 PYTHON ?= python3
 VENV ?= .venv
 NUMPY_VENV ?= .venv-numpy
 PIP_FLAGS = --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: compare test test-numpy-only clean
+.PHONY: compare test test-numpy-only docs calibrate bench mutants soak clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +34,22 @@ $(NUMPY_VENV)/.installed: pyproject.toml constraints.txt
 
 test-numpy-only: $(NUMPY_VENV)/.installed
 	BACKPROOF_NUMPY_ONLY=1 $(NUMPY_VENV)/bin/python -m pytest -q
+
+docs: $(VENV)/.installed
+	$(VENV)/bin/python -m tools.docs docs
+
+calibrate: $(VENV)/.installed
+	$(VENV)/bin/python -m tools.calibrate --write docs/measurements.json
+	$(VENV)/bin/python -m tools.calibrate --fd --write docs/measurements.json
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python -m tools.bench --write docs/measurements.json
+
+mutants: $(VENV)/.installed
+	$(VENV)/bin/python -m tools.mutations
+
+soak: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q tests/test_random_architectures.py --hypothesis-profile=long
 
 clean:
 	rm -rf $(VENV) $(NUMPY_VENV) *.egg-info .pytest_cache .hypothesis

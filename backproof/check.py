@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import relu_kinks
 from .compare import compare_traces, first_divergence
 from .frameworks import FRAMEWORKS, run_each
-from .kink_conventions import explain_kinks
+from .kink_conventions import explain_kinks, measured_derivatives
 from .names import format_element, tensor_shapes
 from .scenario_file import load
 from .training import compare_training
@@ -133,6 +134,7 @@ def run_scenarios(framework, module, scenarios, training):
         start = time.perf_counter()
         try:
             entry["trace"] = module.run_step(scenario)
+            entry["kink_derivatives"] = measured_derivatives(scenario, framework, entry["trace"])
         except Exception as exc:  # reported for this scenario; the others still run
             entry["error"] = f"{type(exc).__name__}: {exc}"
         entry["seconds"] = time.perf_counter() - start
@@ -143,6 +145,8 @@ def run_scenarios(framework, module, scenarios, training):
             except Exception as exc:
                 entry["train_error"] = f"{type(exc).__name__}: {exc}"
             entry["train_seconds"] = time.perf_counter() - start
+            if "train" in entry and relu_kinks.applies(scenario):
+                entry["relu_kinks"] = relu_kinks.framework_checks(scenario, framework, entry["train"])
         out.append(entry)
     return out
 
@@ -154,8 +158,8 @@ def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, par
     reports = []
     for k, scenario in enumerate(scenarios):
         shapes = tensor_shapes(scenario)
-        traces, errors, seconds = {}, {}, {}
-        train_results, train_errors, train_seconds = {}, {}, {}
+        traces, errors, seconds, derivatives = {}, {}, {}, {}
+        train_results, train_errors, train_seconds, kink_checks = {}, {}, {}, {}
         for name in frameworks:
             if name in runs.errors:
                 errors[name] = train_errors[name] = runs.errors[name]
@@ -171,15 +175,19 @@ def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, par
                 if problem:
                     errors[name] = problem
                 traces[name] = entry["trace"]
+                derivatives[name] = entry["kink_derivatives"]
             if "train" in entry:
                 train_results[name], train_seconds[name] = entry["train"], entry["train_seconds"]
+                if "relu_kinks" in entry:
+                    kink_checks[name] = entry["relu_kinks"]
             elif "train_error" in entry:
                 train_errors[name] = entry["train_error"]
         comparisons = compare_traces(traces, list(shapes), scenario.dtype)
-        kinks, explained = explain_kinks(scenario, traces, comparisons) if not errors else ([], set())
+        kinks, explained = explain_kinks(scenario, traces, comparisons, derivatives) if not errors else ([], set())
         trained = None
         if training and scenario.train:
-            trained = compare_training(scenario, None, train_results, train_seconds, runs.skipped, train_errors)
+            trained = compare_training(scenario, None, train_results, train_seconds, runs.skipped, train_errors,
+                                       kink_checks)
         reports.append(ScenarioReport(scenario, traces, list(runs.skipped), errors, comparisons,
                                       check_expected(scenario, traces), list(shapes), kinks, explained, strict,
                                       seconds, trained))

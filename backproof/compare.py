@@ -3,9 +3,9 @@
 Two arrays agree when, elementwise, |a − b| ≤ atol + rtol·max(|a|, |b|).
 Shapes and dtypes are checked before values.
 
-The tolerances were calibrated by measurement (``python -m backproof.calibrate``
-re-measures them): the largest disagreement between any two frameworks over
-every tensor of every built-in scenario is written beside each entry.
+The tolerances were calibrated by measurement (``make calibrate`` re-measures them;
+docs/evidence.md shows the figures beside each entry). Non-finite elements agree only
+with the same kind at the same position (NaN with NaN, +inf with +inf).
 """
 
 import itertools
@@ -15,27 +15,9 @@ import numpy as np
 
 from .names import stage
 
-# dtype -> (atol, rtol). Measured with `python -m backproof.calibrate` (torch 2.13.0, jax 0.10.2,
-# NumPy 2.4, this 2-core CPU), largest over every tensor, pair and built-in/example scenario:
-#   float64: max |Δ| 4.4e-16  -> atol 1e-12, rtol 1e-12: three orders of headroom for deeper
-#            networks, and a 1e-9 relative error is still caught (tests/test_compare.py)
-#   float32: max |Δ| 3.0e-7   -> atol 1e-5, rtol 1e-5: about 30x headroom; float32's unit
-#            round-off is 6e-8, so a few rounding steps in a deeper network stay inside
-# "train" applies to the per-epoch loss and the final parameters of a whole run. Measured over the
-# built-in training scenarios (xor-2-3-1-tanh, 40,000 per-sample steps, drifts the most):
-#   float64: loss |Δ| 7.1e-15, final params |Δ| 4.6e-14   -> atol 1e-11, rtol 1e-9
-#   float32: loss |Δ| 8.3e-6,  final params |Δ| 1.6e-5    -> atol 1e-4,  rtol 1e-3
-# The "max rel" figures calibrate prints are dominated by values near 0, where atol governs.
-# "finite_difference" judges a central-difference estimate (reference/gradcheck.py, default ε) against
-# an exact gradient: per coordinate, and along random unit directions. Measured with
-# `python -m backproof.calibrate --fd` over every built-in scenario and the 784-256-256-10 benchmark MLP:
-#   float64, ε 1e-5: per coordinate |Δ| ≤ 1.3e-10; directions rel ≤ 6.9e-9 (MLP: 4.6e-9)
-#            -> atol 1e-8, rtol 1e-6: ~100x headroom, and a gradient off by 1e-4 relative fails
-#   float32, ε 1e-2: per coordinate |Δ| ≤ 1.2e-4; directions rel ≤ 4.8e-3 (MLP: 0.027 with the
-#            default seed, up to 0.12 over seeds 0-4)
-#            -> atol 1e-3, rtol 5e-2, for the small networks. Float32 differences resolve a few
-#            percent at best, so `verify` computes its finite differences in float64 whatever
-#            the scenario's dtype.
+# dtype -> kind -> (atol, rtol). "step": one step's trace; "train": the per-epoch loss and final parameters
+# of a whole run; "finite_difference": a central-difference estimate against an exact gradient. Each is set
+# with headroom over what `make calibrate` measures; the figures are in docs/evidence.md.
 TOLERANCES = {
     "float64": {"step": (1e-12, 1e-12), "train": (1e-11, 1e-9), "finite_difference": (1e-8, 1e-6)},
     "float32": {"step": (1e-5, 1e-5), "train": (1e-4, 1e-3), "finite_difference": (1e-3, 5e-2)},

@@ -133,13 +133,26 @@ def has_exact_kinks(scenario):
     return bool(exact_kinks(scenario, {"numpy": reference.run_step(scenario)}))
 
 
-def explain_kinks(scenario, traces, comparisons):
-    """(notes, explained): a KinkNote per kinked layer, and the failing comparisons' (tensor, a, b) explained."""
+def measured_derivatives(scenario, framework, trace):
+    """{layer: f'(0)} measured in ``framework`` for every relu-family layer with a z exactly 0 in its trace
+    (what explain_kinks needs; run in the framework's own process by ``check``)."""
+    kinks = exact_kinks(scenario, {framework: trace})
+    return {i: derivative_at_zero(framework, scenario.layers[i].activation, scenario.layers[i].negative_slope,
+                                  scenario.dtype) for i in kinks}
+
+
+def explain_kinks(scenario, traces, comparisons, measured=None):
+    """(notes, explained): a KinkNote per kinked layer, and the failing comparisons' (tensor, a, b) explained.
+
+    measured: framework -> measured_derivatives(...) already taken; the rest are measured here.
+    """
     kinks = exact_kinks(scenario, traces)
     if not kinks:
         return [], set()
-    values = {fw: {i: derivative_at_zero(fw, scenario.layers[i].activation, scenario.layers[i].negative_slope,
-                                         scenario.dtype) for i in kinks}
+    measured = measured or {}
+    values = {fw: {i: measured[fw][i] if i in measured.get(fw, {}) else
+                   derivative_at_zero(fw, scenario.layers[i].activation, scenario.layers[i].negative_slope,
+                                      scenario.dtype) for i in kinks}
               for fw in traces}
     notes = [KinkNote(i, scenario.layers[i].activation, scenario.layers[i].negative_slope, positions,
                       {fw: values[fw][i] for fw in values}, KINKED[scenario.layers[i].activation])

@@ -114,21 +114,35 @@ def applies(scenario):
     return scenario.inputs.shape[1] == 1 and any(a in ("relu", "leaky_relu") for a in hidden)
 
 
-def kink_report(scenario, train_report):
-    """A KinkReport for the scenario before and after the reference's training run, or None."""
-    if not applies(scenario):
-        return None
+def framework_checks(scenario, framework, trained):
+    """(kinks before, kinks after training, [KinkCheck]) for one framework, from its own trained weights.
+
+    The kinks are computed analytically from the reference's forward pass, before training and at
+    ``trained`` (this framework's ``trained.*`` result); the checks run this framework's forward pass.
+    Returns None when the framework is not installed.
+    """
     base = scenario.with_dtype("float64")
-    trained = train_report.results.get("numpy")
     after_scenario = base.with_parameters(
-        {k[len("trained."):]: v for k, v in trained.items() if k.startswith("trained.")}) if trained else None
-    before = analytic_kinks(base)
-    after = analytic_kinks(after_scenario) if after_scenario else []
-    checks = {}
-    for fw in train_report.results:
-        found = check_kinks(base, before, fw)
-        if found is not None and after_scenario is not None:
-            found += check_kinks(after_scenario, after, fw)
-        if found is not None:
-            checks[fw] = found
-    return KinkReport(before, after, checks)
+        {k[len("trained."):]: v for k, v in trained.items() if k.startswith("trained.")})
+    before, after = analytic_kinks(base), analytic_kinks(after_scenario)
+    found = check_kinks(base, before, framework)
+    if found is None:
+        return None
+    return before, after, found + check_kinks(after_scenario, after, framework)
+
+
+def kink_report(scenario, results, measured=None):
+    """A KinkReport for a 1-input ReLU-family network, or None.
+
+    results: framework -> its training result; measured: framework -> framework_checks(...) already
+    computed (in that framework's worker process); the rest are computed here. The kinks shown are the
+    reference's (numpy's) when it trained, else the first framework's.
+    """
+    if not applies(scenario) or not results:
+        return None
+    measured = dict(measured or {})
+    for framework, trained in results.items():
+        if framework not in measured:
+            measured[framework] = framework_checks(scenario, framework, trained)
+    shown = measured.get("numpy") or next(iter(measured.values()))
+    return KinkReport(shown[0], shown[1], {fw: m[2] for fw, m in measured.items() if m is not None})

@@ -76,8 +76,9 @@ class TrainReport:
         return not self.errors and all(d.ok for d in self.drifts)
 
 
-def compare_training(scenario, epochs, results, seconds, skipped, errors):
-    """A TrainReport from each framework's training result."""
+def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_checks=None):
+    """A TrainReport from each framework's training result (kink_checks: relu_kinks.framework_checks
+    already computed per framework, in its own process)."""
     epochs, batch_size = scenario.schedule(epochs)
     shapes = train_shapes(scenario, epochs)
     good, errors = {}, dict(errors)
@@ -92,7 +93,7 @@ def compare_training(scenario, epochs, results, seconds, skipped, errors):
     report = TrainReport(scenario, epochs, batch_size, good, {k: v for k, v in seconds.items() if k in good},
                          list(skipped), errors, drifts)
     from .relu_kinks import kink_report
-    report.relu_kinks = kink_report(scenario, report)
+    report.relu_kinks = kink_report(scenario, good, {k: v for k, v in (kink_checks or {}).items() if k in good})
     return report
 
 

@@ -16,14 +16,8 @@ acceptable is the harness's job (backproof.compare.TOLERANCES).
 
 import numpy as np
 
-# The default step ε per dtype, chosen by measurement (python -m backproof.calibrate --fd;
-# the sweep over every built-in scenario, per coordinate and along 8 random directions):
-#   float64: the V bottoms out at ε = 1e-5 for the built-in scenarios (directional relative
-#            error ≤ 6.9e-9, per-coordinate |Δ| ≤ 1.3e-10) and at 1e-4 … 1e-5 for the 784-256-256-10
-#            MLP (2e-10 … 5e-9; at 1e-3 its ReLU kinks are crossed and the error jumps to 4e-3).
-#            1e-5 is taken.
-#   float32: the bottom is ε = 1e-2 (directional ≤ 4.8e-3, per coordinate ≤ 1.2e-4); below it
-#            round-off (unit round-off 6e-8 · |L| / ε) dominates, and by 1e-8 the step rounds away.
+# The default step ε per dtype: the bottom of the ε sweep's V over the built-in scenarios (`make calibrate`
+# re-measures it; the figures are in docs/evidence.md). Below it round-off dominates, above it truncation.
 DEFAULT_DELTA = {"float64": 1e-5, "float32": 1e-2}
 
 SWEEP_DELTAS = tuple(10.0 ** -k for k in range(1, 13))     # 1e-1 … 1e-12
@@ -71,13 +65,16 @@ def coordinate_differences(loss, params, coordinates, delta=None):
 def random_directions(params, count, seed=0):
     """``count`` random unit directions over all of ``params`` at once: a (count, N) float64 array.
 
-    Each entry is ±1/√N with a random sign (``numpy.random.default_rng(seed)``), so every
-    direction has unit norm exactly and touches every element. Drawn in one call: N is the
-    total number of parameter elements, in the order of ``params``.
+    Each entry is ±1/√N with a random sign (random bits from ``numpy.random.default_rng(seed)``),
+    so every direction has unit norm and touches every element. Drawn in one call: N is the total
+    number of parameter elements, in the order of ``params``.
     """
     total = sum(int(np.size(value)) for value in params.values())
-    signs = np.random.default_rng(seed).integers(0, 2, size=(count, total), dtype=np.int8)
-    return (2.0 * signs - 1.0) / np.sqrt(total)
+    bits = np.random.default_rng(seed).integers(0, 256, size=(count, (total + 7) // 8), dtype=np.uint8)
+    directions = np.unpackbits(bits, axis=1, count=total).astype(np.float64)     # 0 or 1, eight per byte
+    directions *= 2.0 / np.sqrt(total)
+    directions -= 1.0 / np.sqrt(total)
+    return directions
 
 
 def flatten(params):
@@ -115,9 +112,10 @@ def directional_derivatives(loss, grads, params, directions, delta=None):
     theta, g = flatten(params), flatten(grads)
     numeric, analytic = [], []
     for v in directions:
-        plus = (theta + delta * v).astype(dtype)
-        minus = (theta - delta * v).astype(dtype)
-        step = plus.astype(np.float64) - minus.astype(np.float64)
+        dv = delta * v
+        plus = (theta + dv).astype(dtype, copy=False)
+        minus = (theta - dv).astype(dtype, copy=False)
+        step = plus.astype(np.float64, copy=False) - minus.astype(np.float64, copy=False)
         if not step.any():
             numeric.append(np.nan)          # the step rounded away entirely: nothing was measured
         else:

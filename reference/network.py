@@ -76,10 +76,11 @@ def gradients(model, x, t, loss):
     zs, acts = forward(model, x)
     value = loss_fn(acts[-1], t)
     grad = loss_grad(acts[-1], t)                           # ∂L/∂a_last             (n, out)
-    dzs = [None] * len(model.dense)
-    for i in reversed(range(len(model.dense))):
-        dzs[i] = model.activations[i].backward(grad)        # ∂L/∂z_i                (n, out_i)
-        grad = model.dense[i].backward(dzs[i])              # ∂L/∂a_{i-1}            (n, in_i)
+    dzs = []
+    for dense, activation in zip(reversed(model.dense), reversed(model.activations)):
+        dz = activation.backward(grad)                      # ∂L/∂z_i                (n, out_i)
+        grad = dense.backward(dz)                           # ∂L/∂a_{i-1}            (n, in_i)
+        dzs.insert(0, dz)
     grads = {}
     for (weight, bias), dense in zip(model.names, model.dense):
         grads[weight] = dense.weight_grad                   # (out_i, in_i)

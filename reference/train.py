@@ -33,20 +33,21 @@ def train(scenario, epochs=None, method="analytic", delta=1e-4):
     model = Model(scenario)
     batches = [(np.array(scenario.inputs[s:s + batch_size]), scenario.targets[s:s + batch_size])
                for s in range(0, scenario.inputs.shape[0], batch_size)]
-    step_losses = np.zeros((epochs, len(batches)), dtype=scenario.dtype)
+    if method not in ("analytic", "finite_difference"):
+        raise ValueError(f"method must be 'analytic' or 'finite_difference', not {method!r}")
+    analytic = method == "analytic"
+    step_losses = []
     for epoch in range(epochs):
-        for step, (x, t) in enumerate(batches):
-            if method == "analytic":
+        for x, t in batches:
+            if analytic:
                 values = gradients(model, x, t, scenario.loss)
                 loss, grads = values.loss, values.grads
-            elif method == "finite_difference":
-                params = model.parameters()
-                loss = loss_of(scenario, x, t)(params)
-                grads = central_differences(loss_of(scenario, x, t), params, delta)
             else:
-                raise ValueError(f"method must be 'analytic' or 'finite_difference', not {method!r}")
+                loss_at = loss_of(scenario, x, t)
+                loss, grads = loss_at(model.parameters()), central_differences(loss_at, model.parameters(), delta)
             model.set_parameters(sgd(model.parameters(), grads, scenario.lr))
-            step_losses[epoch, step] = loss
+            step_losses.append(loss)
+    step_losses = np.array(step_losses, dtype=scenario.dtype).reshape(epochs, len(batches))
     result = {"train.loss": step_losses.mean(axis=1, dtype=scenario.dtype)}
     for name, value in model.parameters().items():
         result[f"trained.{name}"] = np.array(value, copy=True)

@@ -67,27 +67,72 @@ def measure_fd(specs, dtype):
     return worst_abs, worst_rel, mlp_rel
 
 
+def measure_training(dtype):
+    """(max loss |Δ|, max final-parameter |Δ|, where) over the built-in training scenarios in ``dtype``."""
+    from backproof.training import train
+    worst_loss, worst_param, where = 0.0, 0.0, ""
+    for name in builtin_names():
+        sc = load(name).with_dtype(dtype)
+        if sc.train is None:
+            continue
+        report = train(sc, FRAMEWORKS)
+        for d in report.drifts:
+            final = max((c.max_abs for c in d.final), default=0.0)
+            if final > worst_param:
+                worst_param, where = final, f"{name} {d.a}↔{d.b}"
+            worst_loss = max(worst_loss, d.max_loss_abs)
+    return worst_loss, worst_param, where
+
+
+def record(path, key, figures):
+    """Merge ``figures`` under ``key`` into the JSON file at ``path`` (docs/measurements.json)."""
+    import json
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data.setdefault("calibrate", {})[key] = figures
+    path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
+
+
 def main(argv=None):
-    specs = list(argv if argv is not None else sys.argv[1:])
-    fd = "--fd" in specs
-    specs = [s for s in specs if s != "--fd"]
+    args = list(argv if argv is not None else sys.argv[1:])
+    write = None
+    if "--write" in args:
+        k = args.index("--write")
+        write, args = args[k + 1], args[:k] + args[k + 2:]
+    fd = "--fd" in args
+    specs = [s for s in args if s != "--fd"]
     if not specs:
         examples = Path(__file__).resolve().parent.parent / "examples"
         specs = builtin_names() + sorted(str(p) for p in examples.glob("*.json"))
     if fd:
         from reference.gradcheck import DEFAULT_DELTA
+        figures = {}
         for dtype, kinds in TOLERANCES.items():
             atol, rtol = kinds["finite_difference"]
             worst_abs, worst_rel, mlp_rel = measure_fd(specs, dtype)
+            figures[dtype] = {"delta": DEFAULT_DELTA[dtype], "per_coordinate_max_abs": worst_abs,
+                              "directions_max_rel": worst_rel, "mlp_directions_max_rel": mlp_rel}
             print(f"{dtype} (ε {DEFAULT_DELTA[dtype]:g}): per coordinate max |Δ| {worst_abs:.2g}, "
                   f"8 directions max rel {worst_rel:.2g}; 784-256-256-10 MLP directions max rel {mlp_rel:.2g}; "
                   f"tolerance atol {atol:g}, rtol {rtol:g}")
+        if write:
+            record(write, "finite_difference", figures)
         return 0
+    step, training = {}, {}
     for dtype, kinds in TOLERANCES.items():
         atol, rtol = kinds["step"]
         worst_abs, worst_rel, where = measure(specs, dtype)
+        step[dtype] = {"max_abs": worst_abs, "max_rel": worst_rel, "where": where}
         print(f"{dtype}: max |Δ| {worst_abs:.2g} (at {where or '-'}), max rel {worst_rel:.2g}; "
               f"tolerance atol {atol:g}, rtol {rtol:g}")
+        loss, param, where = measure_training(dtype)
+        training[dtype] = {"loss_max_abs": loss, "final_parameters_max_abs": param, "where": where}
+        atol, rtol = kinds["train"]
+        print(f"{dtype} training: loss |Δ| {loss:.2g}, final parameters |Δ| {param:.2g} (at {where or '-'}); "
+              f"tolerance atol {atol:g}, rtol {rtol:g}")
+    if write:
+        record(write, "step", step)
+        record(write, "train", training)
     return 0
 
 

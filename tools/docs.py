@@ -1,0 +1,250 @@
+"""Generate docs/ from docs/templates/, the live code and docs/measurements.json.
+
+    make docs          # python -m tools.docs docs
+
+Every page under docs/ is written by this command; tests/test_docs.py regenerates them into a
+temporary folder and fails when a committed one differs (a stale page, or a hand edit). A
+template is Markdown with directives, each on a line of its own:
+
+    <!-- run: ARGS -->            a fenced block: `$ backproof ARGS` and what it prints
+    <!-- run-head N: ARGS -->     the same, the first N lines of it
+    <!-- table: NAME -->          a table generated from the code or the measurements (TABLES below)
+
+Nothing here reads the clock or the machine, so the output is the same byte for byte on
+every run; the measured figures come from docs/measurements.json, which `make calibrate`
+and `make bench` write.
+"""
+
+import contextlib
+import html
+import io
+import json
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = ROOT / "docs" / "templates"
+MEASUREMENTS = ROOT / "docs" / "measurements.json"
+DIRECTIVE = re.compile(r"^<!-- (run|run-head (\d+)|table): (.+?) -->$")
+SIDE_BY_SIDE_SCENARIO = "blog-2-3-3-1"
+
+
+def run(args):
+    """What `backproof ARGS` prints on stdout (in this process, so no timing enters it)."""
+    import shlex
+    from backproof.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        main(shlex.split(args))
+    return [line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")]
+
+
+def measurements():
+    return json.loads(MEASUREMENTS.read_text()) if MEASUREMENTS.exists() else {}
+
+
+def g(x):
+    return f"{x:.2g}"
+
+
+# --- tables ------------------------------------------------------------------------------------------
+
+def table_conventions():
+    from backproof.conventions import table
+    return table()
+
+
+def table_tolerances():
+    from backproof.compare import TOLERANCES
+    measured = measurements().get("calibrate", {})
+    rows = ["| dtype | kind | atol | rtol | measured by `make calibrate` |", "|---|---|---|---|---|"]
+    for dtype, kinds in TOLERANCES.items():
+        for kind, (atol, rtol) in kinds.items():
+            rows.append(f"| {dtype} | {kind} | {atol:g} | {rtol:g} | {measured_figure(measured, kind, dtype)} |")
+    return rows
+
+
+def measured_figure(measured, kind, dtype):
+    if kind == "step" and dtype in measured.get("step", {}):
+        m = measured["step"][dtype]
+        return f"max \\|Δ\\| {g(m['max_abs'])} ({m['where']}), max rel {g(m['max_rel'])}"
+    if kind == "train" and dtype in measured.get("train", {}):
+        m = measured["train"][dtype]
+        return (f"loss \\|Δ\\| {g(m['loss_max_abs'])}, final parameters \\|Δ\\| {g(m['final_parameters_max_abs'])} "
+                f"({m['where']})")
+    if kind == "finite_difference" and dtype in measured.get("finite_difference", {}):
+        m = measured["finite_difference"][dtype]
+        return (f"ε {m['delta']:g}: per coordinate \\|Δ\\| {g(m['per_coordinate_max_abs'])}; along 8 directions "
+                f"rel {g(m['directions_max_rel'])} (784-256-256-10 MLP: {g(m['mlp_directions_max_rel'])})")
+    return "not measured yet: run `make calibrate`"
+
+
+def table_mutations():
+    from tools.mutations import table
+    return table()
+
+
+def table_bench():
+    bench = measurements().get("bench")
+    if not bench:
+        return ["not measured yet: run `make bench`"]
+    c, d, t, f = (bench[k] for k in ("check_concurrency", "directional_check_passes", "reference_training_overhead",
+                                     "per_coordinate_fd"))
+    status = lambda m: "met" if m["ratio"] <= m["goal"] else "**not met**"  # noqa: E731
+    return [
+        "| goal | measured | ratio | goal | |", "|---|---|---|---|---|",
+        f"| `backproof check`, every built-in, frameworks in concurrent processes, against the slowest framework "
+        f"alone | {c['concurrent_s']:.1f} s against {c['slowest']} alone {c['alone_s'][c['slowest']]:.1f} s ("
+        + ", ".join(f"{fw} {s:.1f} s" for fw, s in c["alone_s"].items())
+        + f") | {c['ratio']:.2f}× | ≤ {c['goal']}× | {status(c)} |",
+        f"| the 8-direction check of the 784-256-256-10 MLP (batch 128, float64), in forward+backward passes "
+        f"| {d['check_s'] * 1e3:.1f} ms, one pass {d['forward_backward_s'] * 1e3:.1f} ms | {d['ratio']:.1f} "
+        f"| ≤ {d['goal']:g} | {status(d)} |",
+        f"| the reference's training loop against a minimal NumPy loop, XOR, 10,000 epochs "
+        f"| {t['reference_s']:.2f} s against {t['minimal_s']:.2f} s | {t['ratio']:.2f}× | ≤ {t['goal']}× "
+        f"| {status(t)} |",
+        "",
+        f"Per-coordinate finite differences on the same MLP cost {f['ms_per_coordinate']:.2f} ms a coordinate, "
+        f"{f['all_coordinates_s']:,.0f} s for all 269,322: that is why `verify` samples above 10,000 parameters "
+        "and checks random directions.",
+    ]
+
+
+def table_epsilon_sweep():
+    """The relative error of 4 directional derivatives against ε, float64: the V."""
+    import numpy as np
+
+    from backproof.scenario_file import load
+    from reference import gradcheck
+    from reference.network import loss_and_gradients, loss_of
+    from tools.bench import mlp
+    rows = ["| ε | " + " | ".join(f"{d:.0e}" for d in gradcheck.SWEEP_DELTAS) + " |",
+            "|---|" + "---|" * len(gradcheck.SWEEP_DELTAS)]
+    for label, sc in (("blog-2-3-3-1", load("blog-2-3-3-1")), ("784-256-256-10 MLP", mlp())):
+        params = {k: np.array(v) for k, v in sc.parameters().items()}
+        _, grads = loss_and_gradients(sc)
+        sweep = gradcheck.epsilon_sweep(loss_of(sc), grads, params)
+        best = gradcheck.best_delta(sweep)
+        cells = [(f"**{g(e)}**" if d == best else g(e)) for d, e in sweep]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def table_skeleton():
+    from backproof.read import SKELETON, STAGE_NOTES, stage_blocks
+    blocks = stage_blocks()
+    root = ROOT
+    rows = ["| stage | what | numpy | torch | jax |", "|---|---|---|---|---|"]
+    for stage in SKELETON:
+        cells = [f"[`{b.where(root)}`](../{b.where(root).replace(':', '#L')})" for b in blocks[stage].values()]
+        rows.append(f"| `{stage}` | {STAGE_NOTES[stage]} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def table_scenarios():
+    from backproof.scenario_file import builtin_names, load
+    rows = ["| name | network | loss | description |", "|---|---|---|---|"]
+    for name in builtin_names():
+        sc = load(name)
+        shape = "-".join([str(sc.inputs.shape[1])] + [str(s.shape[0]) for s in sc.layers])
+        activations = ", ".join(s.activation for s in sc.layers)
+        rows.append(f"| `{name}` | {shape} ({activations}) | `{sc.loss}` | {sc.description} |")
+    return rows
+
+
+TABLES = {"conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
+          "bench": table_bench, "epsilon-sweep": table_epsilon_sweep, "skeleton": table_skeleton,
+          "scenarios": table_scenarios}
+
+
+def render(template):
+    out = [f"<!-- generated by `make docs` from docs/templates/{template.name}: edit that file, not this one -->"]
+    for line in template.read_text(encoding="utf-8").split("\n"):
+        match = DIRECTIVE.match(line)
+        if not match:
+            out.append(line)
+        elif match.group(1) == "table":
+            out += TABLES[match.group(3)]()
+        else:
+            lines = run(match.group(3))
+            if match.group(2):
+                lines = lines[:int(match.group(2))] + ["…"]
+            out += ["```text", f"$ backproof {match.group(3)}", *lines, "```"]
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+# --- the side-by-side page ---------------------------------------------------------------------------------
+
+def side_by_side():
+    """(HTML, Markdown) of every stage: three code columns, the reference's docstring, file:line, the numbers."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    from backproof.frameworks import run_each
+    from backproof.read import SKELETON, STAGE_NOTES, docstring, stage_blocks, stage_tensors
+    from backproof.render import stage_numbers
+    from backproof.scenario_file import load
+
+    scenario = load(SIDE_BY_SIDE_SCENARIO)
+    runs = run_each(lambda name, module: module.run_step(scenario), ("numpy", "torch", "jax"))
+    blocks = stage_blocks()
+    formatter = HtmlFormatter(noclasses=True, nowrap=True, style="friendly")
+    css = ("body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2em;color:#222;background:#fff}"
+           "h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ccc}"
+           ".row{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:12px}"
+           ".col{border:1px solid #ddd;border-radius:6px;background:#f8f8f8;overflow-x:auto}"
+           ".col h3{margin:0;padding:6px 10px;font-size:0.95em;background:#eee;border-bottom:1px solid #ddd}"
+           "pre{margin:0;padding:8px 10px;font-size:12px;line-height:1.35}"
+           ".where{font-family:monospace;font-size:0.8em;color:#666;padding:4px 10px;border-top:1px solid #ddd}"
+           ".caption{color:#444;font-style:italic;margin:0.3em 0 0.8em}"
+           ".numbers{margin-top:8px;background:#fffbe6;border:1px solid #eee1a8;border-radius:6px}"
+           ".numbers pre{font-size:12px}")
+    page = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+            "<title>backproof: the three implementations side by side</title>", f"<style>{css}</style></head><body>",
+            "<!-- generated by `make docs` (tools/docs.py) from the live source: do not edit -->",
+            "<h1>NumPy (hand-derived) · PyTorch · JAX, stage by stage</h1>",
+            f"<p>Each row is one stage, cut from the source by <code>backproof read</code>; under it, the stage's "
+            f"numbers for <code>{SIDE_BY_SIDE_SCENARIO}</code> (post 002's worked example) in every framework.</p>"]
+    md = ["<!-- generated by `make docs` (tools/docs.py) from the live source: do not edit -->",
+          "# The three implementations side by side", "",
+          f"Each stage as `backproof read` cuts it from the source, numpy, then torch, then JAX, with its numbers "
+          f"for `{SIDE_BY_SIDE_SCENARIO}` (post 002's worked example). The same page with three columns: "
+          "[side-by-side.html](side-by-side.html).", ""]
+    for stage in SKELETON:
+        caption = docstring(blocks[stage]["numpy"]) or STAGE_NOTES[stage]
+        numbers = stage_numbers(stage, scenario, runs, stage_tensors(scenario, stage))
+        page += [f'<h2 id="{stage}">{html.escape(stage)}</h2>', f'<p class="caption">{html.escape(caption)}</p>',
+                 '<div class="row">']
+        md += [f"## `{stage}`", "", f"*{caption}*", ""]
+        for framework, block in blocks[stage].items():
+            where = block.where(ROOT)
+            code = highlight("\n".join(block.lines), PythonLexer(), formatter)
+            page += [f'<div class="col"><h3>{framework}</h3><pre>{code}</pre>',
+                     f'<div class="where">{html.escape(where)}</div></div>']
+            md += [f"{framework} — [`{where}`](../{where.replace(':', '#L')})", "", "```python", *block.lines, "```", ""]
+        page += ["</div>", '<div class="numbers"><pre>' + html.escape("\n".join(numbers)) + "</pre></div>"]
+        md += ["```text", *numbers, "```", ""]
+    page += ["</body></html>"]
+    return "\n".join(page) + "\n", "\n".join(md).rstrip("\n") + "\n"
+
+
+def generate(folder):
+    """Write every generated page into ``folder``; returns the names written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for template in sorted(TEMPLATES.glob("*.md")):
+        (folder / template.name).write_text(render(template), encoding="utf-8")
+        written.append(template.name)
+    page, markdown = side_by_side()
+    (folder / "side-by-side.html").write_text(page, encoding="utf-8")
+    (folder / "side-by-side.md").write_text(markdown, encoding="utf-8")
+    return written + ["side-by-side.html", "side-by-side.md"]
+
+
+if __name__ == "__main__":
+    target = sys.argv[1] if len(sys.argv) > 1 else "docs"
+    for name in generate(target):
+        print(f"wrote {target}/{name}")
