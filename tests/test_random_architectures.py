@@ -4,8 +4,12 @@ Hypothesis draws depth 1-5, widths 1-12, batch 1-8, any activation and any loss,
 weights (uniform, ±1.5/√fan_in), inputs (±2), targets (±1) and biases (±0.5) in a sane range and every relu-family pre-activation at least
 KINK_MARGIN away from its kink (kinks are the subject of test_exact_kinks.py).
 
-Profiles (tests/conftest.py): "ci" (the default) runs the float64 and float32 properties
-with 200 and 100 examples; ``pytest --hypothesis-profile=long`` runs 5,000 of each.
+Two properties per dtype: numpy ↔ torch on every example the profile asks for, and all three
+(numpy, torch, JAX) on a quarter as many. The split is for time: each new architecture costs JAX
+one compile of its step (tens of milliseconds), numpy and torch almost nothing, so the suite fits
+its budget while every drawn network is still checked against autodiff. Profiles (tests/conftest.py):
+"ci" (the default) runs 200 float64 and 100 float32 examples numpy ↔ torch, 50 and 25 with JAX;
+``make soak`` (``--hypothesis-profile=long``) runs 5,000 and 2,500, and 1,250 and 625 with JAX.
 A failing example is printed as a scenario file that ``backproof check`` replays.
 """
 
@@ -66,37 +70,55 @@ def replay_note(document):
     return "replay: save the next line as drawn.json and run `backproof check drawn.json`\n" + json.dumps(document)
 
 
-def check_agreement(document):
+def check_agreement(document, frameworks=("numpy", "torch", "jax")):
     sc = backproof.parse(document, "hypothesis-drawn")
     assume(away_from_kinks(sc))
     note(replay_note(document))
-    report = check_scenario(sc)
+    report = check_scenario(sc, frameworks)
     assert not report.errors, report.errors
     divergence = report.first_divergence
     assert divergence is None, divergence.message("hypothesis-drawn")
-    assert len(report.traces) == 3
+    assert len(report.traces) == len(frameworks)
+
+
+HEALTH = [HealthCheck.too_slow, HealthCheck.data_too_large]
+EXAMPLES = settings.default.max_examples                 # 200 in the ci profile
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="needs torch to compare against")
+@settings(suppress_health_check=HEALTH, max_examples=EXAMPLES)
+@given(scenario_documents("float64"))
+def test_numpy_and_torch_agree_on_random_float64_networks(document):
+    check_agreement(document, ("numpy", "torch"))
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="needs torch to compare against")
+@settings(suppress_health_check=HEALTH, max_examples=max(1, EXAMPLES // 2))
+@given(scenario_documents("float32"))
+def test_numpy_and_torch_agree_on_random_float32_networks(document):
+    check_agreement(document, ("numpy", "torch"))
 
 
 @pytest.mark.skipif(NUMPY_ONLY, reason="needs torch and JAX to compare against")
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(suppress_health_check=HEALTH, max_examples=max(1, EXAMPLES // 4))
 @given(scenario_documents("float64"))
-def test_frameworks_agree_on_random_float64_networks(document):
+def test_all_three_agree_on_random_float64_networks(document):
     check_agreement(document)
 
 
 @pytest.mark.skipif(NUMPY_ONLY, reason="needs torch and JAX to compare against")
-@settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-          max_examples=max(1, settings.default.max_examples // 2))
+@settings(suppress_health_check=HEALTH, max_examples=max(1, EXAMPLES // 8))
 @given(scenario_documents("float32"))
-def test_frameworks_agree_on_random_float32_networks(document):
+def test_all_three_agree_on_random_float32_networks(document):
     check_agreement(document)
 
 
 def test_the_profile_runs_enough_examples():
-    """The CI profile: at least 200 float64 and 100 float32 examples."""
-    float64 = test_frameworks_agree_on_random_float64_networks._hypothesis_internal_use_settings
-    float32 = test_frameworks_agree_on_random_float32_networks._hypothesis_internal_use_settings
-    assert float64.max_examples >= 200 and float32.max_examples >= 100
+    """The CI profile: 200 float64 and 100 float32 examples numpy ↔ torch, 50 and 25 with JAX."""
+    counts = [test._hypothesis_internal_use_settings.max_examples for test in (
+        test_numpy_and_torch_agree_on_random_float64_networks, test_numpy_and_torch_agree_on_random_float32_networks,
+        test_all_three_agree_on_random_float64_networks, test_all_three_agree_on_random_float32_networks)]
+    assert counts[0] >= 200 and counts[1] >= 100 and counts[2] >= 50 and counts[3] >= 25, counts
 
 
 @pytest.mark.skipif(NUMPY_ONLY, reason="needs torch and JAX to compare against")
