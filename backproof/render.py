@@ -366,19 +366,24 @@ def read_text(blocks, width, root=None, scenario=None, runs=None):
     return "\n".join(out).rstrip() + "\n"
 
 
+def one_line(value):
+    """fmt_value on one line: the rows of a matrix side by side."""
+    return fmt_value(value).replace("\n ", " ")
+
+
 def stage_numbers(stage, scenario, runs, tensors):
     """Lines of the values of ``tensors`` in every framework (or why a framework has none)."""
     lines = [f"   {scenario.name} ({scenario.dtype}):"]
     if stage == "Model":
         params = scenario.parameters()
-        return lines + [f"     {name} = {fmt_value(params[name])}   (copied into every framework)" for name in tensors]
+        return lines + [f"     {name} = {one_line(params[name])}   (copied into every framework)" for name in tensors]
     if stage == "train":
         return lines + [f"     `backproof train {scenario.name}` runs and compares the whole training runs"]
     width = max(len(fw) for fw in (*runs.results, *runs.errors, *(s.framework for s in runs.skipped)))
     for name in tensors:
         lines.append(f"     {name}")
         for fw, trace in runs.results.items():
-            lines.append(f"       {fw:<{width}}  {fmt_value(trace.get(name))}")
+            lines.append(f"       {fw:<{width}}  {one_line(trace.get(name))}")
     for fw, error in runs.errors.items():
         lines.append(f"     {fw}: failed: {error}")
     for skipped in runs.skipped:

@@ -12,6 +12,7 @@ import pytest
 import reference
 from backproof.check import check_scenario
 from tools.mutations import MUTANTS, Patch, run
+from tools.mutations import outcomes as cached_outcomes
 from conftest import require, scenario, trace
 
 
@@ -29,7 +30,7 @@ def restored_reference():
 def test_the_harness_catches_the_bug_where_it_enters(mutant, restored_reference):
     require("torch")
     require("jax")
-    outcomes = run(mutant)
+    outcomes = cached_outcomes(mutant)
     wrong = [f"{o.scenario}: expected {o.expected or 'a pass'}, the check "
              + ("passed" if o.check_ok else f"reported {o.reported}") for o in outcomes if not o.correct]
     assert not wrong, f"{mutant.id} ({mutant.bug}):\n" + "\n".join(wrong)

@@ -196,7 +196,7 @@ def side_by_side():
            ".row{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:12px}"
            ".col{border:1px solid #ddd;border-radius:6px;background:#f8f8f8;overflow-x:auto}"
            ".col h3{margin:0;padding:6px 10px;font-size:0.95em;background:#eee;border-bottom:1px solid #ddd}"
-           "pre{margin:0;padding:8px 10px;font-size:12px;line-height:1.35}"
+           "pre{margin:0;padding:8px 10px;font-size:12px;line-height:1.35;white-space:pre-wrap;overflow-wrap:anywhere}"
            ".where{font-family:monospace;font-size:0.8em;color:#666;padding:4px 10px;border-top:1px solid #ddd}"
            ".caption{color:#444;font-style:italic;margin:0.3em 0 0.8em}"
            ".numbers{margin-top:8px;background:#fffbe6;border:1px solid #eee1a8;border-radius:6px}"
