@@ -23,8 +23,9 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 compare: $(VENV)/.installed
 	$(VENV)/bin/backproof check
 
+# -n auto: one pytest worker per core (pytest-xdist); the suite's budget is 30 s on this 2-core machine
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n auto
 
 # The suite in an environment with NumPy and no torch or JAX: their tests must skip, not error.
 $(NUMPY_VENV)/.installed: pyproject.toml constraints.txt
@@ -33,7 +34,7 @@ $(NUMPY_VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 test-numpy-only: $(NUMPY_VENV)/.installed
-	BACKPROOF_NUMPY_ONLY=1 $(NUMPY_VENV)/bin/python -m pytest -q
+	BACKPROOF_NUMPY_ONLY=1 $(NUMPY_VENV)/bin/python -m pytest -q -n auto
 
 docs: $(VENV)/.installed
 	$(VENV)/bin/python -m tools.docs docs

@@ -112,22 +112,15 @@ def table_bench():
 
 
 def table_epsilon_sweep():
-    """The relative error of 4 directional derivatives against ε, float64: the V."""
-    import numpy as np
-
-    from backproof.scenario_file import load
-    from reference import gradcheck
-    from reference.network import loss_and_gradients, loss_of
-    from tools.bench import mlp
-    rows = ["| ε | " + " | ".join(f"{d:.0e}" for d in gradcheck.SWEEP_DELTAS) + " |",
-            "|---|" + "---|" * len(gradcheck.SWEEP_DELTAS)]
-    for label, sc in (("blog-2-3-3-1", load("blog-2-3-3-1")), ("784-256-256-10 MLP", mlp())):
-        params = {k: np.array(v) for k, v in sc.parameters().items()}
-        _, grads = loss_and_gradients(sc)
-        sweep = gradcheck.epsilon_sweep(loss_of(sc), grads, params)
-        best = gradcheck.best_delta(sweep)
-        cells = [(f"**{g(e)}**" if d == best else g(e)) for d, e in sweep]
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    """The relative error of 4 directional derivatives against ε, float64: the V (from `make calibrate`)."""
+    sweeps = measurements().get("calibrate", {}).get("epsilon_sweep")
+    if not sweeps:
+        return ["not measured yet: run `make calibrate`"]
+    deltas = [d for d, _ in next(iter(sweeps.values()))]
+    rows = ["| ε | " + " | ".join(f"{d:.0e}" for d in deltas) + " |", "|---|" + "---|" * len(deltas)]
+    for label, sweep in sweeps.items():
+        best = min(sweep, key=lambda point: point[1])[0]
+        rows.append(f"| {label} | " + " | ".join(f"**{g(e)}**" if d == best else g(e) for d, e in sweep) + " |")
     return rows
 
 
