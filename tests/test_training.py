@@ -12,9 +12,9 @@ from backproof.training import drift
 from conftest import require
 
 TRAINING = ["grokking-3-4-1", "xor-2-3-1-tanh", "deep-1-2-2-1"]
-# torch.optim.SGD costs ~0.35 ms a step here, so xor's full 40,000 steps take ~14 s in torch (and ~3 s in
-# the NumPy reference): the pairwise tests train xor for 1,000 epochs; the full run is tested in JAX below
-# and run in all three frameworks by `make compare`.
+# torch.optim.SGD's per-step cost makes xor's full 40,000 steps the slowest run of the suite (docs/evidence.md):
+# the pairwise tests train xor for 1,000 epochs; the full run is tested in JAX below and run in all three
+# frameworks by `make compare`.
 TEST_EPOCHS = {"xor-2-3-1-tanh": 1000}
 
 
@@ -72,8 +72,8 @@ def test_finite_difference_trajectory_matches_analytic():
     from reference import train
     sc = backproof.load("grokking-3-4-1")
     fd, analytic = train(sc, method="finite_difference"), train(sc)
-    # measured: 1.3e-13 (loss) and 1.6e-13 (parameters); central differences are exact for a quadratic
-    # in each weight away from kinks, so what is left is round-off, ~eps·L/δ
+    # central differences are exact for a function quadratic in each weight away from kinks, so what is
+    # left is round-off, ~eps·L/δ: far below 1e-10
     assert np.max(np.abs(fd["train.loss"] - analytic["train.loss"])) < 1e-10
     for name in fd:
         np.testing.assert_allclose(fd[name], analytic[name], atol=1e-10, err_msg=name)
