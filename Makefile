@@ -25,7 +25,7 @@ compare: $(VENV)/.installed
 
 # -n auto: one pytest worker per core (pytest-xdist); the suite's budget is 30 s on this 2-core machine
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q -n auto
+	$(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
 
 # The suite in an environment with NumPy and no torch or JAX: their tests must skip, not error.
 $(NUMPY_VENV)/.installed: pyproject.toml constraints.txt
@@ -34,7 +34,7 @@ $(NUMPY_VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 test-numpy-only: $(NUMPY_VENV)/.installed
-	BACKPROOF_NUMPY_ONLY=1 $(NUMPY_VENV)/bin/python -m pytest -q -n auto
+	BACKPROOF_NUMPY_ONLY=1 $(NUMPY_VENV)/bin/python -m pytest -q -n auto --dist loadgroup
 
 docs: $(VENV)/.installed
 	$(VENV)/bin/python -m tools.docs docs

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import relu_kinks
 from .compare import compare_traces, first_divergence
-from .frameworks import FRAMEWORKS, run_each
+from .frameworks import FRAMEWORKS, as_frameworks, run_each
 from .kink_conventions import explain_kinks, measured_derivatives
 from .names import format_element, tensor_shapes
 from .scenario_file import load
@@ -153,6 +153,7 @@ def run_scenarios(framework, module, scenarios, training):
 
 def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False):
     """[ScenarioReport] for every scenario; the frameworks run concurrently when ``parallel``."""
+    frameworks = as_frameworks(frameworks)
     runs = run_each(functools.partial(run_scenarios, scenarios=list(scenarios), training=training),
                     frameworks, parallel=parallel)
     reports = []

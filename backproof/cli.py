@@ -8,7 +8,8 @@
     backproof conventions
 
 Exit codes: 0 everything agrees; 1 a disagreement or a missed printed value;
-2 bad input or usage; 3 an internal error (a bug in backproof: please report it).
+2 bad input or usage; 3 an internal error (a bug in backproof: please report it);
+130 interrupted (Ctrl-C).
 """
 
 import argparse
@@ -21,10 +22,10 @@ from . import envelope
 from .check import check_all
 from .frameworks import FRAMEWORKS, parse_frameworks
 from .render import scenario_text, train_text
-from .scenario_file import ScenarioError, builtin_names, load
+from .scenario_file import MAX_STEPS, ScenarioError, builtin_names, fit_dtype, load
 from .training import train
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(Exception):
@@ -69,8 +70,11 @@ def build_parser():
     verify.add_argument("--frameworks", default="torch,jax",
                         help="the autodiff oracles, a comma-separated subset of numpy,torch,jax (default: torch,jax); "
                              "finite differences always run")
-    verify.add_argument("--directions", type=positive_int, default=8,
-                        help="random unit directions for the directional check (default 8)")
+    verify.add_argument("--directions", type=bounded(MAX_DIRECTIONS), default=8,
+                        help=f"random unit directions for the directional check (default 8, at most {MAX_DIRECTIONS})")
+    verify.add_argument("--timeout", type=positive_float, default=60.0,
+                        help="seconds the function (and its module's import) may take before verify gives up "
+                             "(default 60)")
     verify.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
     explain = commands.add_parser(
@@ -83,8 +87,9 @@ def build_parser():
     explain.add_argument("--dtype", choices=("float64", "float32"), help="override the scenario's dtype")
     explain.add_argument("--frameworks", default="torch,jax",
                          help="the autodiff values to show beside the sum (default: torch,jax)")
-    explain.add_argument("--max-paths", type=positive_int, default=64,
-                         help="print every path up to this many products, else the δ recursion (default 64)")
+    explain.add_argument("--max-paths", type=bounded(MAX_PATHS), default=64,
+                         help=f"print every path up to this many products, else the δ recursion (default 64, "
+                              f"at most {MAX_PATHS:,})")
     explain.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
     read = commands.add_parser(
@@ -110,6 +115,30 @@ def add_common(command):
     command.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
 
+MAX_DIRECTIONS = 1_000        # each direction is two loss evaluations
+MAX_PATHS = 10_000            # each path is printed
+
+
+def bounded(cap):
+    """A whole number from 1 to ``cap``, for argparse."""
+    def parse(text):
+        value = positive_int(text)
+        if value > cap:
+            raise argparse.ArgumentTypeError(f"must be at most {cap:,}, not {value:,}")
+        return value
+    return parse
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text}")
+    return value
+
+
 def positive_int(text):
     try:
         value = int(text)
@@ -126,9 +155,9 @@ def load_scenarios(specs, dtype):
     for spec in specs or builtin_names():
         try:
             scenario = load(spec)
+            scenarios.append(fit_dtype(scenario, dtype, spec) if dtype else scenario)
         except ScenarioError as exc:
             raise UsageError(str(exc)) from None
-        scenarios.append(scenario.with_dtype(dtype) if dtype else scenario)
     return scenarios
 
 
@@ -158,6 +187,10 @@ def cmd_train(args):
     (scenario,) = load_scenarios([args.scenario], args.dtype)
     if scenario.train is None and args.epochs is None:
         raise UsageError(f"{args.scenario}: train is missing; add a train block or give --epochs")
+    if args.epochs is not None:
+        steps = scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1]
+        if args.epochs * steps > MAX_STEPS:
+            raise UsageError(f"--epochs {args.epochs} of {steps} steps is over the cap of {MAX_STEPS:,} steps")
     report = train(scenario, frameworks, args.epochs, args.finite_differences)
     if args.json:
         print_json(envelope.document("train", [envelope.train_result(report, frameworks)]))
@@ -187,7 +220,7 @@ def cmd_conventions(args):
     return EXIT_OK
 
 
-def load_function(target):
+def load_function(target, timeout=60.0):
     """'path/to/module.py:name' or 'package.module:name' -> (the callable, a label); UsageError otherwise."""
     import importlib
     import importlib.util
@@ -199,23 +232,31 @@ def load_function(target):
     if not where or not name.isidentifier():
         raise UsageError(f"{target}: give the function as MODULE.py:FUNCTION")
     path = Path(where)
+    if (where.endswith(".py") or path.exists()) and not path.is_file():
+        raise UsageError(f"{where}: no such file")
+
+    def import_it():
+        try:
+            if where.endswith(".py") or path.exists():
+                spec = importlib.util.spec_from_file_location(f"backproof_verify_{path.stem}", path)
+                module = importlib.util.module_from_spec(spec)
+                sys.path.insert(0, str(path.resolve().parent))     # so the file can import its neighbours
+                try:
+                    spec.loader.exec_module(module)
+                finally:
+                    sys.path.remove(str(path.resolve().parent))
+                return module
+            return importlib.import_module(where)
+        except BaseException as exc:  # SyntaxError, ImportError, SystemExit, anything the module raises
+            return UsageError(f"{where}: cannot be imported: {type(exc).__name__}: {exc}")
+
+    from .verify import VerifyError, isolated
     try:
-        if where.endswith(".py") or path.exists():
-            if not path.is_file():
-                raise UsageError(f"{where}: no such file")
-            spec = importlib.util.spec_from_file_location(f"backproof_verify_{path.stem}", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.path.insert(0, str(path.resolve().parent))     # so the file can import its neighbours
-            try:
-                spec.loader.exec_module(module)
-            finally:
-                sys.path.remove(str(path.resolve().parent))
-        else:
-            module = importlib.import_module(where)
-    except UsageError:
-        raise
-    except BaseException as exc:  # SyntaxError, ImportError, SystemExit, anything the module raises on import
-        raise UsageError(f"{where}: cannot be imported: {type(exc).__name__}: {exc}") from None
+        module = isolated(import_it, where, timeout)
+    except VerifyError as exc:
+        raise UsageError(f"{where}: cannot be imported: {exc}") from None
+    if isinstance(module, UsageError):
+        raise module
     if not hasattr(module, name):
         raise UsageError(f"{where}: has no function {name!r}")
     function = getattr(module, name)
@@ -228,9 +269,9 @@ def cmd_verify(args):
     from .verify import VerifyError, verify
     oracles = frameworks_arg(args.frameworks)
     (scenario,) = load_scenarios([args.scenario], args.dtype)
-    function, label = load_function(args.target)
+    function, label = load_function(args.target, args.timeout)
     try:
-        result = verify(function, scenario, oracles, directions=args.directions, label=label)
+        result = verify(function, scenario, oracles, directions=args.directions, label=label, timeout=args.timeout)
     except VerifyError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
@@ -279,7 +320,14 @@ COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": 
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):     # a name no encoding can print is escaped, never a crash
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -287,6 +335,9 @@ def main(argv=None):
         except UsageError as exc:
             code = EXIT_USAGE
             print(f"error: {exc}", file=sys.stderr)
+        except KeyboardInterrupt:          # Ctrl-C: one line, the shell's code for SIGINT
+            code = EXIT_INTERRUPTED
+            print("interrupted", file=sys.stderr)
         except BrokenPipeError:            # `backproof … | head`: the reader left; not an error of ours
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             code = EXIT_OK

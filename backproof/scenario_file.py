@@ -25,6 +25,9 @@ OPTIMIZERS = ("sgd",)
 MAX_PARAMETERS = 1_000_000      # the size cap: weights + biases over all layers
 MAX_ROWS = 100_000
 MAX_STEPS = 10_000_000          # epochs × steps per epoch
+MAX_BYTES = 64 * 1024 * 1024    # a file larger than this is refused before it is read
+MAX_DEPTH = 32                  # JSON nesting deeper than this is refused before it is parsed
+FLOAT32_MAX = 3.4028234663852886e38
 
 # the fields each block knows; anything else is warned about by name and ignored
 KNOWN = {
@@ -66,17 +69,87 @@ def load(spec):
     if not path.exists():
         hint = f" (built-in scenarios: {', '.join(builtin_names())})" if not path.suffix else ""
         raise ScenarioError(f"{spec}: no such file or built-in scenario{hint}")
+    return parse(read_document(path, spec), spec)
+
+
+def read_document(path, label):
+    """The decoded JSON of a regular file, refusing before reading what could hang or exhaust memory:
+    FIFOs and devices, files over MAX_BYTES, nesting deeper than MAX_DEPTH, duplicate keys."""
+    import stat
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{spec}: cannot be read: {exc}") from None
+        info = path.stat()
+    except OSError as exc:
+        raise ScenarioError(f"{label}: cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ScenarioError(f"{label}: is not a regular file (a FIFO, a device or a socket); give a JSON file")
+    if info.st_size > MAX_BYTES:
+        raise ScenarioError(f"{label}: is {info.st_size:,} bytes, over the cap of {MAX_BYTES:,}")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise ScenarioError(f"{label}: cannot be read: {exc.strerror}") from None
+    if len(raw) > MAX_BYTES:
+        raise ScenarioError(f"{label}: is over the cap of {MAX_BYTES:,} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{label}: cannot be read: not UTF-8 (byte {exc.start})") from None
     if not text.strip():
-        raise ScenarioError(f"{spec}: the file is empty")
+        raise ScenarioError(f"{label}: the file is empty")
+    depth = nesting_depth(text)
+    if depth > MAX_DEPTH:
+        raise ScenarioError(f"{label}: nests {depth} levels deep, over the limit of {MAX_DEPTH}")
     try:
-        data = json.loads(text)
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_int=_int_or_float)
     except json.JSONDecodeError as exc:
-        raise ScenarioError(f"{spec}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    return parse(data, spec)
+        raise ScenarioError(f"{label}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except _Duplicate as exc:
+        raise ScenarioError(f"{label}: the key {exc.args[0]!r} appears twice in one object") from None
+
+
+class _Duplicate(ValueError):
+    pass
+
+
+def _no_duplicates(pairs):
+    seen = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _Duplicate(key)
+        seen[key] = value
+    return seen
+
+
+def _int_or_float(text):
+    """JSON integers beyond any float (and beyond Python's int-string limit) become inf, which the
+    readers then refuse by field name, instead of crashing the parser."""
+    return int(text) if len(text) < 300 else float("inf") if not text.startswith("-") else float("-inf")
+
+
+def nesting_depth(text):
+    """The deepest nesting of [ and { outside strings: a linear scan, no recursion."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+
 
 
 def parse(data, label="<scenario>"):
@@ -104,9 +177,81 @@ def parse(data, label="<scenario>"):
         "init": read_init(r, data),
         "node_names": read_node_names(r, data),
     }
-    scenario = Scenario.build(name, layers, loss, inputs, targets, lr, dtype, **extra)
+    check_dtype_range(layers, inputs, targets, dtype, label)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)      # float64 -> float32 of numbers already checked
+        scenario = Scenario.build(name, layers, loss, inputs, targets, lr, dtype, **extra)
     scenario = replace(scenario, aliases=read_aliases(r, data, scenario))
+    check_node_names(r, scenario)
+    check_errata(r, scenario)
     return replace(scenario, expected=read_expected(r, data, scenario))
+
+
+def check_dtype_range(layers, inputs, targets, dtype, label):
+    """Every number must be representable in ``dtype``: a float32 scenario with 1e39 in it names the field."""
+    if dtype != "float32":
+        return
+    fields = [(f"layers[{i}].weight", layer["weight"]) for i, layer in enumerate(layers)]
+    fields += [(f"layers[{i}].bias", [layer["bias"]]) for i, layer in enumerate(layers) if layer.get("bias")]
+    fields += [("inputs", inputs), ("targets", targets)]
+    for field, rows in fields:
+        for r_, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if abs(value) > FLOAT32_MAX:
+                    where = f"{field}[{c}]" if field.endswith("bias") else f"{field}[{r_}][{c}]"
+                    raise ScenarioError(f"{label}: {where} is {value:g}, beyond float32's largest number "
+                                        f"{FLOAT32_MAX:.4g}: it would become inf")
+
+
+def fit_dtype(scenario, dtype, label):
+    """The scenario in ``dtype`` (the CLI's --dtype), refusing numbers that float32 cannot hold by field."""
+    layers = [{"weight": spec.weight.tolist(), "bias": None if spec.bias is None else spec.bias.tolist()}
+              for spec in scenario.layers]
+    check_dtype_range(layers, scenario.inputs.tolist(), scenario.targets.tolist(), dtype, label)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return scenario.with_dtype(dtype)
+
+
+def check_node_names(r, scenario):
+    """node_names keys are inputs.{i} or layers.{i}.{unit} of this network; names are non-empty."""
+    widths = [spec.shape[0] for spec in scenario.layers]
+    for key, value in scenario.node_names.items():
+        field = f"node_names.{key}"
+        parts = key.split(".")
+        ok = (len(parts) == 2 and parts[0] == "inputs" and parts[1].isdigit()
+              and int(parts[1]) < scenario.inputs.shape[1]) or \
+             (len(parts) == 3 and parts[0] == "layers" and parts[1].isdigit() and parts[2].isdigit()
+              and int(parts[1]) < len(widths) and int(parts[2]) < widths[int(parts[1])])
+        if not ok:
+            r.fail(field, "is not a unit of this network (write inputs.I or layers.L.UNIT, in range)")
+        if not value.strip():
+            r.fail(field, "is empty")
+
+
+def check_errata(r, scenario):
+    """An erratum's parameter must name one parameter element; its path, units of the network."""
+    params = scenario.parameters()
+    units = set(scenario.node_names.values())
+    for i, item in enumerate(scenario.errata):
+        if "parameter" in item:
+            field = f"errata[{i}].parameter"
+            try:
+                base, index = parse_element(item["parameter"])
+            except ValueError as exc:
+                r.fail(field, str(exc))
+            if base in scenario.aliases and index is None:
+                base, index = parse_element(scenario.aliases[base])
+            if base not in params or index is None:
+                r.fail(field, f"{item['parameter']!r} is not one element of a parameter or an alias of this scenario")
+            try:
+                check_index(index, params[base].shape)
+            except ValueError as exc:
+                r.fail(field, str(exc))
+        if "path" in item:
+            unknown = [name for name in item["path"] if name not in units]
+            if unknown:
+                r.fail(f"errata[{i}].path", f"names {unknown[0]!r}, which is not in node_names")
 
 
 class Reader:
@@ -145,6 +290,9 @@ class Reader:
         value = data[key]
         if not isinstance(value, str):
             self.fail(field, f"must be a string, not {kind(value)}")
+        if any("\ud800" <= char <= "\udfff" for char in value):
+            self.fail(field, "holds a lone surrogate (an unpaired \\ud800-\\udfff escape), which is no character "
+                             "and cannot be written as UTF-8")
         return value
 
     def number(self, value, field):
@@ -328,6 +476,9 @@ def read_aliases(r, data, scenario):
     shapes = tensor_shapes(scenario)
     for alias, target in aliases.items():
         field = f"aliases.{alias}"
+        if not alias.isidentifier():
+            r.fail(field, "must be a name of letters, digits and _ (it is used in keys such as grad.w1), "
+                          "not an element reference")
         if not isinstance(target, str):
             r.fail(field, f"must be a string such as \"layers.0.weight[0,0]\", not {kind(target)}")
         if alias in shapes or PARAMETER_RE.match(alias) or alias.startswith(("grad.", "updated.")):

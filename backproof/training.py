@@ -13,7 +13,7 @@ import numpy as np
 import reference
 
 from .compare import TOLERANCES, compare_arrays
-from .frameworks import FRAMEWORKS, run_each
+from .frameworks import FRAMEWORKS, as_frameworks, run_each
 from .scenario_file import load
 
 
@@ -113,7 +113,8 @@ def train(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False
     if not hasattr(scenario, "layers"):
         scenario = load(scenario)
     epochs, _ = scenario.schedule(epochs)
-    runs = run_each(functools.partial(train_each, scenario=scenario, epochs=epochs), frameworks, parallel)
+    runs = run_each(functools.partial(train_each, scenario=scenario, epochs=epochs), as_frameworks(frameworks),
+                    parallel)
     report = compare_training(scenario, epochs, runs.results, runs.seconds, runs.skipped, runs.errors)
     if finite_differences:
         report.finite_differences = reference.train(scenario, epochs, method="finite_difference")

@@ -31,6 +31,7 @@ The oracles:
 - ``numpy``: the reference's own hand-derived backward pass, when asked for.
 """
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -146,15 +147,57 @@ def _judge(name, yours, theirs, oracle, dtype, size, indices=None):
                           comparison.failing_count)
 
 
-def call_gradients(grad_fn, scenario, label="grad_fn"):
-    """Call grad_fn on copies and validate its answer: canonical name -> array in the scenario's dtype."""
+DEFAULT_TIMEOUT = 60.0      # seconds a gradient function (or its module's import) may take
+
+
+def isolated(fn, label, timeout=DEFAULT_TIMEOUT):
+    """fn() in a thread of its own, with its prints sent to stderr, -> its value.
+
+    Whatever it does instead of returning becomes a VerifyError, one line: sys.exit or SystemExit,
+    KeyboardInterrupt raised by the code itself, any exception, or not returning within ``timeout``
+    seconds (the thread is left behind as a daemon; the CLI exits 2 without waiting for it).
+    """
+    import contextlib
+    import threading
+
+    outcome = {}
+
+    def target():
+        try:
+            with contextlib.redirect_stdout(sys.stderr):     # never into --json on stdout
+                outcome["value"] = fn()
+        except SystemExit as exc:
+            outcome["error"] = f"{label} called sys.exit({exc.code!r}) instead of returning"
+        except KeyboardInterrupt:
+            outcome["error"] = f"{label} raised KeyboardInterrupt"
+        except BaseException as exc:  # the user's code failing is bad input, reported in one line
+            outcome["error"] = f"{label} raised {type(exc).__name__}: {exc}"
+
+    thread = threading.Thread(target=target, name=f"backproof verify {label}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise VerifyError(f"{label} did not return within {timeout:g} s (give a longer --timeout if it is only slow)")
+    if "error" in outcome:
+        raise VerifyError(outcome["error"])
+    return outcome["value"]
+
+
+def as_array(value):
+    """NumPy arrays, torch tensors (detached, even if they require grad) and JAX arrays -> a NumPy array."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):       # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def call_gradients(grad_fn, scenario, label="grad_fn", timeout=DEFAULT_TIMEOUT, notes=None):
+    """Call grad_fn on copies and validate its answer: canonical name -> array in the scenario's dtype.
+
+    notes: a list that collects what the verdict should say about the answer (a lower dtype).
+    """
     params = {name: np.array(value, copy=True) for name, value in scenario.parameters().items()}
-    try:
-        answer = grad_fn(params, np.array(scenario.inputs, copy=True), np.array(scenario.targets, copy=True))
-    except SystemExit as exc:  # sys.exit() inside the function must not end verify with its exit code
-        raise VerifyError(f"{label} called sys.exit({exc.code!r}) instead of returning gradients") from None
-    except Exception as exc:  # the user's code failing is bad input, reported in one line
-        raise VerifyError(f"{label} raised {type(exc).__name__}: {exc}") from None
+    inputs, targets = np.array(scenario.inputs, copy=True), np.array(scenario.targets, copy=True)
+    answer = isolated(lambda: grad_fn(params, inputs, targets), label, timeout)
     if not hasattr(answer, "keys"):
         raise VerifyError(f"{label} returned {type(answer).__name__}; it must return a dict of "
                           f"canonical names ({', '.join(params)}) to arrays")
@@ -170,12 +213,27 @@ def call_gradients(grad_fn, scenario, label="grad_fn"):
     grads = {}
     for name, value in expected.items():
         try:
-            array = np.asarray(answer[name], dtype=np.float64)
-        except (TypeError, ValueError):
+            array = as_array(answer[name])
+        except Exception:  # an object NumPy cannot make an array of
             raise VerifyError(f"{label}: the gradient for {name} is not an array of numbers") from None
+        if array.dtype.kind == "c":
+            raise VerifyError(f"{label}: the gradient for {name} is complex ({array.dtype}); gradients of a real "
+                              f"loss are real")
+        if array.dtype.kind in "iub":
+            raise VerifyError(f"{label}: the gradient for {name} has the {array.dtype} dtype; gradients are floating "
+                              f"point (an integer array here usually means a truncated computation)")
+        if array.dtype.kind != "f":
+            raise VerifyError(f"{label}: the gradient for {name} is not an array of numbers ({array.dtype} dtype)")
         if array.shape != value.shape:
             raise VerifyError(f"{label}: the gradient for {name} has shape {array.shape}, expected {value.shape} "
                               f"(the canonical layout is weight (out, in), bias (out,))")
+        if notes is not None and array.dtype.itemsize < np.dtype(scenario.dtype).itemsize:
+            notes.append(f"your gradient for {name} is {array.dtype}, the scenario {scenario.dtype}: it is compared "
+                         f"as {scenario.dtype}, so its rounding counts against it")
+        if notes is not None and not np.all(np.isfinite(array)):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(array))[0])
+            notes.append(f"your gradient for {name} is not finite: {format_element(name, bad)} = "
+                         f"{array[bad]}; a non-finite value never agrees with a finite one")
         grads[name] = array.astype(scenario.dtype)
     return grads
 
@@ -195,7 +253,7 @@ def _sample(params, max_coordinates, seed):
 
 
 def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, directions=8,
-           max_coordinates=10_000, seed=0, label=None):
+           max_coordinates=10_000, seed=0, label=None, timeout=DEFAULT_TIMEOUT):
     """Check grad_fn's gradients on ``scenario`` (a Scenario, a built-in name or a path) -> VerifyResult.
 
     frameworks: the autodiff oracles to ask, any of "torch", "jax" and "numpy" (the
@@ -208,8 +266,9 @@ def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, dire
         except ScenarioError as exc:
             raise VerifyError(str(exc)) from None
     label = label or getattr(grad_fn, "__name__", "grad_fn")
-    grads = call_gradients(grad_fn, scenario, label)
-    result = VerifyResult(scenario.name, scenario.dtype, label, [], [])
+    notes = []
+    grads = call_gradients(grad_fn, scenario, label, timeout, notes)
+    result = VerifyResult(scenario.name, scenario.dtype, label, [], [], notes=notes)
 
     runs = run_each(lambda name, module: module.run_step(scenario), as_frameworks(frameworks))
     result.skipped = runs.skipped

@@ -4,6 +4,12 @@ import functools
 import importlib
 import os
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one pytest worker per core (make test): each computes on one thread, or torch's and XLA's thread pools
+    # fight over the same cores. Set before torch or JAX is imported; the networks are far too small to care.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+
 import pytest
 from hypothesis import settings
 

@@ -1,6 +1,7 @@
 """Bad input: exit code 2, one line naming the file and the field, no traceback, the file untouched."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,7 +54,94 @@ FIELDS = {
     "expected-shape.json": 'expected["layers.0.a"].value has shape (2,)',
     "expected-missing-atol.json": 'expected["loss"].atol is missing',
     "errata-path-not-list.json": "errata[0].path must be a non-empty list of node names",
+    "huge-integer-weight.json": "layers[0].weight[0][0] must be finite, not inf",
+    "huge-integer-5000-digits.json": "layers[0].weight[0][0] must be finite, not inf",
+    "deep-nesting.json": "nests 901 levels deep, over the limit of 32",
+    "duplicate-key.json": "the key 'loss' appears twice in one object",
+    "lone-surrogate.json": "name holds a lone surrogate",
+    "not-utf8.json": "cannot be read: not UTF-8 (byte 5)",
+    "float32-overflow.json": "layers[1].weight[0][1] is 1e+39, beyond float32's largest number",
+    "alias-not-a-name.json": "aliases.w[1] must be a name of letters, digits and _",
+    "node-name-out-of-range.json": "node_names.layers.0.7 is not a unit of this network",
+    "errata-unknown-parameter.json": "errata[0].parameter 'w99' is not one element of a parameter",
 }
+
+SLOWEST_ALLOWED_SECONDS = 5.0             # generous: the slowest corpus file takes well under a second
+PEAK_MEMORY_ALLOWED = 300 * 1024 * 1024
+
+
+def test_hostile_files_take_bounded_time_and_memory():
+    """The whole corpus in one fresh process: every file exit 2 within seconds, the peak memory a few hundred MB."""
+    # the peak resident set of this process alone: VmHWM (ru_maxrss would carry the forking parent's over exec)
+    code = ("import sys, time\nfrom backproof.cli import main\nworst = 0.0\n"
+            "for path in sys.argv[1:]:\n"
+            "    start = time.perf_counter()\n"
+            "    assert main(['check', path, '--frameworks', 'numpy']) == 2, path\n"
+            "    worst = max(worst, time.perf_counter() - start)\n"
+            "peak = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]\n"
+            "print(worst, int(peak) * 1024)")
+    result = subprocess.run([sys.executable, "-c", code, *[str(CORPUS / name) for name in sorted(FIELDS)]],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    worst_time, peak = (float(x) for x in result.stdout.split())
+    assert worst_time < SLOWEST_ALLOWED_SECONDS and peak < PEAK_MEMORY_ALLOWED, (worst_time, peak)
+
+
+def test_non_regular_files_are_refused_before_reading(tmp_path, capsys):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    for path in (fifo, Path("/dev/zero")):
+        code, _, err = run_cli(["check", str(path)], capsys)
+        assert code == 2 and "is not a regular file" in err and len(err.splitlines()) == 1, err
+
+
+def test_a_file_over_the_byte_cap_is_refused_before_parsing(tmp_path, capsys):
+    from backproof.scenario_file import MAX_BYTES
+    path = tmp_path / "big.json"
+    with open(path, "wb") as handle:                 # sparse: no time or disk spent writing it
+        handle.truncate(MAX_BYTES + 1)
+    code, _, err = run_cli(["check", str(path)], capsys)
+    assert code == 2 and f"over the cap of {MAX_BYTES:,}" in err, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "xor-2-3-1-tanh", "--epochs", "5000000"], "--epochs 5000000 of 4 steps is over the cap of 10,000,000"),
+    (["check", "blog-2-3-3-1", "--dtype", "float32", "--frameworks", "numpy"], None),
+])
+def test_caps_apply_to_command_line_overrides(args, message, capsys):
+    code, _, err = run_cli(args, capsys)
+    if message is None:
+        assert code == 0, err
+    else:
+        assert code == 2 and message in err, err
+
+
+def test_an_unknown_optimizer_key_is_a_warning(tmp_path, capsys):
+    doc = json.loads((CORPUS / "missing-name.json").read_text())
+    doc.update(name="momentum")
+    doc["optimizer"]["momentum"] = 0.9
+    path = tmp_path / "momentum.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = run_cli(["check", str(path), "--frameworks", "numpy"], capsys)
+    assert code == 0 and f"warning: {path}: optimizer.momentum is not a known optimizer field and is ignored" in err
+
+
+def test_output_that_cannot_be_encoded_is_escaped():
+    result = subprocess.run([sys.executable, "-m", "backproof", "check", "blog-2-3-3-1", "--frameworks", "numpy"],
+                            capture_output=True, text=True, timeout=120, env=dict(os.environ, PYTHONIOENCODING="ascii"))
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "\\u0394" in result.stdout or "\\N" in result.stdout or "\\xce" in result.stdout   # |Δ| escaped
+
+
+def test_ctrl_c_exits_130_with_one_line():
+    import signal
+    import time
+    process = subprocess.Popen([sys.executable, "-m", "backproof", "train", "xor-2-3-1-tanh", "--frameworks", "numpy"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)                  # started and training (the numpy reference alone takes seconds)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.strip() == "interrupted", err
 
 
 def test_every_corpus_file_has_an_expectation():

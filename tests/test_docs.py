@@ -31,6 +31,7 @@ def generated(tmp_path_factory):
     return folder, generate(folder)
 
 
+@pytest.mark.xdist_group("mutations")       # on the worker that runs tests/test_mutations.py: one mutation run
 def test_every_generated_page_is_fresh(generated):
     folder, names = generated
     stale = [name for name in names if not (DOCS / name).exists()
@@ -40,6 +41,7 @@ def test_every_generated_page_is_fresh(generated):
     assert hand_written == [], f"pages under docs/ that `make docs` does not write: {hand_written}"
 
 
+@pytest.mark.xdist_group("mutations")
 def test_a_hand_edit_is_caught(generated, tmp_path):
     """The same comparison fails when one character of a committed page differs."""
     folder, _ = generated

@@ -15,6 +15,8 @@ from tools.mutations import MUTANTS, Patch, run
 from tools.mutations import outcomes as cached_outcomes
 from conftest import require, scenario, trace
 
+pytestmark = pytest.mark.xdist_group("mutations")     # shares tools.mutations' cached runs with test_docs
+
 
 @pytest.fixture
 def restored_reference():

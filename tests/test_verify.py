@@ -163,9 +163,9 @@ BAD_MODULES = {
     "missing_import.py": ("import no_such_module_anywhere\n", "cannot be imported: ModuleNotFoundError"),
     "exits.py": ("import sys\nsys.exit(3)\n", "cannot be imported: SystemExit"),
     "exits_in_function.py": ("import sys\ndef gradients(params, inputs, targets):\n    sys.exit(0)\n",
-                             "gradients called sys.exit(0) instead of returning gradients"),
+                             "gradients called sys.exit(0) instead of returning"),
     "raises_system_exit.py": ("def gradients(params, inputs, targets):\n    raise SystemExit\n",
-                              "gradients called sys.exit(None) instead of returning gradients"),
+                              "gradients called sys.exit(None) instead of returning"),
     "not_callable.py": ("gradients = 42\n", "gradients is a int, not a function"),
     "shape.py": ("import numpy as np\ndef gradients(params, inputs, targets):\n"
                  "    return {k: np.zeros(v.T.shape) for k, v in params.items()}\n",

@@ -1,0 +1,6 @@
+import time
+
+
+def gradients(params, inputs, targets):
+    while True:
+        time.sleep(0.01)

@@ -1,0 +1,2 @@
+def gradients(params, inputs, targets):
+    raise KeyboardInterrupt

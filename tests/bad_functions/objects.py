@@ -1,0 +1,2 @@
+def gradients(params, inputs, targets):
+    return {name: [["not", "numbers"]] for name in params}
