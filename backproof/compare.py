@@ -40,11 +40,14 @@ class Comparison:
     worst_index: tuple = ()
     failing: tuple = ()     # indices of the elements outside tolerance, in order (at most MAX_FAILING)
     failing_count: int = 0
+    nonfinite: str = ""     # what is non-finite where: a mismatch, or values non-finite in both
 
     def message(self, scenario_name=""):
         where = f"{scenario_name}: " if scenario_name else ""
         if self.problem:
             return f"{where}{self.tensor} ({stage(self.tensor)}), {self.a} vs {self.b}: {self.problem}"
+        if self.nonfinite and not self.ok and self.max_abs == float("inf"):
+            return f"{where}{self.tensor} ({stage(self.tensor)}): {self.nonfinite}"
         return (f"{where}{self.tensor} ({stage(self.tensor)}), {self.a} vs {self.b}, "
                 f"max |Δ| {self.max_abs:.3g} at {list(self.worst_index)}, max rel {self.max_rel:.3g}")
 
@@ -78,7 +81,26 @@ def compare_arrays(tensor, a_name, a, b_name, b, dtype, kind="step"):
     worst = np.unravel_index(int(np.argmax(diff)), diff.shape) if diff.size else ()
     return Comparison(tensor, a_name, b_name, float(diff.max(initial=0.0)), float(rel.max(initial=0.0)),
                       not outside.any(), worst_index=tuple(int(i) for i in worst), failing=failing,
-                      failing_count=int(outside.sum()))
+                      failing_count=int(outside.sum()),
+                      nonfinite=_nonfinite(tensor, a_name, a64, b_name, b64, finite, same_nonfinite))
+
+
+def _nonfinite(tensor, a_name, a, b_name, b, finite, same):
+    """'' when every element is finite; else where the first mismatch is, or what both share."""
+    if finite.all():
+        return ""
+    mismatch = np.argwhere(~finite & ~same)
+    if mismatch.size:
+        index = tuple(int(i) for i in mismatch[0])
+        at = f"{tensor}[{','.join(map(str, index))}]"
+        if np.isfinite(a[index]):
+            return f"non-finite in {b_name} only at {at}: {b[index]} where {a_name} gives {a[index]:.6g}"
+        if np.isfinite(b[index]):
+            return f"non-finite in {a_name} only at {at}: {a[index]} where {b_name} gives {b[index]:.6g}"
+        return f"different non-finite values at {at}: {a[index]} in {a_name}, {b[index]} in {b_name}"
+    index = tuple(int(i) for i in np.argwhere(~finite)[0])
+    return (f"{int((~finite).sum())} non-finite value(s) the same in {a_name} and {b_name}, first "
+            f"{a[index]} at {tensor}[{','.join(map(str, index))}]")
 
 
 def compare_traces(traces, order, dtype):

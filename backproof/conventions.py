@@ -187,6 +187,33 @@ def _jax_precision_in_run():
             str(jax.config.jax_default_matmul_precision))
 
 
+def _relu_backward_non_finite(framework):
+    """relu's backward pass at z = (-1, 0, 2) with an upstream gradient of (inf, inf, inf), then (nan, nan, nan)."""
+    import numpy as np
+    z = np.array([-1.0, 0.0, 2.0])
+    results = []
+    for upstream in (np.inf, np.nan):
+        da = np.full(3, upstream)
+        if framework == "numpy":
+            from reference.layers import Activation
+            layer = Activation("relu")
+            layer.forward(z)
+            grad = layer.backward(da)
+        elif framework == "torch":
+            import torch
+            x = torch.tensor(z, requires_grad=True)
+            torch.relu(x).backward(torch.tensor(da))
+            grad = x.grad.numpy()
+        else:
+            import jax
+            import jax.numpy as jnp
+            with jax.enable_x64(True):
+                _, vjp = jax.vjp(jax.nn.relu, jnp.asarray(z))
+                grad = np.asarray(vjp(jnp.asarray(da))[0])
+        results.append(tuple(str(float(v)) for v in grad))
+    return tuple(results)
+
+
 # --- the registry --------------------------------------------------------------------------
 
 def _registry():
@@ -209,6 +236,12 @@ def _registry():
                    {"numpy": lambda: _numpy_grad_at_zero(leaky_relu_grad, 0.01),
                     "torch F.leaky_relu": lambda: _torch_grad_at_zero(_torch("F.leaky_relu")),
                     "jax.nn.leaky_relu": lambda: _jax_grad_at_zero(_jax("jax.nn.leaky_relu"))}),
+        Convention("relu-backward-non-finite",
+                   "relu's backward at z = (-1, 0, 2) for an upstream gradient of inf, then of nan",
+                   {fw: (("0.0", "0.0", "inf"), ("0.0", "0.0", "nan")) for fw in ("numpy", "torch", "jax")},
+                   "as torch and JAX: a unit that is off passes 0 back whatever arrives (a select, not inf·0 = nan), "
+                   "so a diverging run stays comparable",
+                   {fw: (lambda fw=fw: _relu_backward_non_finite(fw)) for fw in ("numpy", "torch", "jax")}),
         Convention("sigmoid-saturation", "sigmoid at -1000 and +1000: (value, derivative), no NaN, no warning",
                    {"numpy": ((0.0, 0.0), (1.0, 0.0)), "torch": ((0.0, 0.0), (1.0, 0.0)),
                     "jax": ((0.0, 0.0), (1.0, 0.0))},

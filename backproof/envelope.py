@@ -83,7 +83,8 @@ def tolerance(dtype, kind):
 def comparison(c, explained=False):
     return {"a": c.a, "b": c.b, "ok": c.ok, "max_abs": c.max_abs, "max_rel": c.max_rel,
             "worst_index": list(c.worst_index), "failing": [list(i) for i in c.failing],
-            "failing_count": c.failing_count, "problem": c.problem or None, "explained_by_convention": explained}
+            "failing_count": c.failing_count, "problem": c.problem or None, "nonfinite": c.nonfinite or None,
+            "explained_by_convention": explained}
 
 
 def divergence(c):
@@ -134,6 +135,7 @@ def training(report):
     kinks = report.relu_kinks
     return {
         "ok": report.ok, "epochs": report.epochs, "batch_size": report.batch_size,
+        "divergence": report.divergence(),
         "tolerance": tolerance(sc.dtype, "train"),
         "tensors": tensors,
         "drift": [{"a": d.a, "b": d.b, "ok": d.ok, "first_bad_epoch": d.first_bad_epoch,

@@ -99,6 +99,13 @@ def scenario_text(report, show_values=False):
             if r.note:
                 lines.append(f"   {'':<{kw}}note: {r.note}")
 
+    shared = [c for c in report.comparisons if c.ok and c.nonfinite]
+    if shared:
+        lines.append("")
+        for c in shared[:5]:
+            lines.append(f"   warning: {c.nonfinite} (agreeing, but not a number to check)")
+        if len(shared) > 5:
+            lines.append(f"   warning: and {len(shared) - 5} more comparisons with shared non-finite values")
     lines += ["", "   " + verdict(report), ""]
     if report.training is not None:
         lines.append(train_text(report.training))
@@ -165,6 +172,15 @@ def train_text(report):
         lines += ["", "   mean loss per epoch", "   " + f"{'epoch':>7}" + "".join(f"{name:>22}" for name in columns)]
         for epoch in shown:
             lines.append("   " + f"{epoch:>7}" + "".join(f"{float(c[epoch - 1]):>22.10g}" for c in columns.values()))
+    diverged = {fw: epoch for fw, epoch in report.divergence().items() if epoch is not None}
+    if diverged:
+        by_epoch = {}
+        for fw, epoch in diverged.items():
+            by_epoch.setdefault(epoch, []).append(fw)
+        stable = [fw for fw in report.results if fw not in diverged]
+        lines += ["", "   warning: diverged: " + "; ".join(f"non-finite loss from epoch {epoch} in {', '.join(fws)}"
+                                                        for epoch, fws in sorted(by_epoch.items()))
+                  + (f"; {', '.join(stable)} stayed finite" if stable else "")]
     if report.drifts:
         lines += ["", "   drift between frameworks"]
         for d in report.drifts:
@@ -192,6 +208,10 @@ def train_verdict(report):
     if report.ok:
         if len(ran) < 2:
             return f"verdict: OK — only {', '.join(ran) or 'no framework'} trained"
+        diverged = {fw: epoch for fw, epoch in report.divergence().items() if epoch is not None}
+        if diverged:
+            return (f"verdict: OK — {', '.join(ran)} agree, but the run diverges: the loss is not finite from epoch "
+                    f"{min(diverged.values())} (a scenario to fix, not a framework difference)")
         return f"verdict: OK — {', '.join(ran)} trained {report.epochs} epochs and agree to the training tolerance"
     parts = []
     if report.errors:

@@ -48,7 +48,8 @@ def drift(a_name, a, b_name, b, dtype):
     loss = compare_arrays("train.loss", a_name, a["train.loss"], b_name, b["train.loss"], dtype, kind="train")
     la, lb = a["train.loss"].astype(np.float64), b["train.loss"].astype(np.float64)
     with np.errstate(invalid="ignore"):
-        diff = np.where(np.isfinite(la) & np.isfinite(lb), np.abs(la - lb), np.where(la == lb, 0.0, np.inf))
+        same = (la == lb) | (np.isnan(la) & np.isnan(lb))        # the same non-finite value is no drift
+        diff = np.where(np.isfinite(la) & np.isfinite(lb), np.abs(la - lb), np.where(same, 0.0, np.inf))
         scale = np.maximum(np.abs(la), np.abs(lb))
         rel = np.divide(diff, scale, out=np.zeros_like(diff), where=np.isfinite(scale) & (scale > 0))
     first_bad = loss.failing[0][0] + 1 if loss.failing else None
@@ -74,6 +75,14 @@ class TrainReport:
     @property
     def ok(self):
         return not self.errors and all(d.ok for d in self.drifts)
+
+    def divergence(self):
+        """framework -> the first epoch (1-based) whose loss is not finite, or None: divergence, not drift."""
+        found = {}
+        for framework, result in self.results.items():
+            bad = np.flatnonzero(~np.isfinite(result["train.loss"]))
+            found[framework] = int(bad[0]) + 1 if bad.size else None
+        return found
 
 
 def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_checks=None):

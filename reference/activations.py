@@ -25,8 +25,8 @@ def identity_grad(z):
 
 
 def relu(z):
-    """f(z) = max(0, z)"""
-    return np.where(z > 0, z, np.zeros_like(z))
+    """f(z) = max(0, z); a NaN stays NaN, as in torch and JAX (``where(z > 0, z, 0)`` would make it 0)"""
+    return np.maximum(z, np.zeros_like(z))
 
 
 def relu_grad(z):

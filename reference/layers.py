@@ -83,4 +83,10 @@ class Activation(Layer):
         return slope
 
     def backward(self, da):
-        return da * self.derivative(self.z)                                 # dZ = dA ⊙ f'(Z)
+        slope = self.derivative(self.z)
+        if self.name != "relu":
+            return da * slope                                               # dZ = dA ⊙ f'(Z)
+        # relu: a unit that is off passes nothing back, not even an inf or a NaN (inf·0 would be NaN);
+        # torch's and JAX's relu select instead of multiplying (registry row relu-backward-non-finite)
+        with np.errstate(invalid="ignore"):
+            return np.where(slope == 0, np.zeros_like(da), da * slope)

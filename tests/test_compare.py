@@ -81,3 +81,18 @@ def test_canonical_order_is_forward_loss_backward_update():
     assert order[7:11] == ["loss", "layers.2.dz", "layers.1.dz", "layers.0.dz"]
     assert order.index("grad.inputs") < order.index("updated.layers.0.weight")
     assert order[-1] == "updated.layers.2.bias"
+
+
+def test_a_non_finite_mismatch_is_named():
+    a = np.array([[1.0, 0.0]])
+    b = np.array([[1.0, np.nan]])
+    c = compare_arrays("grad.layers.1.weight", "torch", a, "numpy", b, "float64")
+    assert not c.ok
+    assert c.message() == ("grad.layers.1.weight (backward): non-finite in numpy only at grad.layers.1.weight[0,1]: "
+                           "nan where torch gives 0")
+
+
+def test_shared_non_finite_values_agree_and_are_said():
+    a = np.array([np.inf, 2.0, np.nan])
+    c = compare_arrays("layers.0.z", "numpy", a, "jax", a.copy(), "float64")
+    assert c.ok and c.nonfinite == "2 non-finite value(s) the same in numpy and jax, first inf at layers.0.z[0]"

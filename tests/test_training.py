@@ -1,6 +1,7 @@
 """Whole training runs: trajectories agree across frameworks, and the posts' claims are computed."""
 
 import functools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +120,31 @@ def test_train_report_records_drift_and_times():
     report = backproof.train("grokking-3-4-1", ("numpy",), epochs=5)
     assert report.ok and report.epochs == 5 and report.batch_size == 1
     assert set(report.seconds) == {"numpy"}
+
+
+def test_a_diverging_run_is_reported_as_divergence_not_drift(capsys):
+    """A linear layer with too large a learning rate: the loss overflows at the same epoch in every framework."""
+    from backproof.cli import main
+    from conftest import NUMPY_ONLY
+    import warnings
+    path = Path(__file__).parent / "scenarios" / "diverging-linear.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # NumPy says "overflow": that is the subject here
+        report = backproof.train(str(path), ("numpy",) if NUMPY_ONLY else ("numpy", "torch", "jax"))
+    epochs = set(report.divergence().values())
+    assert epochs == {6}, report.divergence()              # the first epoch whose mean loss is not finite
+    assert report.ok                                        # they agree: NaN where NaN, inf where inf
+    assert main(["train", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: diverged: non-finite loss from epoch 6 in" in out
+    assert "the run diverges: the loss is not finite from epoch 6" in out
+
+
+def test_the_reference_keeps_nan_where_the_frameworks_do():
+    """relu(NaN) is NaN and an inactive relu passes nothing back, not even inf (inf·0 would be NaN)."""
+    from reference.layers import Activation
+    layer = Activation("relu")
+    assert np.isnan(layer.forward(np.array([np.nan]))[0])
+    layer.forward(np.array([-1.0, 2.0]))
+    with np.errstate(all="raise"):
+        assert layer.backward(np.array([np.inf, np.inf])).tolist() == [0.0, np.inf]
