@@ -4,6 +4,8 @@ import json
 import re
 
 import numpy as np
+
+import backproof
 import pytest
 
 from backproof.cli import main
@@ -127,3 +129,43 @@ def test_cli_text_json_and_bad_input(capsys):
     assert main(["explain", BLOG, "w99"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: blog-2-3-3-1: 'w99' is not a parameter") and err.count("\n") == 1
+
+
+def test_explain_terminates_on_a_deep_narrow_network():
+    """34 layers of 4 tanh units: 4³² = 2⁶⁴ paths a row (an int64 product wraps around to 0); the δ recursion answers."""
+    import time
+    rng = np.random.default_rng(0)
+    layers = [{"weight": rng.uniform(-1, 1, (4, 2)).tolist(), "activation": "tanh"}]
+    layers += [{"weight": rng.uniform(-1, 1, (4, 4)).tolist(), "activation": "tanh"} for _ in range(32)]
+    layers += [{"weight": rng.uniform(-1, 1, (1, 4)).tolist(), "activation": "identity"}]
+    sc = backproof.parse({"name": "deep-narrow", "layers": layers, "loss": "mse", "inputs": [[0.5, -0.5]],
+                          "targets": [[0.1]], "optimizer": {"name": "sgd", "lr": 0.1}})
+    start = time.perf_counter()
+    result = explain(sc, "layers.0.weight[0,0]", ())
+    assert time.perf_counter() - start < 5
+    assert result.path_count == 4 ** 32 and result.paths == [] and result.recursion
+    assert result.total == pytest.approx(trace_of(sc)["grad.layers.0.weight"][0, 0], rel=1e-12, abs=1e-300)
+
+
+def trace_of(sc):
+    import reference
+    return reference.run_step(sc)
+
+
+def test_a_framework_failing_inside_explain_is_reported_not_raised(monkeypatch):
+    from backproof import frameworks
+    monkeypatch.setattr(frameworks, "_timed", lambda fn, name: ("error", f"RuntimeError: {name} exploded", 0.0))
+    result = explain(scenario(BLOG), "w1", ("torch", "jax"))
+    assert set(result.errors) <= {"torch", "jax"} and "numpy" in result.oracles
+    assert all("exploded" in message for message in result.errors.values())
+
+
+def test_the_api_takes_a_path_a_name_or_a_scenario_and_frameworks_as_text(tmp_path):
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "examples" / "sigmoid-2-3-2.json"
+    for given in (path, str(path), backproof.load(path)):
+        assert backproof.check(given, "numpy").ok
+    assert backproof.check("blog-2-3-3-1", "numpy").traces.keys() == {"numpy"}
+    assert backproof.explain("blog-2-3-3-1", "w1", "numpy").oracles["numpy"] == pytest.approx(0.0559043, abs=1e-7)
+    with pytest.raises(ValueError, match="--frameworks takes"):
+        backproof.check("blog-2-3-3-1", "numpy,tensorflow")
