@@ -206,12 +206,13 @@ def train_text(report):
 def train_verdict(report):
     ran = list(report.results)
     if report.ok:
-        if len(ran) < 2:
-            return f"verdict: OK — only {', '.join(ran) or 'no framework'} trained"
         diverged = {fw: epoch for fw, epoch in report.divergence().items() if epoch is not None}
         if diverged:
-            return (f"verdict: OK — {', '.join(ran)} agree, but the run diverges: the loss is not finite from epoch "
+            who = f"{', '.join(ran)} agree" if len(ran) > 1 else f"only {ran[0]} trained"
+            return (f"verdict: OK — {who}, but the run diverges: the loss is not finite from epoch "
                     f"{min(diverged.values())} (a scenario to fix, not a framework difference)")
+        if len(ran) < 2:
+            return f"verdict: OK — only {', '.join(ran) or 'no framework'} trained"
         return f"verdict: OK — {', '.join(ran)} trained {report.epochs} epochs and agree to the training tolerance"
     parts = []
     if report.errors:
