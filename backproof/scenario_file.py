@@ -25,7 +25,7 @@ OPTIMIZERS = ("sgd",)
 MAX_PARAMETERS = 1_000_000      # the size cap: weights + biases over all layers
 MAX_ROWS = 100_000
 MAX_STEPS = 10_000_000          # epochs × steps per epoch
-MAX_BYTES = 64 * 1024 * 1024    # a file larger than this is refused before it is read
+MAX_BYTES = 32 * 1024 * 1024    # refused before reading: parsed, 32 MiB of short numbers is ~300 MB of Python floats
 MAX_DEPTH = 32                  # JSON nesting deeper than this is refused before it is parsed
 FLOAT32_MAX = 3.4028234663852886e38
 

@@ -106,10 +106,17 @@ def test_a_file_over_the_byte_cap_is_refused_before_parsing(tmp_path, capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "xor-2-3-1-tanh", "--epochs", "5000000"], "--epochs 5000000 of 4 steps is over the cap of 10,000,000"),
+    (["verify", "examples/post001_gradients.py:gradients", "grokking-3-4-1", "--directions", "1001"],
+     "argument --directions: must be at most 1,000, not 1,001"),
+    (["explain", "blog-2-3-3-1", "w1", "--max-paths", "100000"], "argument --max-paths: must be at most 10,000"),
     (["check", "blog-2-3-3-1", "--dtype", "float32", "--frameworks", "numpy"], None),
 ])
 def test_caps_apply_to_command_line_overrides(args, message, capsys):
-    code, _, err = run_cli(args, capsys)
+    try:
+        code = main(args)
+    except SystemExit as exc:          # argparse refuses a value out of range before main runs
+        code = exc.code
+    err = capsys.readouterr().err
     if message is None:
         assert code == 0, err
     else:
