@@ -128,8 +128,16 @@ def _in_processes(fn, names):
     workers = [(group, subprocess.Popen([sys.executable, "-m", "backproof.worker"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env))
                for group in groups]
+    try:
+        payloads = [pickle.dumps((fn, group)) for group, _ in workers]
+    except Exception as exc:  # a lambda or a local function cannot travel to another process
+        for _, worker in workers:
+            worker.kill()
+            worker.communicate()
+        return {name: ("error", f"the work cannot be sent to a worker process ({type(exc).__name__}: {exc}); "
+                                "give a module-level function", 0.0) for name in names}
     with ThreadPoolExecutor(len(workers)) as pool:     # feed and drain every worker at once
-        answers = list(pool.map(lambda gw: gw[1].communicate(pickle.dumps((fn, gw[0]))), workers))
+        answers = list(pool.map(lambda pair: pair[0][1].communicate(pair[1]), zip(workers, payloads)))
     outcomes = {}
     for (group, worker), (out, err) in zip(workers, answers):
         try:

@@ -1,0 +1,38 @@
+"""The one run loop: skipped, failed and concurrent frameworks, each reported, never a crash or a hang."""
+
+import functools
+
+import pytest
+
+from backproof.check import run_scenarios
+from backproof.frameworks import run_each
+from backproof.scenario_file import load
+from conftest import NUMPY_ONLY
+
+
+def test_an_exception_in_one_framework_is_its_error_and_the_others_run():
+    def work(name, module):
+        if name == "numpy":
+            raise RuntimeError("numpy exploded")
+        return name
+    runs = run_each(work, ("numpy", "torch", "jax"))
+    assert runs.errors == {"numpy": "RuntimeError: numpy exploded"}
+    assert set(runs.results) | {s.framework for s in runs.skipped} == {"torch", "jax"}
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="concurrency needs more than one framework")
+def test_concurrent_results_equal_serial_ones_in_order():
+    work = functools.partial(run_scenarios, scenarios=[load("blog-2-3-3-1")], training=False)
+    serial = run_each(work, ("numpy", "torch"))
+    concurrent = run_each(work, ("numpy", "torch"), parallel=True)       # the slowest first, then the rest
+    assert list(concurrent.results) == ["numpy", "torch"] and not concurrent.errors
+    for name in serial.results:
+        for key, value in serial.results[name][0]["trace"].items():
+            assert (concurrent.results[name][0]["trace"][key] == value).all(), (name, key)
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="concurrency needs more than one framework")
+def test_work_that_cannot_travel_to_a_process_is_an_error_not_a_crash():
+    runs = run_each(lambda name, module: name, ("numpy", "torch"), parallel=True)
+    assert set(runs.errors) == {"numpy", "torch"} and not runs.results
+    assert "cannot be sent to a worker process" in runs.errors["numpy"]
