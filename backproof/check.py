@@ -6,6 +6,7 @@ and, for a scenario with a ``train`` block, train in every framework and compare
 """
 
 import functools
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +16,7 @@ from .compare import compare_traces, first_divergence
 from .frameworks import FRAMEWORKS, as_frameworks, run_each
 from .kink_conventions import explain_kinks, measured_derivatives
 from .names import format_element, tensor_shapes
-from .scenario_file import load
+from .scenario_file import as_scenario
 from .training import compare_training
 
 
@@ -126,8 +127,6 @@ def run_scenarios(framework, module, scenarios, training):
 
     Module-level so that ``run_each(parallel=True)`` can send it to a process of its own.
     """
-    import time
-
     out = []
     for scenario in scenarios:
         entry = {}
@@ -201,9 +200,7 @@ def check(scenario, frameworks=FRAMEWORKS, strict=False, training=True, parallel
     strict: a disagreement explained by a documented kink convention fails too.
     training: also train and compare whole runs when the scenario has a ``train`` block.
     """
-    if not hasattr(scenario, "layers"):
-        scenario = load(scenario)
-    return check_all([scenario], frameworks, strict, training, parallel)[0]
+    return check_all([as_scenario(scenario)], frameworks, strict, training, parallel)[0]
 
 
 def check_scenario(scenario, frameworks=FRAMEWORKS, strict=False):

@@ -13,7 +13,6 @@ Exit codes: 0 everything agrees; 1 a disagreement or a missed printed value;
 """
 
 import argparse
-import json
 import os
 import sys
 import warnings
@@ -22,7 +21,7 @@ from . import envelope
 from .check import check_all
 from .frameworks import FRAMEWORKS, parse_frameworks
 from .render import scenario_text, train_text
-from .scenario_file import MAX_STEPS, ScenarioError, builtin_names, fit_dtype, load
+from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, over_step_cap
 from .training import train
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -49,7 +48,7 @@ def build_parser():
                        help="fail on disagreements that a documented kink convention explains (exit 1)")
     check.add_argument("--serial", action="store_true",
                        help="run the frameworks one after another in this process (default with several "
-                            "scenarios: one process per framework, concurrently)")
+                            "scenarios: worker processes, concurrently)")
 
     train = commands.add_parser("train", help="train in every framework and compare the whole runs")
     train.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
@@ -188,9 +187,9 @@ def cmd_train(args):
     if scenario.train is None and args.epochs is None:
         raise UsageError(f"{args.scenario}: train is missing; add a train block or give --epochs")
     if args.epochs is not None:
-        steps = scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1]
-        if args.epochs * steps > MAX_STEPS:
-            raise UsageError(f"--epochs {args.epochs} of {steps} steps is over the cap of {MAX_STEPS:,} steps")
+        over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1])
+        if over:
+            raise UsageError(f"--epochs {args.epochs} {over}")
     report = train(scenario, frameworks, args.epochs, args.finite_differences)
     if args.json:
         print_json(envelope.document("train", [envelope.train_result(report, frameworks)]))

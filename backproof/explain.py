@@ -31,6 +31,7 @@ from reference.network import loss_of
 
 from .frameworks import as_frameworks, run_each
 from .names import PARAMETER_RE, check_index, format_element, parse_element
+from .scenario_file import ScenarioError, as_scenario
 
 MAX_PATHS = 64
 
@@ -158,12 +159,10 @@ def resolve_parameter(scenario, text):
 def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATHS):
     """The worked chain rule for one parameter element of ``scenario`` (a Scenario, a built-in name
     or a path) -> Explanation."""
-    if not hasattr(scenario, "layers"):
-        from .scenario_file import ScenarioError, load
-        try:
-            scenario = load(scenario)
-        except ScenarioError as exc:
-            raise ExplainError(str(exc)) from None
+    try:
+        scenario = as_scenario(scenario)
+    except ScenarioError as exc:
+        raise ExplainError(str(exc)) from None
     tensor, index = resolve_parameter(scenario, parameter)
     layer, kind = int(PARAMETER_RE.match(tensor).group("layer")), PARAMETER_RE.match(tensor).group("kind")
     unit, source = index[0], (index[1] if kind == "weight" else None)

@@ -3,9 +3,10 @@
 NumPy is always there. torch and JAX are optional: when one is missing, the harness
 reports it as skipped with the command that installs it. ``run_each`` is the loop
 every command uses: import each framework or record it as skipped, run the work,
-record the time or the error. With ``parallel=True`` each framework runs in a process
-of its own (spawned, so no thread state is forked); results come back in the order
-the frameworks were asked for, and a process that dies is an error, never a hang.
+record the time or the error. With ``parallel=True`` the frameworks run in worker
+processes (``python -m backproof.worker``), at most one per core and the slowest alone;
+results come back in the order the frameworks were asked for, and a process that dies
+is an error, never a hang.
 """
 
 import importlib
@@ -70,24 +71,14 @@ class Runs:
     skipped: list = field(default_factory=list)      # [Skipped]
     errors: dict = field(default_factory=dict)       # framework -> "ExceptionType: message"
 
-    def status(self, framework):
-        """"ran", "skipped" or "error" (None if the framework was not asked for)."""
-        if framework in self.errors:
-            return "error"
-        if framework in self.results:
-            return "ran"
-        if any(s.framework == framework for s in self.skipped):
-            return "skipped"
-        return None
-
 
 def run_each(fn, frameworks, parallel=False):
     """fn(framework, module) for each framework -> Runs.
 
     A framework whose library is missing is skipped; an exception inside fn is recorded
-    as that framework's error and the others still run. parallel: one spawned process per
-    framework, ``python -m backproof.worker`` (fn must then pickle: a module-level function or a
-    functools.partial of one). Nothing of the caller's ``__main__`` is imported again.
+    as that framework's error and the others still run. parallel: worker processes, ``python -m
+    backproof.worker`` (fn must then pickle: a module-level function or a functools.partial of one;
+    anything else is each framework's error). Nothing of the caller's ``__main__`` is imported again.
     """
     runs = Runs()
     todo = []

@@ -89,7 +89,6 @@ class KinkNote:
         return f"convention difference at {self.where()} = 0: {name} is {values} (registry row {self.row})"
 
 
-
 def derivative_at_zero(framework, activation, negative_slope, dtype):
     """d activation / dz at z = 0, from ``framework``'s own activation function."""
     if framework == "numpy":
@@ -136,9 +135,13 @@ def has_exact_kinks(scenario):
 def measured_derivatives(scenario, framework, trace):
     """{layer: f'(0)} measured in ``framework`` for every relu-family layer with a z exactly 0 in its trace
     (what explain_kinks needs; run in the framework's own process by ``check``)."""
-    kinks = exact_kinks(scenario, {framework: trace})
+    return derivatives_at_zero(scenario, framework, exact_kinks(scenario, {framework: trace}))
+
+
+def derivatives_at_zero(scenario, framework, layers):
+    """{layer: f'(0)} of each of ``layers`` in ``framework``."""
     return {i: derivative_at_zero(framework, scenario.layers[i].activation, scenario.layers[i].negative_slope,
-                                  scenario.dtype) for i in kinks}
+                                  scenario.dtype) for i in layers}
 
 
 def explain_kinks(scenario, traces, comparisons, measured=None):
@@ -150,9 +153,8 @@ def explain_kinks(scenario, traces, comparisons, measured=None):
     if not kinks:
         return [], set()
     measured = measured or {}
-    values = {fw: {i: measured[fw][i] if i in measured.get(fw, {}) else
-                   derivative_at_zero(fw, scenario.layers[i].activation, scenario.layers[i].negative_slope,
-                                      scenario.dtype) for i in kinks}
+    values = {fw: {**derivatives_at_zero(scenario, fw, [i for i in kinks if i not in measured.get(fw, {})]),
+                   **{i: measured[fw][i] for i in kinks if i in measured.get(fw, {})}}
               for fw in traces}
     notes = [KinkNote(i, scenario.layers[i].activation, scenario.layers[i].negative_slope, positions,
                       {fw: values[fw][i] for fw in values}, KINKED[scenario.layers[i].activation])

@@ -11,6 +11,12 @@ from .compare import TOLERANCES
 from .names import format_element
 
 
+def status_lines(skipped, errors):
+    """One line per framework that did not run: skipped (with its install hint) or failed (with why)."""
+    return ([f"   {s.message()}" for s in skipped]
+            + [f"   FAILED {framework}: {error}" for framework, error in errors.items()])
+
+
 def fmt_number(x):
     if x == 0:
         return "0"
@@ -37,10 +43,7 @@ def scenario_text(report, show_values=False):
     lines = [f"== {sc.name} ==  {sc.dtype} · ran: {', '.join(ran) or 'none'} · tolerance |Δ| ≤ {atol:g} + {rtol:g}·|x|"]
     if sc.description:
         lines.append(f"   {sc.description}")
-    for skipped in report.skipped:
-        lines.append(f"   {skipped.message()}")
-    for framework, error in report.errors.items():
-        lines.append(f"   FAILED {framework}: {error}")
+    lines += status_lines(report.skipped, report.errors)
 
     pairs = list(itertools.combinations(ran, 2))
     by_key = {(c.tensor, c.a, c.b): c for c in report.comparisons}
@@ -159,10 +162,7 @@ def train_text(report):
     steps = sc.inputs.shape[0] // report.batch_size
     lines = [f"== {sc.name}: training ==  {sc.dtype} · {report.epochs} epochs × {steps} steps "
              f"(batch {report.batch_size}, lr {sc.lr:g}) · tolerance |Δ| ≤ {atol:g} + {rtol:g}·|x|"]
-    for skipped in report.skipped:
-        lines.append(f"   {skipped.message()}")
-    for framework, error in report.errors.items():
-        lines.append(f"   FAILED {framework}: {error}")
+    lines += status_lines(report.skipped, report.errors)
     columns = dict((fw, r["train.loss"]) for fw, r in report.results.items())
     if fd is not None:
         columns["numpy (finite diff.)"] = fd["train.loss"]
@@ -252,10 +252,7 @@ def verify_text(result):
         from .verify import tolerance
         atol, rtol = tolerance(result.dtype, oracle)
         lines.append(f"   {oracle}: |Δ| ≤ {atol:g} + {rtol:g}·|x|")
-    for s in result.skipped:
-        lines.append(f"   {s.message()}")
-    for oracle, error in result.errors.items():
-        lines.append(f"   FAILED {oracle}: {error}")
+    lines += status_lines(result.skipped, result.errors)
     for note in result.notes:
         lines.append(f"   note: {note}")
     parameters = list(dict.fromkeys(c.parameter for c in result.checks))
@@ -339,8 +336,7 @@ def explain_text(result):
         lines.append(f"   ∂E/∂{result.symbol} = {result.total:.8g}")
     checks = " · ".join(f"{ORACLE_LABELS.get(name, name)} {value:.8g}" for name, value in result.oracles.items())
     lines.append(f"   beside it: {checks}")
-    for s in result.skipped:
-        lines.append(f"   {s.message()}")
+    lines += status_lines(result.skipped, result.errors)
     for erratum in result.errata:
         lines += ["", f"   erratum {erratum['id']}: the source follows only {' → '.join(erratum['path'])}, "
                       f"which gives {erratum['product']:.4g}; the true ∂E/∂{result.symbol} is {result.total:.4g}, "

@@ -58,6 +58,11 @@ def builtin_names():
     return sorted(p.stem for p in builtin_dir().glob("*.json"))
 
 
+def as_scenario(value):
+    """A Scenario as it is; a built-in name, a path string or a Path loaded (ScenarioError if it cannot be)."""
+    return value if isinstance(value, Scenario) else load(value)
+
+
 def load(spec):
     """A built-in scenario name or a path to a JSON file -> a validated Scenario."""
     spec = str(spec)
@@ -433,9 +438,15 @@ def read_train(r, data, rows):
     batch_size = r.count(train.get("batch_size", rows), "train.batch_size")
     if rows % batch_size:
         r.fail("train.batch_size", f"{batch_size} does not divide the {rows} rows into equal batches")
-    if epochs * (rows // batch_size) > MAX_STEPS:
-        r.fail("train.epochs", f"{epochs} epochs of {rows // batch_size} steps is over the cap of {MAX_STEPS:,} steps")
+    over = over_step_cap(epochs, rows // batch_size)
+    if over:
+        r.fail("train.epochs", f"{epochs} epochs {over}")
     return {"epochs": epochs, "batch_size": batch_size}
+
+
+def over_step_cap(epochs, steps):
+    """'' when epochs × steps is within MAX_STEPS, else the end of the message that says it is not."""
+    return f"of {steps} steps is over the cap of {MAX_STEPS:,} steps" if epochs * steps > MAX_STEPS else ""
 
 
 def read_errata(r, data):

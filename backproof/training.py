@@ -5,6 +5,7 @@ step loss of each epoch, and ``trained.layers.{i}.weight/bias``. ``train(scenari
 Python and ``backproof train`` on the command line give the same verdict.
 """
 
+import functools
 import itertools
 from dataclasses import dataclass, field
 
@@ -12,9 +13,9 @@ import numpy as np
 
 import reference
 
-from .compare import TOLERANCES, compare_arrays
+from .compare import compare_arrays
 from .frameworks import FRAMEWORKS, as_frameworks, run_each
-from .scenario_file import load
+from .scenario_file import as_scenario
 
 
 def train_shapes(scenario, epochs):
@@ -117,10 +118,7 @@ def train(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False
     scenario: a Scenario, a built-in name or a path. finite_differences: also train the
     reference with central differences (post 001's first method), shown beside the others.
     """
-    import functools
-
-    if not hasattr(scenario, "layers"):
-        scenario = load(scenario)
+    scenario = as_scenario(scenario)
     epochs, _ = scenario.schedule(epochs)
     runs = run_each(functools.partial(train_each, scenario=scenario, epochs=epochs), as_frameworks(frameworks),
                     parallel)

@@ -43,7 +43,7 @@ from .compare import TOLERANCES, compare_arrays
 from .kink_conventions import has_exact_kinks
 from .frameworks import as_frameworks, run_each
 from .names import format_element
-from .scenario_file import ScenarioError, load
+from .scenario_file import ScenarioError, as_scenario
 
 FD = "numpy+fd"          # finite differences of the reference's loss: another framework key
 AUTODIFF = ("torch", "jax")
@@ -260,11 +260,10 @@ def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, dire
     reference's hand-derived backward pass). A missing framework is skipped, not an error.
     Raises VerifyError when grad_fn fails or answers with missing names or wrong shapes.
     """
-    if not hasattr(scenario, "layers"):
-        try:
-            scenario = load(scenario)
-        except ScenarioError as exc:
-            raise VerifyError(str(exc)) from None
+    try:
+        scenario = as_scenario(scenario)
+    except ScenarioError as exc:
+        raise VerifyError(str(exc)) from None
     label = label or getattr(grad_fn, "__name__", "grad_fn")
     notes = []
     grads = call_gradients(grad_fn, scenario, label, timeout, notes)

@@ -9,8 +9,6 @@ How a loss reduces over the batch matters: it scales every gradient.
     mse      = Σ (Y − T)² / (n·out)  mean over all elements, as torch's MSELoss
 """
 
-import numpy as np
-
 
 def sse(y, t):
     """L = Σ (y − t)²"""

@@ -7,7 +7,6 @@ layout, so weights are copied in unchanged.
 
 import contextlib
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
