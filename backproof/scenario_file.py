@@ -15,6 +15,8 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from reference import DTYPES, Scenario
 from reference.activations import ACTIVATIONS
 from reference.losses import LOSSES
@@ -182,40 +184,26 @@ def parse(data, label="<scenario>"):
         "init": read_init(r, data),
         "node_names": read_node_names(r, data),
     }
-    check_dtype_range(layers, inputs, targets, dtype, label)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)      # float64 -> float32 of numbers already checked
-        scenario = Scenario.build(name, layers, loss, inputs, targets, lr, dtype, **extra)
+    scenario = fit_dtype(Scenario.build(name, layers, loss, inputs, targets, lr, "float64", **extra), dtype, label)
     scenario = replace(scenario, aliases=read_aliases(r, data, scenario))
     check_node_names(r, scenario)
     check_errata(r, scenario)
     return replace(scenario, expected=read_expected(r, data, scenario))
 
 
-def check_dtype_range(layers, inputs, targets, dtype, label):
-    """Every number must be representable in ``dtype``: a float32 scenario with 1e39 in it names the field."""
-    if dtype != "float32":
-        return
-    fields = [(f"layers[{i}].weight", layer["weight"]) for i, layer in enumerate(layers)]
-    fields += [(f"layers[{i}].bias", [layer["bias"]]) for i, layer in enumerate(layers) if layer.get("bias")]
-    fields += [("inputs", inputs), ("targets", targets)]
-    for field, rows in fields:
-        for r_, row in enumerate(rows):
-            for c, value in enumerate(row):
-                if abs(value) > FLOAT32_MAX:
-                    where = f"{field}[{c}]" if field.endswith("bias") else f"{field}[{r_}][{c}]"
-                    raise ScenarioError(f"{label}: {where} is {value:g}, beyond float32's largest number "
-                                        f"{FLOAT32_MAX:.4g}: it would become inf")
-
-
 def fit_dtype(scenario, dtype, label):
-    """The scenario in ``dtype`` (the CLI's --dtype), refusing numbers that float32 cannot hold by field."""
-    layers = [{"weight": spec.weight.tolist(), "bias": None if spec.bias is None else spec.bias.tolist()}
-              for spec in scenario.layers]
-    check_dtype_range(layers, scenario.inputs.tolist(), scenario.targets.tolist(), dtype, label)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return scenario.with_dtype(dtype)
+    """The scenario in ``dtype`` (the file's, or the CLI's --dtype), refusing by field a number that float32
+    cannot hold: 1e39 would silently become inf."""
+    if dtype == "float32":
+        fields = [(f"layers[{i}].{kind}", array) for i, spec in enumerate(scenario.layers)
+                  for kind, array in (("weight", spec.weight), ("bias", spec.bias)) if array is not None]
+        for field, array in fields + [("inputs", scenario.inputs), ("targets", scenario.targets)]:
+            over = np.argwhere(np.abs(array) > FLOAT32_MAX)
+            if over.size:
+                index = tuple(int(k) for k in over[0])
+                raise ScenarioError(f"{label}: {field}{''.join(f'[{k}]' for k in index)} is {array[index]:g}, "
+                                    f"beyond float32's largest number {FLOAT32_MAX:.4g}: it would become inf")
+    return scenario.with_dtype(dtype)
 
 
 def check_node_names(r, scenario):
