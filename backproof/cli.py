@@ -274,7 +274,7 @@ def cmd_verify(args):
     except VerifyError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
-        print_json(envelope.document("verify", [envelope.verify_result(result, scenario, [*oracles, envelope.FD])]))
+        print_json(envelope.document("verify", [envelope.verify_result(result, scenario, oracles)]))
     else:
         print(result)
     return EXIT_OK if result.ok else EXIT_FAIL

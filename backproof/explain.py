@@ -29,7 +29,7 @@ from reference.layers import Activation
 from reference.losses import LOSSES
 from reference.network import loss_of
 
-from .frameworks import as_frameworks, run_each
+from .frameworks import FD, as_frameworks, run_each
 from .names import PARAMETER_RE, check_index, format_element, parse_element
 from .scenario_file import ScenarioError, as_scenario
 
@@ -240,7 +240,7 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
         result.oracles[framework] = float(value)
     exact = scenario.with_dtype("float64")
     params = {k: np.array(v, np.float64) for k, v in exact.parameters().items()}
-    result.oracles["numpy+fd"] = float(gradcheck.coordinate_differences(loss_of(exact), params, [(tensor, index)])[0])
+    result.oracles[FD] = float(gradcheck.coordinate_differences(loss_of(exact), params, [(tensor, index)])[0])
     result.errata = _path_errata(scenario, names, result, path)
     return result
 

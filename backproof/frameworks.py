@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 FRAMEWORKS = ("numpy", "torch", "jax")
+FD = "numpy+fd"     # finite differences of the reference's loss: one more framework key in reports
 
 MODULES = {"numpy": "reference", "torch": "torch_impl", "jax": "jax_impl"}
 REQUIRES = {"numpy": "numpy", "torch": "torch", "jax": "jax"}

@@ -8,6 +8,7 @@ import itertools
 import numpy as np
 
 from .compare import TOLERANCES
+from .frameworks import FD
 from .names import format_element
 
 
@@ -242,7 +243,7 @@ def kink_lines(before, after, checks):
 
 
 ORACLE_LABELS = {"numpy": "numpy (hand-derived backward)", "torch": "torch (autograd)", "jax": "jax (jax.grad)",
-                 "numpy+fd": "finite differences"}
+                 FD: "finite differences"}
 
 
 def verify_text(result):

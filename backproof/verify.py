@@ -41,11 +41,10 @@ from reference.network import loss_of
 
 from .compare import TOLERANCES, compare_arrays
 from .kink_conventions import has_exact_kinks
-from .frameworks import as_frameworks, run_each
+from .frameworks import FD, as_frameworks, run_each
 from .names import format_element
 from .scenario_file import ScenarioError, as_scenario
 
-FD = "numpy+fd"          # finite differences of the reference's loss: another framework key
 AUTODIFF = ("torch", "jax")
 
 
