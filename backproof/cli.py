@@ -20,6 +20,7 @@ import warnings
 from . import envelope
 from .check import check_all
 from .frameworks import FRAMEWORKS, parse_frameworks
+from .names import network_shape
 from .render import scenario_text, train_text
 from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, over_step_cap
 from .training import train
@@ -201,7 +202,7 @@ def cmd_train(args):
 def cmd_list(args):
     for name in builtin_names():
         scenario = load(name)
-        shape = "-".join([str(scenario.inputs.shape[1])] + [str(s.shape[0]) for s in scenario.layers])
+        shape = network_shape(scenario)
         print(f"{name:<24} {shape:<12} {scenario.loss:<9} {scenario.description}")
     return EXIT_OK
 

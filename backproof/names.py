@@ -35,6 +35,11 @@ def tensor_shapes(scenario):
     return shapes
 
 
+def network_shape(scenario):
+    """'2-3-3-1': the input width, then each layer's width."""
+    return "-".join([str(scenario.inputs.shape[1])] + [str(spec.shape[0]) for spec in scenario.layers])
+
+
 def stage(name):
     """The pass a tensor belongs to, for messages: forward, loss, backward or update."""
     if name.startswith("updated."):

@@ -136,11 +136,12 @@ def table_skeleton():
 
 
 def table_scenarios():
+    from backproof.names import network_shape
     from backproof.scenario_file import builtin_names, load
     rows = ["| name | network | loss | description |", "|---|---|---|---|"]
     for name in builtin_names():
         sc = load(name)
-        shape = "-".join([str(sc.inputs.shape[1])] + [str(s.shape[0]) for s in sc.layers])
+        shape = network_shape(sc)
         activations = ", ".join(s.activation for s in sc.layers)
         rows.append(f"| `{name}` | {shape} ({activations}) | `{sc.loss}` | {sc.description} |")
     return rows
