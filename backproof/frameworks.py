@@ -23,7 +23,7 @@ FRAMEWORKS = ("numpy", "torch", "jax")
 FD = "numpy+fd"     # finite differences of the reference's loss: one more framework key in reports
 
 MODULES = {"numpy": "reference", "torch": "torch_impl", "jax": "jax_impl"}
-REQUIRES = {"numpy": "numpy", "torch": "torch", "jax": "jax"}
+REQUIRES = {"numpy": ("numpy",), "torch": ("torch",), "jax": ("jax", "optax")}    # the libraries each imports
 INSTALL_HINTS = {
     "numpy": "pip install numpy",
     "torch": "pip install 'backproof[torch]' -c constraints.txt   (pins torch==2.13.0, the CPU build)",
@@ -51,16 +51,17 @@ def implementation(framework):
     """The implementation module for ``framework``, or a Skipped if its library is missing."""
     if framework not in MODULES:
         raise ValueError(f"unknown framework {framework!r} (known: {', '.join(FRAMEWORKS)})")
-    try:
-        importlib.import_module(REQUIRES[framework])
-    except ImportError as exc:
-        return Skipped(framework, f"{REQUIRES[framework]} is not installed ({exc})")
+    for library in REQUIRES[framework]:
+        try:
+            importlib.import_module(library)
+        except ImportError as exc:
+            return Skipped(framework, f"{library} is not installed ({exc})")
     return importlib.import_module(MODULES[framework])
 
 
 def available(framework):
     """True when the framework's library can be imported (without importing it)."""
-    return importlib.util.find_spec(REQUIRES[framework]) is not None
+    return all(importlib.util.find_spec(library) is not None for library in REQUIRES[framework])
 
 
 @dataclass

@@ -182,5 +182,6 @@ def reference_with_kink_derivatives(scenario, derivatives):
     model = reference.Model(scenario)
     for i, value in derivatives.items():
         model.activations[i].at_zero = value
-    values = reference.gradients(model, np.array(scenario.inputs), scenario.targets, scenario.loss)
-    return reference.canonical_trace(values, reference.sgd(model.parameters(), values.grads, scenario.lr))
+    values = reference.gradients(model, np.array(scenario.inputs), scenario.targets, scenario.criterion)
+    return reference.canonical_trace(values, *reference.update(model.parameters(), values.grads, {},
+                                                               scenario.optimizer))

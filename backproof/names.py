@@ -1,7 +1,7 @@
 """Canonical tensor names, their order and shapes, and element references.
 
 The order is the order in which a value is computed: forward pass, loss,
-backward pass from the last layer down, then the SGD update. The *first*
+backward pass from the last layer down, the optimizer's state, then the update. The *first*
 tensor in this order that disagrees is where a bug entered.
 """
 
@@ -30,9 +30,16 @@ def tensor_shapes(scenario):
             if name in params:
                 shapes[f"grad.{name}"] = params[name]
     shapes["grad.inputs"] = scenario.inputs.shape
+    shapes.update(state_shapes(scenario))
     for name, shape in params.items():
         shapes[f"updated.{name}"] = shape
     return shapes
+
+
+def state_shapes(scenario, prefix="state."):
+    """``state.{parameter}.{buffer}`` -> the parameter's shape, for each buffer the optimizer keeps."""
+    return {f"{prefix}{name}.{buffer}": value.shape for name, value in scenario.parameters().items()
+            for buffer in scenario.optimizer.buffers()}
 
 
 def network_shape(scenario):
@@ -42,7 +49,7 @@ def network_shape(scenario):
 
 def stage(name):
     """The pass a tensor belongs to, for messages: forward, loss, backward or update."""
-    if name.startswith("updated."):
+    if name.startswith(("updated.", "state.")):
         return "update"
     if name.startswith("grad.") or name.endswith(".dz"):
         return "backward"

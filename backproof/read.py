@@ -13,7 +13,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-SKELETON = ("ACTIVATIONS", "LOSSES", "Model", "forward", "gradients", "sgd", "run_step", "train")
+SKELETON = ("ACTIVATIONS", "LOSSES", "Model", "forward", "gradients", "OPTIMIZERS", "update", "run_step", "train")
 PLUMBING = "# --- plumbing"
 
 # what each stage is, for headings
@@ -23,9 +23,10 @@ STAGE_NOTES = {
     "Model": "the scenario's layers, weights copied in",
     "forward": "x -> (zs, activations)",
     "gradients": "forward, loss and backward on one batch -> StepValues",
-    "sgd": "p <- p - lr * dL/dp",
+    "OPTIMIZERS": "name -> update rule (SGD with momentum, Adam, AdamW, RMSprop)",
+    "update": "(params, grads, state) -> (new params, new optimizer state)",
     "run_step": "one step, traced under canonical names",
-    "train": "whole runs: epochs of SGD over the rows in file order",
+    "train": "whole runs: epochs of optimizer steps over the rows in file order",
 }
 
 # each implementation's files, in reading order (the reference is one small file per concept)
@@ -86,23 +87,37 @@ def _plumbing_line(text):
 
 
 def scan(paths):
-    """[(stage, path, first line, end line)] of the stages found in ``paths``, in reading order."""
+    """[(stage, path, first line, end line)] of the stages found in ``paths``, in reading order.
+
+    A table stage (``NAME = {…}``) also takes the definitions written right above it, since
+    its entries name them: the reference's ``ACTIVATIONS`` block holds every activation
+    function, ``OPTIMIZERS`` every update rule.
+    """
     found = []
     for path in paths:
         text = path.read_text(encoding="utf-8")
         lines = text.splitlines()
         plumbing = _plumbing_line(text) or len(lines) + 1
-        starts = []
+        body = [node for node in ast.parse(text).body if not isinstance(node, (ast.Import, ast.ImportFrom))
+                and not (isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant))]
+        starts, previous_end = [], 0
         for name, node in _definitions(ast.parse(text)):
-            first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+            first = _first_line(node)
             if name in SKELETON and first < plumbing:
+                if isinstance(node, ast.Assign):
+                    first = min(_first_line(n) for n in body if n.lineno > previous_end and n.lineno <= first)
                 while first > 1 and lines[first - 2].startswith("#") and not lines[first - 2].startswith(PLUMBING):
                     first -= 1          # the comment that introduces it
                 starts.append((name, first))
+                previous_end = node.end_lineno
         for k, (name, first) in enumerate(starts):
             end = starts[k + 1][1] if k + 1 < len(starts) else plumbing
             found.append((name, path, first, end))
     return found
+
+
+def _first_line(node):
+    return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
 
 
 def skeleton_problems(paths_by_framework=None):
@@ -162,7 +177,9 @@ def stage_tensors(scenario, stage):
         "forward": [name for i in range(n) for name in (f"layers.{i}.z", f"layers.{i}.a")],
         "gradients": ["loss"] + [f"layers.{i}.dz" for i in reversed(range(n))]
                      + [f"grad.{p}" for p in params] + ["grad.inputs"],
-        "sgd": [f"updated.{p}" for p in params],
+        "OPTIMIZERS": [],
+        "update": [f"state.{p}.{b}" for p in params for b in scenario.optimizer.buffers()]
+                  + [f"updated.{p}" for p in params],
         "run_step": ["output", "loss"],
         "train": [],
     }[stage]

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from reference import DTYPES, Scenario
+from reference import DTYPES, Optimizer, Scenario
 from reference.activations import ACTIVATIONS
 from reference.losses import LOSSES
+from reference.scenario import OPTIMIZER_DEFAULTS
 
 from .names import PARAMETER_RE, check_index, parse_element, resolve, tensor_shapes
 
-OPTIMIZERS = ("sgd",)
+OPTIMIZERS = tuple(OPTIMIZER_DEFAULTS)
+PROBABILITY_SUM_ATOL = 1e-6     # a probability row of cross_entropy targets must sum to 1 within this
 MAX_PARAMETERS = 1_000_000      # the size cap: weights + biases over all layers
 MAX_ROWS = 100_000
 MAX_STEPS = 10_000_000          # epochs × steps per epoch
@@ -36,7 +38,8 @@ KNOWN = {
     "scenario": {"name", "description", "source", "dtype", "layers", "loss", "inputs", "targets",
                  "optimizer", "aliases", "expected", "train", "node_names", "init", "errata"},
     "layer": {"weight", "bias", "activation", "negative_slope"},
-    "optimizer": {"name", "lr"},
+    "optimizer": {"name", "lr"} | {key for fields in OPTIMIZER_DEFAULTS.values() for key in fields},
+    "loss": {"name", "label_smoothing"},
     "train": {"epochs", "batch_size"},
     "errata": {"id", "text", "parameter", "path"},
     "expected": {"value", "atol", "erratum", "note"},
@@ -171,12 +174,13 @@ def parse(data, label="<scenario>"):
     if dtype not in DTYPES:
         r.fail("dtype", f"must be one of {', '.join(DTYPES)}, not {dtype!r}")
     layers = read_layers(r, data)
-    loss = r.string(data, "loss")
-    if loss not in LOSSES:
-        r.fail("loss", f"{loss!r} is not a known loss (known: {', '.join(LOSSES)})")
-    inputs, targets = read_data(r, data, layers)
-    lr = read_optimizer(r, data)
+    loss, label_smoothing = read_loss(r, data, layers)
+    inputs, targets, target_format = read_data(r, data, layers, loss)
+    optimizer = read_optimizer(r, data)
     extra = {
+        "optimizer": optimizer,
+        "label_smoothing": label_smoothing,
+        "target_format": target_format,
         "description": r.string(data, "description", required=False),
         "source": r.string(data, "source", required=False),
         "train": read_train(r, data, len(inputs)),
@@ -184,7 +188,8 @@ def parse(data, label="<scenario>"):
         "init": read_init(r, data),
         "node_names": read_node_names(r, data),
     }
-    scenario = fit_dtype(Scenario.build(name, layers, loss, inputs, targets, lr, "float64", **extra), dtype, label)
+    scenario = fit_dtype(Scenario.build(name, layers, loss, inputs, targets, optimizer.lr, "float64", **extra),
+                         dtype, label)
     scenario = replace(scenario, aliases=read_aliases(r, data, scenario))
     check_node_names(r, scenario)
     check_errata(r, scenario)
@@ -385,35 +390,119 @@ def read_layers(r, data):
     return layers
 
 
-def read_data(r, data, layers):
-    """(inputs (n, in), targets (n, out)), checked against the first and last layer."""
+def read_loss(r, data, layers):
+    """(name, label_smoothing): ``"loss": "mse"`` or ``"loss": {"name": "cross_entropy", "label_smoothing": 0.1}``."""
+    loss = r.required(data, "loss", "loss")
+    field = "loss"
+    label_smoothing = 0.0
+    if isinstance(loss, dict):
+        r.unknown_keys(loss, "loss", "loss")
+        field = "loss.name"
+        name = r.string(loss, "name", field)
+        if "label_smoothing" in loss:
+            label_smoothing = r.number(loss["label_smoothing"], "loss.label_smoothing")
+            if name != "cross_entropy":
+                r.fail("loss.label_smoothing", f"applies to cross_entropy only, not to {name}")
+            if not 0.0 <= label_smoothing <= 1.0:
+                r.fail("loss.label_smoothing", f"must lie in [0, 1], not {loss['label_smoothing']}")
+    else:
+        name = r.string(data, "loss")
+    if name not in LOSSES:
+        r.fail(field, f"{name!r} is not a known loss (known: {', '.join(LOSSES)})")
+    last = layers[-1].get("activation")
+    squash = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(name)
+    if squash and last != "identity":
+        warnings.warn(f"{r.label}: layers[{len(layers) - 1}].activation is {last}, but {name} takes logits and "
+                      f"applies {squash} itself: the output is squashed twice (use identity)",
+                      ScenarioWarning, stacklevel=2)
+    return name, label_smoothing
+
+
+def read_data(r, data, layers, loss):
+    """(inputs (n, in), targets (n, out), target format), checked against the first and last layer and
+    the loss: cross_entropy takes class indices (a list of n integers) or probability rows."""
     inputs = r.matrix(r.required(data, "inputs", "inputs"), "inputs", "shape (n, in)")
     if len(inputs) > MAX_ROWS:
         r.fail("inputs", f"has {len(inputs)} rows, over the cap of {MAX_ROWS}")
     in_width = len(layers[0]["weight"][0])
     if len(inputs[0]) != in_width:
         r.fail("inputs", f"has {len(inputs[0])} columns but layers[0].weight has {in_width} (in)")
-    targets = r.matrix(r.required(data, "targets", "targets"), "targets", "shape (n, out)")
+    raw = r.required(data, "targets", "targets")
     out_width = len(layers[-1]["weight"])
+    if loss == "cross_entropy" and isinstance(raw, list) and raw and not isinstance(raw[0], list):
+        return inputs, class_rows(r, raw, len(inputs), out_width), "indices"
+    targets = r.matrix(raw, "targets", "shape (n, out)" + (", or a list of n class indices"
+                                                           if loss == "cross_entropy" else ""))
     if len(targets) != len(inputs):
         r.fail("targets", f"has {len(targets)} rows but inputs has {len(inputs)}")
     if len(targets[0]) != out_width:
         r.fail("targets", f"has {len(targets[0])} columns but the last layer has {out_width} outputs")
-    return inputs, targets
+    if loss in ("cross_entropy", "binary_cross_entropy"):
+        for i, row in enumerate(targets):
+            for j, value in enumerate(row):
+                if not 0.0 <= value <= 1.0:
+                    r.fail(f"targets[{i}][{j}]", f"is {value}; {loss} targets are probabilities in [0, 1]")
+            if loss == "cross_entropy" and abs(math.fsum(row) - 1.0) > PROBABILITY_SUM_ATOL:
+                r.fail(f"targets[{i}]", f"sums to {math.fsum(row):.9g}; a probability row must sum to 1 "
+                                        f"(within {PROBABILITY_SUM_ATOL:g})")
+    return inputs, targets, "rows"
+
+
+def class_rows(r, indices, rows, classes):
+    """A list of class indices -> one-hot rows (n, classes), each index checked to be a whole number in range."""
+    if len(indices) != rows:
+        r.fail("targets", f"has {len(indices)} class indices but inputs has {rows} rows")
+    onehot = [[0.0] * classes for _ in indices]
+    for i, value in enumerate(indices):
+        if isinstance(value, bool) or not isinstance(value, int):
+            r.fail(f"targets[{i}]", f"must be a class index (a whole number), not {kind(value)}")
+        if not 0 <= value < classes:
+            r.fail(f"targets[{i}]", f"is class {value}, out of range: the last layer has {classes} outputs "
+                                    f"(classes 0 to {classes - 1})")
+        onehot[i][value] = 1.0
+    return onehot
 
 
 def read_optimizer(r, data):
-    """The learning rate of the one optimizer there is, SGD."""
+    """The optimizer and every hyperparameter (torch's defaults for those not given) -> Optimizer."""
     optimizer = r.object(r.required(data, "optimizer", "optimizer"), "optimizer",
                          'an object like {"name": "sgd", "lr": 0.01}')
-    r.unknown_keys(optimizer, "optimizer", "optimizer")
     name = r.string(optimizer, "name", "optimizer.name")
     if name not in OPTIMIZERS:
         r.fail("optimizer.name", f"{name!r} is not a known optimizer (known: {', '.join(OPTIMIZERS)})")
+    fields = OPTIMIZER_DEFAULTS[name]
+    for key in optimizer:
+        if key not in fields and key not in ("name", "lr"):
+            # an error, not a warning: a misspelt hyperparameter would silently take torch's default
+            r.fail(f"optimizer.{key}", f"is not a field of {name} (its fields: lr, {', '.join(fields)})")
     lr = r.number(r.required(optimizer, "lr", "optimizer.lr"), "optimizer.lr")
     if lr <= 0:
         r.fail("optimizer.lr", f"must be greater than 0, not {optimizer['lr']}")
-    return lr
+    given = {}
+    for key, value in optimizer.items():
+        field = f"optimizer.{key}"
+        if key in ("nesterov", "centered"):
+            if not isinstance(value, bool):
+                r.fail(field, f"must be true or false, not {kind(value)}")
+            given[key] = value
+        elif key == "betas":
+            if not (isinstance(value, list) and len(value) == 2):
+                r.fail(field, f"must be a list of two numbers [beta1, beta2], not {kind(value)}")
+            for k, beta in enumerate(value):
+                if not 0.0 <= r.number(beta, f"{field}[{k}]") < 1.0:
+                    r.fail(f"{field}[{k}]", f"is {beta}; a beta must lie in [0, 1)")
+            given[key] = tuple(float(beta) for beta in value)
+        elif key in fields:
+            number = r.number(value, field)
+            bounds = (0.0, 1.0) if key in ("dampening", "alpha") else (0.0, math.inf)
+            if not bounds[0] <= number <= bounds[1]:
+                r.fail(field, f"is {value}; it must lie in [0, {bounds[1]:g}]" if bounds[1] < math.inf
+                       else f"is {value}; it must be 0 or more")
+            given[key] = number
+    result = Optimizer.of(name, lr, **given)
+    if result.nesterov and (result.momentum <= 0 or result.dampening != 0):
+        r.fail("optimizer.nesterov", "needs momentum > 0 and dampening 0 (as torch.optim.SGD requires)")
+    return result
 
 
 def read_train(r, data, rows):

@@ -1,7 +1,8 @@
 """Whole training runs in every framework, compared epoch by epoch.
 
 Each implementation's ``train(scenario, epochs)`` returns ``train.loss`` (E,), the mean
-step loss of each epoch, and ``trained.layers.{i}.weight/bias``. ``train(scenario)`` from
+step loss of each epoch, ``trained.layers.{i}.weight/bias`` and the optimizer's state at the end,
+``trained.state.layers.{i}.weight.{buffer}``. ``train(scenario)`` from
 Python and ``backproof train`` on the command line give the same verdict.
 """
 
@@ -15,6 +16,7 @@ import reference
 
 from .compare import compare_arrays
 from .frameworks import FRAMEWORKS, as_frameworks, run_each
+from .names import state_shapes
 from .scenario_file import as_scenario
 
 
@@ -23,6 +25,7 @@ def train_shapes(scenario, epochs):
     shapes = {"train.loss": (epochs,)}
     for name, value in scenario.parameters().items():
         shapes[f"trained.{name}"] = value.shape
+    shapes.update(state_shapes(scenario, prefix="trained.state."))
     return shapes
 
 

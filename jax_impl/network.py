@@ -1,4 +1,4 @@
-"""The Scenario's network in idiomatic JAX: pure functions, jax.value_and_grad, jit and lax.scan.
+"""The Scenario's network in idiomatic JAX: pure functions, jax.value_and_grad, optax, jit and lax.scan.
 
 The stages have the names and order of the NumPy reference (``backproof read`` prints
 them side by side). Parameters are a list of dicts in the Flax layout,
@@ -11,12 +11,14 @@ never changed.
 import contextlib
 import dataclasses
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from reference.trace import StepValues, canonical_trace
+from reference.trace import StepValues, canonical_trace, state_names
 
 # name -> f(z); leaky_relu's takes the negative slope as its second argument
 ACTIVATIONS = {
@@ -25,13 +27,27 @@ ACTIVATIONS = {
     "leaky_relu": jax.nn.leaky_relu,
     "sigmoid": jax.nn.sigmoid,
     "tanh": jnp.tanh,
+    "softmax": jax.nn.softmax,      # over the last axis, each row
 }
 
-# name -> L(y, t)
+
+def cross_entropy(y, t, label_smoothing=0.0):
+    """optax's softmax cross-entropy, one value per row, averaged here (optax does not reduce); label
+    smoothing is a separate optax step on one-hot labels, and integer labels take their own function."""
+    if jnp.issubdtype(t.dtype, jnp.integer) and not label_smoothing:
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(y, t))
+    if jnp.issubdtype(t.dtype, jnp.integer):
+        t = jax.nn.one_hot(t, y.shape[-1], dtype=y.dtype)
+    return jnp.mean(optax.softmax_cross_entropy(y, optax.smooth_labels(t, label_smoothing)))
+
+
+# name -> L(y, t); the two classification losses take logits, optax's functions averaged with jnp.mean
 LOSSES = {
     "sse": lambda y, t: jnp.sum((y - t) ** 2),
     "half_sse": lambda y, t: 0.5 * jnp.sum((y - t) ** 2),
     "mse": lambda y, t: jnp.mean((y - t) ** 2),
+    "cross_entropy": cross_entropy,
+    "binary_cross_entropy": lambda y, t: jnp.mean(optax.sigmoid_binary_cross_entropy(y, t)),
 }
 
 
@@ -79,7 +95,7 @@ def gradients(model, x, t, loss):
     """
     def loss_of(params, taps, x):
         zs, acts = forward(Model(params, model.activations), x, taps)
-        return LOSSES[loss](acts[-1], t), (zs, acts)
+        return LOSSES[loss.name](acts[-1], t, **loss.options()), (zs, acts)
 
     taps = [jnp.zeros((x.shape[0], layer["kernel"].shape[1]), x.dtype) for layer in model.params]
     (value, (zs, acts)), (grads, dzs, dx) = jax.value_and_grad(loss_of, argnums=(0, 1, 2), has_aux=True)(
@@ -87,19 +103,55 @@ def gradients(model, x, t, loss):
     return StepValues(zs, acts, value, dzs, grads, dx)
 
 
-def sgd(params, grads, lr):
-    """p ← p − lr·∂L/∂p over the whole pytree; returns new params, changes nothing."""
-    return jax.tree.map(lambda p, g: p - lr * g, params, grads)
+def sgd(o):
+    """torch's SGD in optax: L2 decay added to the gradient, then the momentum trace, then −lr.
+    optax.trace starts its buffer at 0, so its first step gives g, as torch's; torch's dampening τ
+    (b ← μ·b + (1 − τ)·g after the first step) has no optax counterpart: ``dampened_trace`` below."""
+    momentum = (dampened_trace(o.momentum, o.dampening) if o.dampening
+                else optax.trace(decay=o.momentum, nesterov=o.nesterov))
+    return optax.chain(coupled_decay(o), momentum if o.momentum else optax.identity(), optax.scale(-o.lr))
+
+
+def rmsprop(o):
+    """torch's RMSprop in optax: eps *outside* the square root (optax's default puts it inside), the
+    decay rate α given explicitly (optax's default is 0.9, torch's 0.99), momentum as a trace before −lr."""
+    scale = optax.scale_by_stddev if o.centered else optax.scale_by_rms
+    return optax.chain(coupled_decay(o), scale(decay=o.alpha, eps=o.eps, initial_scale=0.0, eps_in_sqrt=False),
+                       optax.trace(decay=o.momentum) if o.momentum else optax.identity(), optax.scale(-o.lr))
+
+
+# name -> the optax GradientTransformation for the scenario's Optimizer, every hyperparameter explicit
+OPTIMIZERS = {
+    "sgd": sgd,
+    # Adam's weight decay is an L2 term (coupled): added to the gradient *before* the moments
+    "adam": lambda o: optax.chain(coupled_decay(o),
+                                  optax.scale_by_adam(b1=o.betas[0], b2=o.betas[1], eps=o.eps, eps_root=0.0),
+                                  optax.scale(-o.lr)),
+    # AdamW's is decoupled: −lr·λ·p beside the Adam step (optax.adamw's default λ is 1e-4, torch's 1e-2)
+    "adamw": lambda o: optax.adamw(learning_rate=o.lr, b1=o.betas[0], b2=o.betas[1], eps=o.eps, eps_root=0.0,
+                                   weight_decay=o.weight_decay),
+    "rmsprop": rmsprop,
+}
+
+
+def update(params, grads, state, optimizer):
+    """One optax step -> (new params, new optimizer state); changes nothing. state None: a fresh one."""
+    transformation = OPTIMIZERS[optimizer.name](optimizer)
+    if state is None:
+        state = transformation.init(params)
+    updates, state = transformation.update(grads, state, params)
+    return optax.apply_updates(params, updates), state
 
 
 def run_step(scenario):
-    """One forward pass, jax.value_and_grad backward pass and SGD step -> the canonical trace."""
+    """One forward pass, jax.value_and_grad backward pass and optax step -> the canonical trace."""
     with precision(scenario.dtype):
         model = Model.from_scenario(scenario)
-        x, t = arrays(scenario)                             # (n, in), (n, out)
-        values, updated = step(model, x, t, scenario.loss, scenario.lr)
+        x, t = arrays(scenario)                             # (n, in), (n, out) or (n,) class indices
+        values, updated, state = step(model, x, t, scenario.criterion, scenario.optimizer)
         values = values._replace(grads=canonical(values.grads))
-        return canonical_trace(numpy(values, scenario.dtype), numpy(canonical(updated), scenario.dtype))
+        return canonical_trace(numpy(values, scenario.dtype), numpy(canonical(updated), scenario.dtype),
+                               numpy(optimizer_state(state), scenario.dtype))
 
 
 # One step of a tiny network runs once, in microseconds, so its compile time is all that matters: without
@@ -109,44 +161,103 @@ STEP_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_
                          "xla_cpu_use_fusion_emitters": False}
 
 
-@functools.partial(jax.jit, static_argnames="loss", compiler_options=STEP_COMPILER_OPTIONS)
-def step(model, x, t, loss, lr):
-    """gradients, then sgd, compiled into one XLA program."""
+@functools.partial(jax.jit, static_argnames=("loss", "optimizer"), compiler_options=STEP_COMPILER_OPTIONS)
+def step(model, x, t, loss, optimizer):
+    """gradients, then update, compiled into one XLA program."""
     values = gradients(model, x, t, loss)
-    return values, sgd(model.params, values.grads, lr)
+    return (values,) + update(model.params, values.grads, None, optimizer)
 
 
 def train(scenario, epochs=None):
-    """SGD over the rows in file order, one jitted lax.scan -> ``train.loss`` (epochs,) and ``trained.*``."""
+    """optax over the rows in file order, one jitted lax.scan -> ``train.loss`` (epochs,), ``trained.*``
+    and the optimizer's state."""
     with precision(scenario.dtype):
         epochs, batch_size = scenario.schedule(epochs)
         model = Model.from_scenario(scenario)
         x, t = arrays(scenario)
         steps = x.shape[0] // batch_size
-        x_batches, t_batches = x.reshape(steps, batch_size, -1), t.reshape(steps, batch_size, -1)
-        params, losses = train_scan(model, x_batches, t_batches, scenario.loss, scenario.lr, epochs)
+        x_batches, t_batches = x.reshape(steps, batch_size, -1), t.reshape(steps, batch_size, *t.shape[1:])
+        (params, state), losses = train_scan(model, x_batches, t_batches, scenario.criterion, scenario.optimizer,
+                                             epochs)
         result = {"train.loss": numpy(losses, scenario.dtype)}
         for name, value in canonical(params).items():
+            result[f"trained.{name}"] = numpy(value, scenario.dtype)
+        for name, value in state_names(optimizer_state(state)).items():
             result[f"trained.{name}"] = numpy(value, scenario.dtype)
         return result
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "epochs"))
-def train_scan(model, x_batches, t_batches, loss, lr, epochs):
-    """lax.scan over epochs, and inside each over that epoch's batches -> (params, epoch losses)."""
-    def train_step(params, batch):
+@functools.partial(jax.jit, static_argnames=("loss", "optimizer", "epochs"))
+def train_scan(model, x_batches, t_batches, loss, optimizer, epochs):
+    """lax.scan over epochs, and inside each over that epoch's batches -> ((params, state), epoch losses)."""
+    def train_step(carry, batch):
+        params, state = carry
         x, t = batch
         values = gradients(Model(params, model.activations), x, t, loss)
-        return sgd(params, values.grads, lr), values.loss
+        return update(params, values.grads, state, optimizer), values.loss
 
-    def epoch(params, _):
-        params, step_losses = jax.lax.scan(train_step, params, (x_batches, t_batches))
-        return params, jnp.mean(step_losses)
+    def epoch(carry, _):
+        carry, step_losses = jax.lax.scan(train_step, carry, (x_batches, t_batches))
+        return carry, jnp.mean(step_losses)
 
-    return jax.lax.scan(epoch, model.params, None, length=epochs)
+    state = OPTIMIZERS[optimizer.name](optimizer).init(model.params)
+    return jax.lax.scan(epoch, (model.params, state), None, length=epochs)
 
 
 # --- plumbing: layout, conversions, precision (not stages) --------------------------------
+
+def coupled_decay(o):
+    """g ← g + λ·p, as torch adds it: only when λ ≠ 0 (0·p would turn an inf weight into a NaN)."""
+    return optax.add_decayed_weights(o.weight_decay) if o.weight_decay else optax.identity()
+
+
+class DampenedTraceState(NamedTuple):
+    count: jax.Array        # steps taken
+    trace: optax.Updates    # the momentum buffer
+
+
+def dampened_trace(momentum, dampening):
+    """torch's momentum with dampening τ as an optax transformation: b ← g on the first step, then
+    μ·b + (1 − τ)·g. (optax.trace has no dampening: it is b ← μ·b + g from b = 0.)"""
+    def init(params):
+        return DampenedTraceState(jnp.zeros([], jnp.int32), jax.tree.map(jnp.zeros_like, params))
+
+    def update_fn(updates, state, params=None):
+        first = state.count == 0
+        trace = jax.tree.map(lambda g, b: jnp.where(first, g, momentum * b + (1.0 - dampening) * g),
+                             updates, state.trace)
+        return trace, DampenedTraceState(state.count + 1, trace)
+
+    return optax.GradientTransformation(init, update_fn)
+
+
+# optax's state fields -> torch's buffer names (the canonical ones)
+STATE_NAMES = {("ScaleByAdamState", "mu"): "exp_avg", ("ScaleByAdamState", "nu"): "exp_avg_sq",
+               ("TraceState", "trace"): "momentum_buffer", ("DampenedTraceState", "trace"): "momentum_buffer",
+               ("ScaleByRmsState", "nu"): "square_avg",
+               ("ScaleByRStdDevState", "mu"): "grad_avg", ("ScaleByRStdDevState", "nu"): "square_avg"}
+
+
+def optimizer_state(state):
+    """An optax state (any nesting of chains) -> {canonical parameter: {buffer: array}} in torch's names."""
+    found = {}
+
+    def visit(node):
+        if isinstance(node, tuple) and hasattr(node, "_fields"):
+            for field in node._fields:
+                buffer = STATE_NAMES.get((type(node).__name__, field))
+                if buffer is None:
+                    visit(getattr(node, field))
+                    continue
+                for name, value in canonical(getattr(node, field)).items():
+                    found.setdefault(name, {})[buffer] = value
+        elif isinstance(node, (tuple, list)):
+            for item in node:
+                visit(item)
+
+    visit(state)
+    return found
+
 
 def activation(name, negative_slope=0.01):
     """``ACTIVATIONS[name]`` as a function of z, with the slope bound for leaky_relu."""
@@ -200,8 +311,13 @@ def canonical(params):
 
 
 def arrays(scenario):
-    """The scenario's inputs and targets as JAX arrays in its dtype (call inside ``precision``)."""
-    return jnp.asarray(scenario.inputs, dtype=scenario.dtype), jnp.asarray(scenario.targets, dtype=scenario.dtype)
+    """The scenario's inputs and targets as JAX arrays in its dtype (call inside ``precision``); class
+    targets as the integer labels optax's integer-label cross-entropy takes."""
+    if scenario.target_format == "indices":
+        targets = jnp.asarray(scenario.class_indices(), dtype=jnp.int32)
+    else:
+        targets = jnp.asarray(scenario.targets, dtype=scenario.dtype)
+    return jnp.asarray(scenario.inputs, dtype=scenario.dtype), targets
 
 
 def numpy(value, dtype):
@@ -236,4 +352,4 @@ def lowered_step(scenario):
     """The StableHLO text of the step exactly as ``run_step`` compiles it: its dots show the precision."""
     with precision(scenario.dtype):
         x, t = arrays(scenario)
-        return step.lower(Model.from_scenario(scenario), x, t, scenario.loss, scenario.lr).as_text()
+        return step.lower(Model.from_scenario(scenario), x, t, scenario.criterion, scenario.optimizer).as_text()

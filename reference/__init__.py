@@ -3,10 +3,11 @@
 from .activations import ACTIVATIONS
 from .losses import LOSSES
 from .network import Model, forward, gradients, loss_and_gradients, loss_of, loss_value
-from .optim import sgd
-from .scenario import DTYPES, LayerSpec, Scenario
+from .optim import OPTIMIZERS, update
+from .scenario import DTYPES, LayerSpec, Loss, Optimizer, Scenario
 from .trace import StepValues, canonical_trace
 from .train import run_step, train
 
-__all__ = ["ACTIVATIONS", "DTYPES", "LOSSES", "LayerSpec", "Model", "Scenario", "StepValues", "canonical_trace",
-           "forward", "gradients", "loss_and_gradients", "loss_of", "loss_value", "run_step", "sgd", "train"]
+__all__ = ["ACTIVATIONS", "DTYPES", "LOSSES", "LayerSpec", "Loss", "Model", "OPTIMIZERS", "Optimizer", "Scenario",
+           "StepValues", "canonical_trace", "forward", "gradients", "loss_and_gradients", "loss_of", "loss_value",
+           "run_step", "train", "update"]

@@ -1,8 +1,12 @@
 """Activation functions and their hand-derived derivatives.
 
 Every activation is a pair: ``f(z)`` and ``f_grad(z) = df/dz``, written next to
-each other so each derivative can be checked against the line above it. All of
-them work elementwise on arrays of any shape and keep the input's dtype.
+each other so each derivative can be checked against the line above it. All but
+softmax work elementwise on arrays of any shape; all keep the input's dtype.
+
+softmax is the exception: each output depends on every unit of its row, so its
+derivative is a Jacobian, not a number per unit, and its pair is (f, the
+vector-Jacobian product ``softmax_backward(a, da) -> dz``): see ``Activation.backward``.
 
 The derivative at a kink is a *convention*, not mathematics. The reference
 takes the left derivative at 0 for both ReLU-style activations:
@@ -71,11 +75,32 @@ def tanh_grad(z):
     return 1.0 - np.tanh(z) ** 2
 
 
-# name -> (f, f') ; leaky_relu's pair takes negative_slope as a second argument.
+def softmax(z):
+    """f(z)_j = e^(z_j) / Σ_k e^(z_k) over each row (the last axis); the row max is subtracted first,
+    which changes nothing but keeps e^z from overflowing."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax_backward(a, da):
+    """dz = a ⊙ (da − Σ_j da_j·a_j), row by row, with a = softmax(z).
+
+    The Jacobian is ∂a_j/∂z_k = a_j·(δ_jk − a_k), so dz_k = Σ_j da_j·a_j·(δ_jk − a_k)
+    = a_k·da_k − a_k·Σ_j da_j·a_j. Multiplying da by a diagonal "f'(z)" would drop the
+    second term: every unit of the row feeds every other.
+    """
+    return a * (da - (da * a).sum(axis=-1, keepdims=True))
+
+
+# name -> (f, f'); leaky_relu's pair takes negative_slope as a second argument; softmax's second
+# function is its vector-Jacobian product (a, da) -> dz, not an elementwise derivative.
 ACTIVATIONS = {
     "identity": (identity, identity_grad),
     "relu": (relu, relu_grad),
     "leaky_relu": (leaky_relu, leaky_relu_grad),
     "sigmoid": (sigmoid, sigmoid_grad),
     "tanh": (tanh, tanh_grad),
+    "softmax": (softmax, softmax_backward),
 }
+
+ELEMENTWISE = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")   # all but softmax

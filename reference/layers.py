@@ -56,7 +56,8 @@ class Dense(Layer):
 
 
 class Activation(Layer):
-    """a = f(z) elementwise; backward: ∂L/∂z = ∂L/∂a ⊙ f'(z).
+    """a = f(z) elementwise; backward: ∂L/∂z = ∂L/∂a ⊙ f'(z). softmax is row-wise: its backward is
+    the vector-Jacobian product dz = a ⊙ (da − Σ da ⊙ a), see activations.softmax_backward.
 
     name: one of ``reference.activations.ACTIVATIONS``; negative_slope is
     passed to leaky_relu and ignored by the others. at_zero: None keeps the
@@ -73,16 +74,21 @@ class Activation(Layer):
 
     def forward(self, z):
         self.z = z                                                          # (n, out), kept for backward
-        return self.fn(z, *self.extra)
+        self.a = self.fn(z, *self.extra)                                    # kept for softmax's backward
+        return self.a
 
     def derivative(self, z):
         """f'(z) elementwise, with ``at_zero`` in place of the reference's value where z is exactly 0."""
+        if self.name == "softmax":
+            raise ValueError("softmax has no elementwise derivative: its Jacobian couples the units of a row")
         slope = self.fn_grad(z, *self.extra)
         if self.at_zero is not None:
             slope = np.where(z == 0, self.at_zero, slope).astype(slope.dtype)
         return slope
 
     def backward(self, da):
+        if self.name == "softmax":
+            return self.fn_grad(self.a, da)                                 # dZ = A ⊙ (dA − Σ dA ⊙ A)
         slope = self.derivative(self.z)
         if self.name != "relu":
             return da * slope                                               # dZ = dA ⊙ f'(Z)

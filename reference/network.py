@@ -3,14 +3,15 @@
 The stages, in the same names and order as ``torch_impl/network.py`` and
 ``jax_impl/network.py`` (``backproof read`` prints them side by side):
 
-    ACTIVATIONS                   activations.py   name -> (f, f')
-    LOSSES                        losses.py        name -> (L, ∂L/∂y)
-    Model                         here             the scenario's layers, weights copied in
-    forward(model, x)             here             -> ([z_0, …], [a_0, …])
-    gradients(model, x, t, loss)  here             -> StepValues, the backward pass by hand
-    sgd(params, grads, lr)        optim.py         -> new parameters
-    run_step(scenario)            train.py         -> the canonical trace of one step
-    train(scenario, epochs)       train.py         -> the loss curve and the trained parameters
+    ACTIVATIONS                           activations.py  name -> (f, f')
+    LOSSES                                losses.py       name -> (L, ∂L/∂y)
+    Model                                 here            the scenario's layers, weights copied in
+    forward(model, x)                     here            -> ([z_0, …], [a_0, …])
+    gradients(model, x, t, loss)          here            -> StepValues, the backward pass by hand
+    OPTIMIZERS                            optim.py        name -> update rule, written out by hand
+    update(params, grads, state, o)       optim.py        -> (new parameters, new optimizer state)
+    run_step(scenario)                    train.py        -> the canonical trace of one step
+    train(scenario, epochs)               train.py        -> the loss curve, trained parameters and state
 """
 
 import numpy as np
@@ -68,14 +69,15 @@ def forward(model, x):
 def gradients(model, x, t, loss):
     """Forward, loss and the hand-derived backward pass on one batch -> StepValues.
 
-    Backward runs from the loss down: ∂L/∂a_last from the loss, then in each layer
-    ∂L/∂z_i = ∂L/∂a_i ⊙ f'(z_i) (Activation.backward) and ∂L/∂a_{i-1} = ∂L/∂z_i·W_i
-    (Dense.backward, which also leaves dW_i and db_i on the layer).
+    loss: the scenario's ``Loss`` (name and options). Backward runs from the loss down:
+    ∂L/∂a_last from the loss, then in each layer ∂L/∂z_i = ∂L/∂a_i ⊙ f'(z_i) (softmax:
+    its Jacobian, Activation.backward) and ∂L/∂a_{i-1} = ∂L/∂z_i·W_i (Dense.backward,
+    which also leaves dW_i and db_i on the layer).
     """
-    loss_fn, loss_grad = LOSSES[loss]
+    loss_fn, loss_grad = LOSSES[loss.name]
     zs, acts = forward(model, x)
-    value = loss_fn(acts[-1], t)
-    grad = loss_grad(acts[-1], t)                           # ∂L/∂a_last             (n, out)
+    value = loss_fn(acts[-1], t, **loss.options())
+    grad = loss_grad(acts[-1], t, **loss.options())         # ∂L/∂a_last             (n, out)
     dzs = []
     for dense, activation in zip(reversed(model.dense), reversed(model.activations)):
         dz = activation.backward(grad)                      # ∂L/∂z_i                (n, out_i)
@@ -101,7 +103,7 @@ def loss_of(scenario, inputs=None, targets=None):
 def loss_value(scenario, params, inputs, targets):
     """The loss alone at ``params`` on a batch: the function finite differences probe."""
     _, acts = forward(Model(scenario, params), inputs)
-    return LOSSES[scenario.loss][0](acts[-1], targets)
+    return LOSSES[scenario.loss][0](acts[-1], targets, **scenario.criterion.options())
 
 
 def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
@@ -115,5 +117,5 @@ def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
         model.set_parameters({name: np.array(value, copy=True) for name, value in params.items()})
     x = np.array(scenario.inputs if inputs is None else inputs, copy=True)        # (n, in)
     t = scenario.targets if targets is None else targets                           # (n, out)
-    values = gradients(model, x, t, scenario.loss)
+    values = gradients(model, x, t, scenario.criterion)
     return values.loss, values.grads

@@ -12,6 +12,10 @@ Layout conventions, the same everywhere in this project:
     inputs  (n, in)      one example per row
     targets (n, out)
     z = x·Wᵀ + b         for a batch x of shape (n, in)
+
+Class targets: a scenario whose file gives class indices keeps ``targets`` as one-hot rows
+(n, out) and says so in ``target_format = "indices"``; torch and JAX are handed the indices
+(``targets.argmax(1)``, exact for one-hot rows), the reference works with the rows.
 """
 
 from dataclasses import dataclass, field, replace
@@ -19,6 +23,16 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 DTYPES = ("float64", "float32")
+TARGET_FORMATS = ("rows", "indices")
+
+# torch.optim's defaults, which every optimizer field not given in the file takes (AdamW's
+# weight decay is 1e-2, not 0). Each implementation passes every one of them explicitly.
+OPTIMIZER_DEFAULTS = {
+    "sgd": {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
+    "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
+    "adamw": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},
+    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
+}
 
 
 def frozen_array(values, dtype):
@@ -48,6 +62,58 @@ class LayerSpec:
 
 
 @dataclass(frozen=True)
+class Loss:
+    """The loss and its options, as the implementations' ``gradients`` stage takes it (hashable)."""
+
+    name: str
+    label_smoothing: float = 0.0
+
+    def options(self):
+        """Keyword arguments of ``LOSSES[name]`` beyond (y, t): label_smoothing for cross_entropy only."""
+        return {"label_smoothing": self.label_smoothing} if self.name == "cross_entropy" else {}
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """An optimizer and every hyperparameter, with torch.optim's semantics (hashable, for jax.jit).
+
+    Fields an optimizer does not use keep their placeholder values; ``Optimizer.of`` fills the
+    ones it uses with torch's defaults (``OPTIMIZER_DEFAULTS``).
+    """
+
+    name: str = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    alpha: float = 0.99
+    centered: bool = False
+
+    @classmethod
+    def of(cls, name, lr, **given):
+        """``name`` with torch's defaults for every field not in ``given``."""
+        fields = dict(OPTIMIZER_DEFAULTS[name], **given)
+        fields["betas"] = tuple(float(b) for b in fields.get("betas", (0.9, 0.999)))
+        return cls(name=name, lr=float(lr), **fields)
+
+    def buffers(self):
+        """The state each parameter carries, in torch's names (the canonical ones), in a fixed order."""
+        if self.name == "sgd":
+            return ("momentum_buffer",) if self.momentum else ()
+        if self.name in ("adam", "adamw"):
+            return ("exp_avg", "exp_avg_sq")
+        return (("square_avg",) + (("grad_avg",) if self.centered else ())
+                + (("momentum_buffer",) if self.momentum else ()))
+
+    def hyperparameters(self):
+        """The fields this optimizer uses -> their values (for reports and the scenario file)."""
+        return {"lr": self.lr, **{key: getattr(self, key) for key in OPTIMIZER_DEFAULTS[self.name]}}
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A network, a batch and one SGD step, in the canonical layout.
 
@@ -70,6 +136,24 @@ class Scenario:
     node_names: dict = field(default_factory=dict)
     errata: list = field(default_factory=list)
     init: "dict | None" = None
+    optimizer: "Optimizer | None" = None     # None: plain SGD at ``lr``
+    label_smoothing: float = 0.0             # cross_entropy only
+    target_format: str = "rows"              # "indices": targets are one-hot rows of class indices
+
+    def __post_init__(self):
+        if self.optimizer is None:
+            object.__setattr__(self, "optimizer", Optimizer.of("sgd", self.lr))
+        elif self.optimizer.lr != self.lr:
+            raise ValueError(f"lr {self.lr} differs from optimizer.lr {self.optimizer.lr}")
+
+    @property
+    def criterion(self):
+        """The loss as the ``gradients`` stage takes it: ``Loss(name, label_smoothing)``."""
+        return Loss(self.loss, self.label_smoothing)
+
+    def class_indices(self):
+        """(n,) int64 class indices for ``target_format == "indices"`` (exact: the rows are one-hot)."""
+        return np.argmax(self.targets, axis=1).astype(np.int64)
 
     @staticmethod
     def build(name, layers, loss, inputs, targets, lr, dtype="float64", **extra):

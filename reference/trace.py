@@ -8,7 +8,9 @@ so the names below are written once:
     layers.{i}.dz                     ∂L/∂z_i, (n, out_i)
     grad.layers.{i}.weight / .bias    ∂L/∂W_i (out_i, in_i) and ∂L/∂b_i (out_i,)
     grad.inputs                       ∂L/∂x, (n, in_0)
-    updated.layers.{i}.weight / .bias the parameters after one SGD step
+    state.layers.{i}.weight.{buffer}  the optimizer's state after the step, in torch's names
+                                      (momentum_buffer, exp_avg, exp_avg_sq, square_avg, grad_avg)
+    updated.layers.{i}.weight / .bias the parameters after one optimizer step
 """
 
 from typing import NamedTuple
@@ -27,8 +29,16 @@ class StepValues(NamedTuple):
     input_grad: object  # ∂L/∂x, (n, in_0)
 
 
-def canonical_trace(values, updated):
-    """StepValues (canonical names, NumPy arrays) and the updated parameters -> the canonical trace dict."""
+def state_names(state):
+    """{parameter: {buffer: array}} -> {"state.{parameter}.{buffer}": array}. A step counter is left
+    out: it is a count, the same in every framework by construction, not a value the math computes."""
+    return {f"state.{name}.{buffer}": value for name, buffers in state.items()
+            for buffer, value in buffers.items() if buffer != "step"}
+
+
+def canonical_trace(values, updated, state):
+    """StepValues (canonical names, NumPy arrays), the updated parameters and the optimizer's state
+    ({parameter: {buffer: array}}) -> the canonical trace dict."""
     trace = {}
     for i, (z, a) in enumerate(zip(values.zs, values.activations)):
         trace[f"layers.{i}.z"] = z
@@ -40,6 +50,7 @@ def canonical_trace(values, updated):
     for name, grad in values.grads.items():
         trace[f"grad.{name}"] = grad
     trace["grad.inputs"] = values.input_grad
+    trace.update(state_names(state))
     for name, value in updated.items():
         trace[f"updated.{name}"] = value
     return trace

@@ -1,6 +1,6 @@
 """One step traced end to end, and whole training runs.
 
-Training is repeated SGD steps over the scenario's rows in file order, no shuffling.
+Training is repeated optimizer steps over the scenario's rows in file order, no shuffling.
 An epoch visits every row once in batches of ``batch_size`` (1 is per-sample SGD, as
 posts 001 and 003 do). An epoch's loss is the mean of its steps' losses, each measured
 on the step's batch before that step's update.
@@ -10,21 +10,22 @@ import numpy as np
 
 from .gradcheck import central_differences
 from .network import Model, gradients, loss_of
-from .optim import sgd
-from .trace import canonical_trace
+from .optim import update
+from .trace import canonical_trace, state_names
 
 
 def run_step(scenario):
-    """One forward pass, hand-derived backward pass and SGD step -> the canonical trace."""
+    """One forward pass, hand-derived backward pass and optimizer step -> the canonical trace."""
     model = Model(scenario)
     x, t = np.array(scenario.inputs), scenario.targets          # (n, in), (n, out); x is a writable copy
-    values = gradients(model, x, t, scenario.loss)
-    updated = sgd(model.parameters(), values.grads, scenario.lr)
-    return canonical_trace(values, updated)
+    values = gradients(model, x, t, scenario.criterion)
+    updated, state = update(model.parameters(), values.grads, {}, scenario.optimizer)
+    return canonical_trace(values, updated, state)
 
 
 def train(scenario, epochs=None, method="analytic", delta=1e-4):
-    """Train from the scenario's weights -> ``train.loss`` (epochs,) and ``trained.*`` parameters.
+    """Train from the scenario's weights -> ``train.loss`` (epochs,), ``trained.*`` parameters and
+    ``trained.state.*``, the optimizer's state at the end.
 
     method: "analytic" (the hand-derived backward pass) or "finite_difference" (central
     differences with step ``delta`` on copies of the weights, as post 001's first run).
@@ -36,19 +37,22 @@ def train(scenario, epochs=None, method="analytic", delta=1e-4):
     if method not in ("analytic", "finite_difference"):
         raise ValueError(f"method must be 'analytic' or 'finite_difference', not {method!r}")
     analytic = method == "analytic"
-    step_losses = []
+    step_losses, state = [], {}
     for epoch in range(epochs):
         for x, t in batches:
             if analytic:
-                values = gradients(model, x, t, scenario.loss)
+                values = gradients(model, x, t, scenario.criterion)
                 loss, grads = values.loss, values.grads
             else:
                 loss_at = loss_of(scenario, x, t)
                 loss, grads = loss_at(model.parameters()), central_differences(loss_at, model.parameters(), delta)
-            model.set_parameters(sgd(model.parameters(), grads, scenario.lr))
+            params, state = update(model.parameters(), grads, state, scenario.optimizer)
+            model.set_parameters(params)
             step_losses.append(loss)
     step_losses = np.array(step_losses, dtype=scenario.dtype).reshape(epochs, len(batches))
     result = {"train.loss": step_losses.mean(axis=1, dtype=scenario.dtype)}
     for name, value in model.parameters().items():
         result[f"trained.{name}"] = np.array(value, copy=True)
+    for name, value in state_names(state).items():
+        result[f"trained.{name}"] = value
     return result

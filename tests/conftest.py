@@ -29,8 +29,8 @@ PAIRS = (("numpy", "torch"), ("numpy", "jax"), ("torch", "jax"))
 
 def require(framework):
     """The implementation module, or skip the test with the reason and the install hint."""
-    pytest.importorskip(REQUIRES[framework], reason=f"{framework} is not installed; "
-                        f"{INSTALL_HINTS[framework]}")
+    for library in REQUIRES[framework]:
+        pytest.importorskip(library, reason=f"{library} is not installed; {INSTALL_HINTS[framework]}")
     return importlib.import_module(MODULES[framework])
 
 

@@ -1,5 +1,5 @@
-"""The PyTorch mirror: nn.Linear, torch's activations, autograd and torch.optim.SGD."""
+"""The PyTorch mirror: nn.Linear, torch's activations and losses, autograd and torch.optim."""
 
-from .network import ACTIVATIONS, LOSSES, Model, forward, gradients, run_step, sgd, train
+from .network import ACTIVATIONS, LOSSES, OPTIMIZERS, Model, forward, gradients, run_step, train, update
 
-__all__ = ["ACTIVATIONS", "LOSSES", "Model", "forward", "gradients", "run_step", "sgd", "train"]
+__all__ = ["ACTIVATIONS", "LOSSES", "OPTIMIZERS", "Model", "forward", "gradients", "run_step", "train", "update"]

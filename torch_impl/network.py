@@ -1,4 +1,4 @@
-"""The Scenario's network in idiomatic PyTorch: nn.Linear, autograd and torch.optim.SGD.
+"""The Scenario's network in idiomatic PyTorch: nn.Linear, autograd and torch.optim.
 
 The stages have the names and order of the NumPy reference (``backproof read``
 prints them side by side). nn.Linear stores its weight as (out, in), the canonical
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reference.trace import StepValues, canonical_trace
+from reference.trace import StepValues, canonical_trace, state_names
 
 # name -> the nn.Module class; leaky_relu's takes the negative slope
 ACTIVATIONS = {
@@ -20,13 +20,17 @@ ACTIVATIONS = {
     "leaky_relu": nn.LeakyReLU,
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
+    "softmax": nn.Softmax,          # over each row: nn.Softmax(dim=1)
 }
 
-# name -> L(y, t): F.mse_loss with the reduction each loss name needs
+# name -> L(y, t): F.mse_loss with the reduction each loss name needs; the two classification losses
+# take logits, F.cross_entropy class indices (a LongTensor) or probability rows, both averaged over rows
 LOSSES = {
     "sse": lambda y, t: F.mse_loss(y, t, reduction="sum"),
     "half_sse": lambda y, t: 0.5 * F.mse_loss(y, t, reduction="sum"),
     "mse": lambda y, t: F.mse_loss(y, t, reduction="mean"),
+    "cross_entropy": lambda y, t, label_smoothing=0.0: F.cross_entropy(y, t, label_smoothing=label_smoothing),
+    "binary_cross_entropy": lambda y, t: F.binary_cross_entropy_with_logits(y, t),
 }
 
 
@@ -81,36 +85,56 @@ def gradients(model, x, t, loss):
     zs, acts = forward(model, x)
     for z in zs:
         z.retain_grad()
-    value = LOSSES[loss](acts[-1], t)
+    value = LOSSES[loss.name](acts[-1], t, **loss.options())
     value.backward()
     grads = {name: param.grad for name, param in model.canonical_parameters().items()}
     return StepValues(zs, acts, value, [z.grad for z in zs], grads, x.grad)
 
 
-def sgd(params, grads, lr):
-    """p ← p − lr·∂L/∂p with torch.optim.SGD, in place on the nn.Parameters; returns them."""
+# name -> (parameters, o) -> the torch.optim optimizer, every hyperparameter passed explicitly
+OPTIMIZERS = {
+    "sgd": lambda params, o: torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, dampening=o.dampening,
+                                             nesterov=o.nesterov, weight_decay=o.weight_decay),
+    "adam": lambda params, o: torch.optim.Adam(params, lr=o.lr, betas=o.betas, eps=o.eps,
+                                               weight_decay=o.weight_decay),
+    "adamw": lambda params, o: torch.optim.AdamW(params, lr=o.lr, betas=o.betas, eps=o.eps,
+                                                 weight_decay=o.weight_decay),
+    "rmsprop": lambda params, o: torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps,
+                                                     weight_decay=o.weight_decay, momentum=o.momentum,
+                                                     centered=o.centered),
+}
+
+
+def update(params, grads, state, optimizer):
+    """One ``optimizer.step()``, in place on the nn.Parameters -> (params, state).
+
+    state: the torch.optim optimizer, which keeps its buffers between steps (None: a new one).
+    """
+    if state is None:
+        state = OPTIMIZERS[optimizer.name](list(params.values()), optimizer)
     for name, param in params.items():
         param.grad = grads[name]
-    torch.optim.SGD(params.values(), lr=lr).step()
-    return params
+    state.step()
+    return params, state
 
 
 def run_step(scenario):
-    """One forward pass, autograd backward pass and torch.optim.SGD step -> the canonical trace."""
+    """One forward pass, autograd backward pass and torch.optim step -> the canonical trace."""
     with precision():
         model = Model(scenario)
-        x, t = tensors(scenario)                            # (n, in), (n, out)
-        values = gradients(model, x, t, scenario.loss)
-        updated = sgd(model.canonical_parameters(), values.grads, scenario.lr)
-        return canonical_trace(numpy(values), numpy(updated))
+        x, t = tensors(scenario)                            # (n, in), (n, out) or (n,) class indices
+        values = gradients(model, x, t, scenario.criterion)
+        updated, state = update(model.canonical_parameters(), values.grads, None, scenario.optimizer)
+        return canonical_trace(numpy(values), numpy(updated), optimizer_state(state, updated))
 
 
 def train(scenario, epochs=None):
-    """torch.optim.SGD over the rows in file order -> ``train.loss`` (epochs,) and ``trained.*``."""
+    """torch.optim over the rows in file order -> ``train.loss`` (epochs,), ``trained.*`` and its state."""
     with precision():
         epochs, batch_size = scenario.schedule(epochs)
         model = Model(scenario)
-        optimizer = torch.optim.SGD(model.parameters(), lr=scenario.lr)
+        params = model.canonical_parameters()
+        optimizer = OPTIMIZERS[scenario.optimizer.name](list(params.values()), scenario.optimizer)
         x_all, t_all = tensors(scenario)
         batches = [(x_all[s:s + batch_size], t_all[s:s + batch_size]) for s in range(0, len(x_all), batch_size)]
         step_losses = torch.zeros((epochs, len(batches)), dtype=x_all.dtype)
@@ -118,13 +142,15 @@ def train(scenario, epochs=None):
             for step, (x, t) in enumerate(batches):
                 optimizer.zero_grad()
                 _, acts = forward(model, x)
-                loss = LOSSES[scenario.loss](acts[-1], t)
+                loss = LOSSES[scenario.loss](acts[-1], t, **scenario.criterion.options())
                 loss.backward()
                 optimizer.step()
                 step_losses[epoch, step] = loss.detach()
         result = {"train.loss": numpy(step_losses.mean(dim=1))}
-        for name, param in model.canonical_parameters().items():
+        for name, param in params.items():
             result[f"trained.{name}"] = numpy(param)
+        for name, value in state_names(optimizer_state(optimizer, params)).items():
+            result[f"trained.{name}"] = value
         return result
 
 
@@ -134,14 +160,33 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def activation(name, negative_slope=0.01):
-    """The activation module for a layer: ``ACTIVATIONS[name]``, with the slope for leaky_relu."""
-    return ACTIVATIONS[name](negative_slope) if name == "leaky_relu" else ACTIVATIONS[name]()
+    """The activation module for a layer: ``ACTIVATIONS[name]``, with the slope for leaky_relu and the
+    row axis for softmax."""
+    if name == "leaky_relu":
+        return ACTIVATIONS[name](negative_slope)
+    return ACTIVATIONS[name](dim=1) if name == "softmax" else ACTIVATIONS[name]()
 
 
 def tensors(scenario):
-    """The scenario's inputs and targets as tensors in its dtype (copies, never shared memory)."""
+    """The scenario's inputs and targets as tensors in its dtype (copies, never shared memory); class
+    targets as the LongTensor of indices F.cross_entropy takes."""
     dtype = DTYPES[scenario.dtype]
-    return torch.tensor(scenario.inputs, dtype=dtype), torch.tensor(scenario.targets, dtype=dtype)
+    if scenario.target_format == "indices":
+        targets = torch.tensor(scenario.class_indices(), dtype=torch.long)
+    else:
+        targets = torch.tensor(scenario.targets, dtype=dtype)
+    return torch.tensor(scenario.inputs, dtype=dtype), targets
+
+
+def optimizer_state(optimizer, params):
+    """torch.optim's per-parameter state -> {canonical name: {buffer: NumPy copy}}, step counts left out."""
+    state = {}
+    for name, param in params.items():
+        buffers = optimizer.state.get(param, {})
+        kept = {buffer: numpy(value) for buffer, value in buffers.items() if buffer != "step"}
+        if kept:
+            state[name] = kept
+    return state
 
 
 def numpy(value):
