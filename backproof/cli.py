@@ -94,7 +94,8 @@ def build_parser():
 
     read = commands.add_parser(
         "read", help="the numpy, torch and jax versions of each stage side by side, cut from the source",
-        description="Print each stage (ACTIVATIONS, LOSSES, Model, forward, gradients, sgd, run_step, train) "
+        description="Print each stage (ACTIVATIONS, LOSSES, Model, forward, gradients, OPTIMIZERS, update, run_step, "
+                    "train) "
                     "as three columns, numpy | torch | jax, each headed with file:line; one after another "
                     "when the terminal is narrower than the three columns need.")
     read.add_argument("stages", nargs="*", metavar="STAGE", help="the stages to print (default: all, in order)")

@@ -214,6 +214,170 @@ def _relu_backward_non_finite(framework):
     return tuple(results)
 
 
+# --- optimizers, classification losses and initialisation (issue: beyond the posts) -----------
+
+def _one_step(framework, make, p, g):
+    """One optimizer step on a single float64 parameter ``p`` with gradient ``g`` -> the new p (rounded).
+
+    make: (params) -> a torch.optim optimizer, or () -> an optax GradientTransformation.
+    """
+    if framework == "torch":
+        import torch
+        param = torch.tensor([p], dtype=torch.float64, requires_grad=True)
+        optimizer = make([param])
+        param.grad = torch.tensor([g], dtype=torch.float64)
+        optimizer.step()
+        return round(float(param.detach()[0]), 9)
+    import jax
+    import jax.numpy as jnp
+    import optax
+    with jax.enable_x64(True):
+        params = jnp.array([p], jnp.float64)
+        transformation = make()
+        updates, _ = transformation.update(jnp.array([g], jnp.float64), transformation.init(params), params)
+        return round(float(optax.apply_updates(params, updates)[0]), 9)
+
+
+def _rmsprop_defaults(framework):
+    """(the default smoothing constant, where eps goes), both measured from steps of the default optimizer:
+    from v = 0 one step on g = 1 moves p by lr/(√(1 − α) + ε), which gives α; then with α = 0 and
+    ε = 1e-4, g = 1e-4 moves p by 0.5 (ε outside the root: g/(|g| + ε)) or by 0.01 (inside: g/√(g² + ε))."""
+    if framework == "torch":
+        import torch
+        default = lambda params: torch.optim.RMSprop(params, lr=1.0)
+        placement = lambda params: torch.optim.RMSprop(params, lr=1.0, alpha=0.0, eps=1e-4)
+    elif framework == "numpy":
+        import numpy as np
+        from reference import Optimizer, update
+        step = lambda o, g: float(update({"p": np.zeros(1)}, {"p": np.array([g])}, {}, o)[0]["p"][0])
+        alpha = 1.0 - (1.0 / -step(Optimizer.of("rmsprop", 1.0), 1.0)) ** 2
+        moved = -step(Optimizer.of("rmsprop", 1.0, alpha=0.0, eps=1e-4), 1e-4)
+        return (round(alpha, 4), "outside" if abs(moved - 0.5) < 1e-6 else "inside")
+    else:
+        import optax
+        default = lambda: optax.rmsprop(1.0)
+        placement = lambda: optax.rmsprop(1.0, decay=0.0, eps=1e-4)
+    moved = -_one_step(framework, default, 0.0, 1.0)
+    alpha = 1.0 - (1.0 / moved) ** 2
+    moved = -_one_step(framework, placement, 0.0, 1e-4)
+    return (round(alpha, 4), "outside" if abs(moved - 0.5) < 1e-6 else "inside")
+
+
+def _adamw_default_decay(framework):
+    """The default weight decay of AdamW, measured: from p = 1 with g = 0 and lr = 1 the Adam part is 0,
+    so the step leaves p = 1 − λ."""
+    if framework == "torch":
+        import torch
+        return round(1.0 - _one_step("torch", lambda params: torch.optim.AdamW(params, lr=1.0), 1.0, 0.0), 9)
+    import optax
+    return round(1.0 - _one_step("jax", lambda: optax.adamw(1.0), 1.0, 0.0), 9)
+
+
+def _decay_coupling(label):
+    """p after one step from p = 1, g = 0, lr = 0.1, λ = 0.1: coupled (L2 in the gradient, Adam-normalised
+    to a step of ≈ lr) gives 0.9; decoupled (p·(1 − lr·λ)) gives 0.99."""
+    o = dict(lr=0.1, weight_decay=0.1)
+    if label == "numpy adam":
+        import numpy as np
+        from reference import Optimizer, update
+        return round(float(update({"p": np.ones(1)}, {"p": np.zeros(1)}, {}, Optimizer.of("adam", **o))[0]["p"][0]), 6)
+    if label.startswith("torch"):
+        import torch
+        cls = torch.optim.Adam if label == "torch Adam(weight_decay)" else torch.optim.AdamW
+        return round(_one_step("torch", lambda params: cls(params, **o), 1.0, 0.0), 6)
+    import optax
+    if label == "optax.adamw":
+        return round(_one_step("jax", lambda: optax.adamw(0.1, weight_decay=0.1), 1.0, 0.0), 6)
+    return round(_one_step("jax", lambda: optax.chain(optax.add_decayed_weights(0.1), optax.scale_by_adam(),
+                                                      optax.scale(-0.1)), 1.0, 0.0), 6)
+
+
+LOGITS = [[2.0, 0.0, -1.0], [0.5, 0.5, 0.0]]
+CLASSES = [0, 2]
+
+
+def _cross_entropy(label):
+    """(shape of what the loss returns, its values rounded) for logits LOGITS and classes CLASSES."""
+    import numpy as np
+    onehot = np.eye(3)[CLASSES]
+    if label == "numpy":
+        from reference.losses import cross_entropy
+        value = cross_entropy(np.array(LOGITS), onehot)
+    elif label.startswith("torch"):
+        import torch
+        import torch.nn.functional as F
+        target = torch.tensor(CLASSES) if "indices" in label else torch.tensor(onehot)
+        value = F.cross_entropy(torch.tensor(LOGITS, dtype=torch.float64), target).numpy()
+    else:
+        import jax
+        import jax.numpy as jnp
+        import optax
+        with jax.enable_x64(True):
+            logits = jnp.array(LOGITS, jnp.float64)
+            value = np.asarray(optax.softmax_cross_entropy_with_integer_labels(logits, jnp.array(CLASSES))
+                               if "integer" in label else optax.softmax_cross_entropy(logits, jnp.asarray(onehot)))
+    value = np.asarray(value)
+    return (str(value.shape), tuple(round(float(v), 9) for v in value.reshape(-1)))
+
+
+def _label_smoothing(label):
+    """cross-entropy of LOGITS against CLASSES with label smoothing 0.1, mean over rows."""
+    import numpy as np
+    onehot = np.eye(3)[CLASSES]
+    if label == "numpy":
+        from reference.losses import cross_entropy
+        return round(float(cross_entropy(np.array(LOGITS), onehot, label_smoothing=0.1)), 9)
+    if label.startswith("torch"):
+        import torch
+        import torch.nn.functional as F
+        return round(float(F.cross_entropy(torch.tensor(LOGITS, dtype=torch.float64), torch.tensor(CLASSES),
+                                           label_smoothing=0.1)), 9)
+    import jax
+    import jax.numpy as jnp
+    import optax
+    with jax.enable_x64(True):
+        labels = optax.smooth_labels(jax.nn.one_hot(jnp.array(CLASSES), 3, dtype=jnp.float64), 0.1)
+        return round(float(jnp.mean(optax.softmax_cross_entropy(jnp.array(LOGITS, jnp.float64), labels))), 9)
+
+
+FAN_IN, FAN_OUT = 400, 250
+
+
+def _default_init(label):
+    """A default (FAN_OUT × FAN_IN) layer's weights, measured: (std·√fan_in to 1 decimal, every |w| within
+    1/√fan_in, how the bias starts). Seeds are fixed and the caller's random state is left alone."""
+    import numpy as np
+    if label == "torch nn.Linear":
+        import torch
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            layer = torch.nn.Linear(FAN_IN, FAN_OUT, dtype=torch.float64)
+        weight, bias = layer.weight.detach().numpy(), layer.bias.detach().numpy()
+    elif label == "jax lecun_normal":
+        import jax
+        with jax.enable_x64(True):
+            weight = np.asarray(jax.nn.initializers.lecun_normal()(jax.random.key(0), (FAN_IN, FAN_OUT), jax.numpy.float64))
+        bias = None
+    else:
+        from flax import nnx
+        layer = nnx.Linear(FAN_IN, FAN_OUT, rngs=nnx.Rngs(0))
+        weight, bias = np.asarray(layer.kernel[...]), np.asarray(layer.bias[...])
+    scale = np.sqrt(FAN_IN)
+    if bias is None:
+        start = "no bias initializer"
+    elif not np.any(bias):
+        start = "zeros"
+    else:
+        start = f"uniform ±1/√fan_in" if np.all(np.abs(bias) <= 1 / scale) else "other"
+    return (round(float(weight.std() * scale), 1), bool(np.all(np.abs(weight) <= 1 / scale)), start)
+
+
+def flax_missing_hint():
+    """'' when Flax is installed, else the install line the registry shows in its row."""
+    import importlib.util
+    return "" if importlib.util.find_spec("flax") else "flax is not installed: pip install 'backproof[flax]' -c constraints.txt"
+
+
 # --- the registry --------------------------------------------------------------------------
 
 def _registry():
@@ -285,6 +449,58 @@ def _registry():
                    "set_float32_matmul_precision('highest') and fp32_precision 'ieee' for cuBLAS and cuDNN (no "
                    "TF32); jax_impl.precision() enters jax.default_matmul_precision('highest'), scoped",
                    {"torch": _torch_precision_in_run, "jax": _jax_precision_in_run}),
+        Convention("rmsprop-defaults", "RMSprop's default smoothing constant and where eps goes: "
+                   "(α, eps outside or inside the square root), measured from steps",
+                   {"numpy": (0.99, "outside"), "torch RMSprop": (0.99, "outside"), "optax.rmsprop": (0.9, "inside")},
+                   "torch's: v ← α·v + (1 − α)·g², p ← p − lr·g/(√v + eps). The JAX mirror passes "
+                   "decay=alpha and eps_in_sqrt=False to optax.scale_by_rms; scenario rmsprop-defaults-2-3-1 "
+                   "shows the first step under optax's own defaults",
+                   {"numpy": lambda: _rmsprop_defaults("numpy"), "torch RMSprop": lambda: _rmsprop_defaults("torch"),
+                    "optax.rmsprop": lambda: _rmsprop_defaults("jax")}),
+        Convention("adamw-default-weight-decay", "AdamW's default weight decay λ, measured from one step",
+                   {"torch AdamW": 0.01, "optax.adamw": 0.0001},
+                   "torch's 1e-2 when a scenario gives none; every implementation is passed λ explicitly",
+                   {"torch AdamW": lambda: _adamw_default_decay("torch"),
+                    "optax.adamw": lambda: _adamw_default_decay("jax")}),
+        Convention("adam-weight-decay-coupling", "p after one step from p = 1, g = 0, lr = 0.1, λ = 0.1: "
+                   "coupled L2 (λ·p added to the gradient, then normalised by Adam) against decoupled decay",
+                   {"numpy adam": 0.9, "torch Adam(weight_decay)": 0.9, "torch AdamW": 0.99,
+                    "optax chain(add_decayed_weights, scale_by_adam)": 0.9, "optax.adamw": 0.99},
+                   "both, as torch: adam couples (optax.add_decayed_weights before scale_by_adam), adamw "
+                   "decouples (optax.adamw)",
+                   {label: (lambda label=label: _decay_coupling(label)) for label in (
+                       "numpy adam", "torch Adam(weight_decay)", "torch AdamW",
+                       "optax chain(add_decayed_weights, scale_by_adam)", "optax.adamw")}),
+        Convention("cross-entropy-reduction-and-targets",
+                   f"softmax cross-entropy of logits {LOGITS} against classes {CLASSES}: (shape returned, values)",
+                   {"numpy": ("()", (0.813933054,)), "torch F.cross_entropy(indices)": ("()", (0.813933054,)),
+                    "torch F.cross_entropy(probabilities)": ("()", (0.813933054,)),
+                    "optax softmax_cross_entropy_with_integer_labels": ("(2,)", (0.16984602, 1.458020088)),
+                    "optax softmax_cross_entropy(one-hot)": ("(2,)", (0.16984602, 1.458020088))},
+                   "the mean over rows, as torch; torch takes class indices or probability rows in one "
+                   "function, optax needs the integer-label function or one-hot rows and does not reduce: "
+                   "the JAX mirror takes jnp.mean",
+                   {label: (lambda label=label: _cross_entropy(label)) for label in (
+                       "numpy", "torch F.cross_entropy(indices)", "torch F.cross_entropy(probabilities)",
+                       "optax softmax_cross_entropy_with_integer_labels", "optax softmax_cross_entropy(one-hot)")}),
+        Convention("label-smoothing-placement", "cross-entropy of the same logits and classes with label "
+                   "smoothing 0.1: an argument of torch's loss, a separate optax.smooth_labels step on one-hot labels",
+                   {"numpy": 0.88059972, "torch F.cross_entropy(label_smoothing=0.1)": 0.88059972,
+                    "optax.smooth_labels + softmax_cross_entropy": 0.88059972},
+                   "T' = (1 − ε)·T + ε/K, written in reference/losses.py: the same number either way",
+                   {label: (lambda label=label: _label_smoothing(label)) for label in (
+                       "numpy", "torch F.cross_entropy(label_smoothing=0.1)",
+                       "optax.smooth_labels + softmax_cross_entropy")}),
+        Convention("linear-default-init", f"a default {FAN_IN}→{FAN_OUT} layer: (std·√fan_in, every |w| ≤ "
+                   "1/√fan_in, how the bias starts)",
+                   {"torch nn.Linear": (0.6, True, "uniform ±1/√fan_in"),
+                    "jax lecun_normal": (1.0, False, "no bias initializer"),
+                    "flax.nnx.Linear": (1.0, False, "zeros")},
+                   "none: every scenario carries its weights, so no initialiser runs. A port that re-initialises "
+                   "gets U(±1/√fan_in) weights and biases in torch but a truncated normal of std 1/√fan_in "
+                   "(LeCun) and zero biases in Flax: \"the same model\" starts elsewhere",
+                   {label: (lambda label=label: _default_init(label)) for label in (
+                       "torch nn.Linear", "jax lecun_normal", "flax.nnx.Linear")}),
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from .compare import TOLERANCES
 from .frameworks import FD, INSTALL_HINTS
+from .render import is_plain_sgd
 
 SCHEMA = "backproof/1"
 
@@ -182,11 +183,20 @@ def explain_result(ex, asked):
                                for f in p.factors]} for p in ex.paths] or None,
         "delta_recursion": [{"step": label, "value": np.asarray(v).tolist()} for label, v in ex.recursion] or None,
         "gradient": ex.total, "oracles": ex.oracles,
-        "sgd": {"lr": ex.scenario.lr, "value": ex.value, "updated": ex.updated},
+        "sgd": {"lr": ex.scenario.lr, "value": ex.value, "updated": ex.updated}
+               if is_plain_sgd(ex.scenario.optimizer) else None,
+        "update": {"optimizer": optimizer_block(ex.scenario.optimizer), "value": ex.value, "updated": ex.updated},
+        "softmax_layers": ex.softmax_layers or None,
         "errata": ex.errata or None,
     }
     block = frameworks_block(["numpy", *[fw for fw in asked if fw != "numpy"]], {}, ex.skipped, ex.errors)
     return result(ex.scenario, not ex.errors, block, explain=body)
+
+
+def optimizer_block(optimizer):
+    """{"name": …, every hyperparameter in force}: the scenario file's optimizer block, defaults filled in."""
+    return {"name": optimizer.name, **{key: list(value) if isinstance(value, tuple) else value
+                                       for key, value in optimizer.hyperparameters().items()}}
 
 
 def result(scenario, ok, frameworks, step=None, expected=None, training=None, verify=None, explain=None):

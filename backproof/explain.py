@@ -15,6 +15,11 @@ than ``max_paths`` products, the layer-wise δ recursion is shown instead:
 Every number comes from the NumPy reference's forward pass and its local
 derivatives; the sum is then set beside torch, JAX, the reference's backward
 pass and a finite difference.
+
+A softmax layer on the way makes the paths dependent: each of its outputs depends
+on every unit of its row (∂a_j/∂z_k = a_j·(δ_jk − a_k) is not diagonal), so one
+chain of units is not one product. Then the δ recursion is shown, with softmax's
+Jacobian written out for row 0 and applied as δ = a ⊙ (g − Σ g ⊙ a).
 """
 
 import itertools
@@ -25,6 +30,7 @@ import numpy as np
 
 import reference
 from reference import gradcheck
+from reference.activations import softmax_backward
 from reference.layers import Activation
 from reference.losses import LOSSES
 from reference.network import loss_of
@@ -88,6 +94,7 @@ class Explanation:
     updated: float = 0.0
     errata: list = field(default_factory=list)       # [{"id", "text", "path", "product", "missing"}]
     max_paths: int = MAX_PATHS
+    softmax_layers: list = field(default_factory=list)   # layers on the way whose softmax couples the paths
 
 
     def __str__(self):
@@ -173,9 +180,18 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
     z = [trace[f"layers.{i}.z"] for i in range(last + 1)]
     a = [trace[f"layers.{i}.a"] for i in range(last + 1)]
     inputs = np.asarray(scenario.inputs)
-    slope = [Activation(spec.activation, spec.negative_slope).derivative(z[i])              # f'(z_i), (n, out_i)
-             for i, spec in enumerate(scenario.layers)]
-    d_output = LOSSES[scenario.loss][1](a[last], scenario.targets)                        # ∂E/∂a_last, (n, out)
+    slope = [None if spec.activation == "softmax" else                                    # f'(z_i), (n, out_i)
+             Activation(spec.activation, spec.negative_slope).derivative(z[i]) for i, spec in enumerate(scenario.layers)]
+    d_output = LOSSES[scenario.loss][1](a[last], scenario.targets, **scenario.criterion.options())  # ∂E/∂a_last
+    coupled = [i for i in range(layer, last + 1) if scenario.layers[i].activation == "softmax"]
+
+    def backward(i, g):
+        """∂E/∂z_i from ∂E/∂a_i = g: f'(z_i) ⊙ g, or softmax's Jacobian applied, a ⊙ (g − Σ g ⊙ a)."""
+        return softmax_backward(a[i], g) if slope[i] is None else g * slope[i]
+
+    def local(i):
+        """The label of layer i's local step in the recursion."""
+        return f"J{i}ᵀ·" if slope[i] is None else ""
     rows = inputs.shape[0]
     widths = [spec.shape[0] for spec in scenario.layers]
     path_count = rows * math.prod(widths[layer + 1:])      # exact: Python ints never wrap
@@ -206,17 +222,23 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
         return Path(row, units, [names.unit(*u) for u in units], factors, float(np.prod([f.value for f in factors])))
 
     paths, recursion = [], []
-    if path_count <= max_paths:
+    if path_count <= max_paths and not coupled:
         for row in range(rows):
             for chain in itertools.product(*[range(w) for w in widths[layer + 1:]]):
                 paths.append(path(row, [(layer, unit)] + [(layer + 1 + k, u) for k, u in enumerate(chain)]))
         total = float(sum(p.product for p in paths))
     else:
-        delta = d_output * slope[last]
-        recursion.append((f"δ{last} = ∂E/∂a{last} ⊙ f'(z{last})", delta))
+        for i in coupled:           # the Jacobian of each softmax on the way, row 0
+            recursion.append((f"J{i} = ∂a{i}/∂z{i} (row 0) = diag(a{i}) − a{i}·a{i}ᵀ",
+                              np.diag(a[i][0]) - np.outer(a[i][0], a[i][0])))
+        def step(i, g):
+            wrapped = f"({g})" if "·" in g else g
+            return f"{local(i)}({g})" if slope[i] is None else f"{wrapped} ⊙ f'(z{i})"
+        delta = backward(last, d_output)
+        recursion.append((f"δ{last} = {step(last, f'∂E/∂a{last}')}", delta))
         for i in range(last - 1, layer - 1, -1):
-            delta = (delta @ scenario.layers[i + 1].weight) * slope[i]
-            recursion.append((f"δ{i} = (δ{i + 1}·W{i + 1}) ⊙ f'(z{i})", delta))
+            delta = backward(i, delta @ scenario.layers[i + 1].weight)
+            recursion.append((f"δ{i} = {step(i, f'δ{i + 1}·W{i + 1}')}", delta))
         column = delta[:, unit]
         if kind == "bias":
             total = float(np.sum(column))
@@ -229,8 +251,8 @@ def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATH
 
     value = float(scenario.parameters()[tensor][index])
     result = Explanation(scenario, format_element(tensor, index), tensor, index, names.parameter(tensor, index),
-                         total, path_count, paths, recursion, value=value, updated=value - scenario.lr * total,
-                         max_paths=max_paths)
+                         total, path_count, paths, recursion, value=value,
+                         updated=float(trace[f"updated.{tensor}"][index]), max_paths=max_paths, softmax_layers=coupled)
     result.oracles["numpy"] = float(trace[f"grad.{tensor}"][index])     # the hand-derived backward pass
     others = [fw for fw in as_frameworks(frameworks) if fw != "numpy"]
     runs = run_each(lambda name, module: module.run_step(scenario)[f"grad.{tensor}"][index], others)

@@ -162,7 +162,7 @@ def train_text(report):
     atol, rtol = TOLERANCES[sc.dtype]["train"]
     steps = sc.inputs.shape[0] // report.batch_size
     lines = [f"== {sc.name}: training ==  {sc.dtype} · {report.epochs} epochs × {steps} steps "
-             f"(batch {report.batch_size}, lr {sc.lr:g}) · tolerance |Δ| ≤ {atol:g} + {rtol:g}·|x|"]
+             f"(batch {report.batch_size}, {optimizer_text(sc.optimizer)}) · tolerance |Δ| ≤ {atol:g} + {rtol:g}·|x|"]
     lines += status_lines(report.skipped, report.errors)
     columns = dict((fw, r["train.loss"]) for fw, r in report.results.items())
     if fd is not None:
@@ -325,8 +325,15 @@ def explain_text(result):
         else:
             lines += ["", f"   ∂E/∂{result.symbol} = the sum of the {len(result.paths)} products = {result.total:.8g}"]
     else:
-        lines += ["", f"   {result.path_count} products are too many to print (more than {result.max_paths}); "
-                      "the layer-wise δ recursion computes the same sum:"]
+        if result.softmax_layers:
+            lines += ["", f"   the paths are not independent: the softmax of layer "
+                          f"{', '.join(map(str, result.softmax_layers))} makes each of its outputs depend on every "
+                          "unit of its row (its Jacobian is not diagonal), so a chain of units is not one product; "
+                          "the layer-wise δ recursion, with the Jacobian J = diag(a) − a·aᵀ applied as "
+                          "a ⊙ (g − Σ g ⊙ a), computes the sum:"]
+        else:
+            lines += ["", f"   {result.path_count} products are too many to print (more than {result.max_paths}); "
+                          "the layer-wise δ recursion computes the same sum:"]
         for label, value in result.recursion:
             value = np.asarray(value)
             if value.ndim < 2:
@@ -346,9 +353,26 @@ def explain_text(result):
                          if erratum["missing"] else "the other paths, ")
                       + f"worth {result.total - erratum['product']:.4g}",
                   f"   {erratum['text']}"]
-    lines += ["", f"   SGD: {result.symbol} − lr·∂E/∂{result.symbol} = {result.value:.6g} − {sc.lr:g} × {result.total:.6g} "
-                  f"= {result.updated:.8g}", ""]
+    if is_plain_sgd(sc.optimizer):
+        lines += ["", f"   SGD: {result.symbol} − lr·∂E/∂{result.symbol} = {result.value:.6g} − {sc.lr:g} × "
+                      f"{result.total:.6g} = {result.updated:.8g}", ""]
+    else:
+        lines += ["", f"   {optimizer_text(sc.optimizer)}: {result.symbol} = {result.value:.6g} → {result.updated:.8g} "
+                      "after one step (the optimizer's state is in `backproof check`)", ""]
     return "\n".join(lines)
+
+
+def is_plain_sgd(optimizer):
+    """p ← p − lr·g exactly: SGD with no momentum and no weight decay."""
+    return optimizer.name == "sgd" and not optimizer.momentum and not optimizer.weight_decay
+
+
+def optimizer_text(optimizer):
+    """'adam (lr 0.05, betas (0.9, 0.999), eps 1e-08, weight_decay 0.0005)': every hyperparameter in force."""
+    def shown(value):
+        return f"({', '.join(f'{v:g}' for v in value)})" if isinstance(value, tuple) else (
+            str(value).lower() if isinstance(value, bool) else f"{value:g}")
+    return f"{optimizer.name} ({', '.join(f'{k} {shown(v)}' for k, v in optimizer.hyperparameters().items())})"
 
 
 def _factor_label(factor):

@@ -12,10 +12,13 @@ the canonical layout and the scenario's dtype:
 
     params   {"layers.0.weight": (out, in), "layers.0.bias": (out,), …}
     inputs   (n, in)
-    targets  (n, out)
+    targets  (n, out); for cross_entropy, probability rows (class indices arrive as
+             one-hot rows: ``targets.argmax(1)`` gives them back); label smoothing is
+             not applied to them: the loss does that, as T' = (1 − ε)·T + ε/K
 
 and returns ∂L/∂p for every parameter, under the same names, where L is the
-scenario's loss over the whole batch.
+scenario's loss over the whole batch (examples/spiral_gradients.py does it for
+softmax cross-entropy).
 
 The oracles:
 

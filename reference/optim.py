@@ -14,15 +14,6 @@ constant, ε eps, g the gradient and t the step number, from 1.
 import numpy as np
 
 
-def check_shapes(params, grads):
-    """A gradient whose shape differs from its parameter's is refused by name: NumPy would otherwise
-    broadcast (1, 3) − (3, 1) into a (3, 3) "update" without a word."""
-    for name, value in params.items():
-        if np.shape(grads[name]) != value.shape:
-            raise ValueError(f"update: the gradient of {name} has shape {np.shape(grads[name])}, "
-                             f"the parameter {value.shape}")
-
-
 def sgd(params, grads, state, o):
     """torch.optim.SGD:
         g ← g + λ·p                                   (weight decay, coupled: part of the gradient)
@@ -121,3 +112,12 @@ def update(params, grads, state, optimizer):
     """
     check_shapes(params, grads)
     return OPTIMIZERS[optimizer.name](params, grads, state, optimizer)
+
+
+def check_shapes(params, grads):
+    """A gradient whose shape differs from its parameter's is refused by name: NumPy would otherwise
+    broadcast (1, 3) − (3, 1) into a (3, 3) "update" without a word."""
+    for name, value in params.items():
+        if np.shape(grads[name]) != value.shape:
+            raise ValueError(f"update: the gradient of {name} has shape {np.shape(grads[name])}, "
+                             f"the parameter {value.shape}")

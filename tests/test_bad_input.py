@@ -39,8 +39,20 @@ FIELDS = {
     "nan.json": "inputs[0][0] must be finite",
     "infinity.json": "layers[1].bias[0] must be finite",
     "unknown-activation.json": "layers[0].activation 'gelu' is not a known activation",
-    "unknown-loss.json": "loss 'cross_entropy' is not a known loss",
-    "unknown-optimizer.json": "optimizer.name 'adam' is not a known optimizer",
+    "unknown-loss.json": "loss 'hinge' is not a known loss",
+    "unknown-optimizer.json": "optimizer.name 'lbfgs' is not a known optimizer",
+    "loss-object-unknown-name.json": "loss.name 'focal' is not a known loss",
+    "optimizer-unknown-key.json": "optimizer.momentum is not a field of adam (its fields: lr, betas, eps, weight_decay)",
+    "optimizer-betas-range.json": "optimizer.betas[1] is 1.0; a beta must lie in [0, 1)",
+    "optimizer-nesterov-no-momentum.json": "optimizer.nesterov needs momentum > 0 and dampening 0",
+    "optimizer-negative-weight-decay.json": "optimizer.weight_decay is -0.01; it must be 0 or more",
+    "class-index-out-of-range.json": "targets[1] is class 3, out of range: the last layer has 3 outputs",
+    "class-index-not-whole.json": "targets[1] must be a class index (a whole number)",
+    "class-index-count.json": "targets has 3 class indices but inputs has 2 rows",
+    "probabilities-not-summing-to-1.json": "targets[0] sums to 0.9; a probability row must sum to 1",
+    "probability-negative.json": "targets[0][0] is 1.2; cross_entropy targets are probabilities in [0, 1]",
+    "label-smoothing-range.json": "loss.label_smoothing must lie in [0, 1], not 1.5",
+    "label-smoothing-on-mse.json": "loss.label_smoothing applies to cross_entropy only",
     "lr-zero.json": "optimizer.lr must be greater than 0",
     "lr-negative.json": "optimizer.lr must be greater than 0",
     "lr-string.json": "optimizer.lr must be a number, not a string",
@@ -123,14 +135,22 @@ def test_caps_apply_to_command_line_overrides(args, message, capsys):
         assert code == 2 and message in err, err
 
 
-def test_an_unknown_optimizer_key_is_a_warning(tmp_path, capsys):
+def test_an_unknown_optimizer_key_is_an_error_not_a_warning(tmp_path, capsys):
+    """A key another optimizer has (momentum, for sgd) is an error for adam: ignored, it would silently leave
+    torch's default in force. Everywhere else an unknown key stays a warning."""
     doc = json.loads((CORPUS / "missing-name.json").read_text())
     doc.update(name="momentum")
-    doc["optimizer"]["momentum"] = 0.9
+    doc["optimizer"] = {"name": "adam", "lr": 0.01, "momentum": 0.9}
     path = tmp_path / "momentum.json"
     path.write_text(json.dumps(doc))
     code, _, err = run_cli(["check", str(path), "--frameworks", "numpy"], capsys)
-    assert code == 0 and f"warning: {path}: optimizer.momentum is not a known optimizer field and is ignored" in err
+    assert code == 2 and err == (f"error: {path}: optimizer.momentum is not a field of adam "
+                                 "(its fields: lr, betas, eps, weight_decay)\n")
+    doc["optimizer"] = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+    doc["layers"][0]["wieght"] = 1
+    path.write_text(json.dumps(doc))
+    code, _, err = run_cli(["check", str(path), "--frameworks", "numpy"], capsys)
+    assert code == 0 and f"warning: {path}: layers[0].wieght is not a known layer field and is ignored" in err
 
 
 def test_output_that_cannot_be_encoded_is_escaped():

@@ -40,7 +40,7 @@ def test_the_precision_observations_can_tell_an_unpinned_run():
     # the step without its precision() context
     def unpinned(sc):
         network = torch_impl.network
-        network.gradients(network.Model(sc), *network.tensors(sc), sc.loss)
+        network.gradients(network.Model(sc), *network.tensors(sc), sc.criterion)
 
     seen, after = torch_settings_at_each_linear(unpinned, scenario)
     assert {s[0] for s in seen} == {"medium"} and after == "medium"
@@ -48,6 +48,6 @@ def test_the_precision_observations_can_tell_an_unpinned_run():
     jax_impl = require("jax")
     network = jax_impl.network
     x, t = network.arrays(scenario)
-    lowered = network.step.lower(network.Model.from_scenario(scenario), x, t, scenario.loss, scenario.lr)
+    lowered = network.step.lower(network.Model.from_scenario(scenario), x, t, scenario.criterion, scenario.optimizer)
     assert "precision = [DEFAULT, DEFAULT]" in lowered.as_text()
     assert "precision = [DEFAULT" not in jax_impl.network.lowered_step(scenario)

@@ -79,7 +79,7 @@ def test_the_readme_excerpt_is_what_check_prints(capsys):
 
 def test_the_scenario_format_documents_every_field():
     text = (DOCS / "templates" / "scenario-format.md").read_text(encoding="utf-8")
-    prefixes = {"scenario": "", "layer": "layers[i].", "optimizer": "optimizer.", "train": "train.",
+    prefixes = {"scenario": "", "layer": "layers[i].", "optimizer": "optimizer.", "loss": "loss.", "train": "train.",
                 "errata": "errata[i].", "expected": "expected[key]."}
     for block, fields in KNOWN.items():
         for field in fields:

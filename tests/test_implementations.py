@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ALLOWED_IMPORTS = {
     "reference": {"numpy", "dataclasses", "typing", "reference"},
     "torch_impl": {"numpy", "torch", "contextlib", "reference", "torch_impl"},
-    "jax_impl": {"numpy", "jax", "contextlib", "dataclasses", "functools", "reference", "jax_impl"},
+    "jax_impl": {"numpy", "jax", "optax", "contextlib", "dataclasses", "functools", "typing", "reference", "jax_impl"},
 }
 
 
@@ -62,7 +62,7 @@ def test_reference_backward_returns_gradients_and_changes_no_weight():
     sc = scenario("blog-2-3-3-1")
     model = Model(sc)
     before = {k: v.copy() for k, v in model.parameters().items()}
-    values = gradients(model, np.array(sc.inputs), sc.targets, sc.loss)
+    values = gradients(model, np.array(sc.inputs), sc.targets, sc.criterion)
     for name, value in model.parameters().items():
         np.testing.assert_array_equal(value, before[name], err_msg=name)
     assert all(g is not None for g in values.grads.values())

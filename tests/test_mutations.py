@@ -61,14 +61,14 @@ def test_derivative_at_the_output_is_an_equivalent_mutant_for_relu(restored_refe
 
 
 def test_a_gradient_of_the_wrong_shape_is_refused_by_name():
-    """Where a transposed gradient is not square, NumPy would broadcast it; sgd names the parameter."""
+    """Where a transposed gradient is not square, NumPy would broadcast it; update names the parameter."""
     sc = scenario("blog-2-3-3-1")
     params = sc.parameters()
     grads = {name: np.zeros(value.shape) for name, value in params.items()}
     grads["layers.2.weight"] = np.zeros((3, 1))
-    with pytest.raises(ValueError, match=r"sgd: the gradient of layers\.2\.weight has shape \(3, 1\), "
+    with pytest.raises(ValueError, match=r"update: the gradient of layers\.2\.weight has shape \(3, 1\), "
                                          r"the parameter \(1, 3\)"):
-        reference.optim.sgd(params, grads, 0.01)
+        reference.update(params, grads, {}, sc.optimizer)
 
 
 def test_the_clean_reference_passes_everything():

@@ -39,14 +39,14 @@ def test_stages_out_of_order_fail(tmp_path):
     paths = copies(tmp_path)
     network = paths["jax"][0]
     text = network.read_text()
-    sgd_start, run_start = text.index("def sgd("), text.index("def run_step(")
-    sgd = text[sgd_start:run_start]
-    text = text[:sgd_start] + text[run_start:]
-    text = text.replace("# --- plumbing", sgd + "# --- plumbing")        # sgd moved after train
+    update_start, run_start = text.index("def update("), text.index("def run_step(")
+    update = text[update_start:run_start]
+    text = text[:update_start] + text[run_start:]
+    text = text.replace("# --- plumbing", update + "# --- plumbing")     # update moved after train
     network.write_text(text)
     (problem,) = skeleton_problems(paths)
     assert problem.startswith("jax (network.py): stages out of order: ACTIVATIONS, LOSSES, Model, forward, "
-                              "gradients, run_step, train, sgd")
+                              "gradients, OPTIMIZERS, run_step, train, update")
 
 
 def test_blocks_are_the_live_source():
@@ -70,7 +70,7 @@ def test_read_prints_every_stage_side_by_side_when_wide(capsys):
 
 
 def test_read_stacks_the_columns_when_narrow(capsys):
-    assert main(["read", "sgd", "--width", "60"]) == 0
+    assert main(["read", "update", "--width", "60"]) == 0
     out = capsys.readouterr().out
     assert " │ " not in out
     assert out.index("numpy  reference/optim.py") < out.index("torch  torch_impl/network.py") < \
@@ -101,4 +101,4 @@ def test_read_an_unknown_stage_is_one_line_and_exit_2(capsys):
     assert main(["read", "backward"]) == 2
     err = capsys.readouterr().err
     assert err == ("error: read: 'backward' is not a stage (stages: ACTIVATIONS, LOSSES, Model, forward, "
-                   "gradients, sgd, run_step, train)\n")
+                   "gradients, OPTIMIZERS, update, run_step, train)\n")

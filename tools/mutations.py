@@ -11,16 +11,13 @@ without sigmoid). The harness passes the test when it fails exactly the
 scenarios that can show the bug, at exactly that tensor, and passes the rest.
 """
 
-import importlib
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
 import reference
-from reference import activations, layers, losses
-
-reference_train = importlib.import_module("reference.train")   # the module (reference.train is the function)
+from reference import activations, layers, losses, optim
 
 from backproof.check import check_scenario
 from backproof.kink_conventions import exact_kinks
@@ -93,14 +90,16 @@ def _relu_kink_expected(scenario, clean):
 
 
 def _derivative_at_output(patch, scenario):
-    for name, (fn, fn_grad) in list(activations.ACTIVATIONS.items()):
+    for name in activations.ELEMENTWISE:                        # softmax's pair is a Jacobian product, not f'
+        fn, fn_grad = activations.ACTIVATIONS[name]
+
         def at_output(z, *extra, fn=fn, fn_grad=fn_grad):
             return fn_grad(fn(z, *extra), *extra)               # bug: f'(a) with a = f(z), instead of f'(z)
         patch.setitem(activations.ACTIVATIONS, name, (fn, at_output))
 
 
 def _transpose_square(self, dz):
-    """dW as Xᵀ·dZ, (in, out): silent only where in = out (elsewhere sgd refuses the shape by name)."""
+    """dW as Xᵀ·dZ, (in, out): silent only where in = out (elsewhere update refuses the shape by name)."""
     out_features, in_features = self.weight.shape
     return self.x.T @ dz if out_features == in_features else dz.T @ self.x
 
@@ -125,8 +124,85 @@ def _dense_backward(weight_grad=None, bias_grad=None, update_lr=None, reuse_inpu
     return backward
 
 
-def _sgd_ascent(params, grads, lr):
-    return {name: params[name] + lr * grads[name] for name in params}
+def _sgd_ascent(params, grads, state, o):
+    new_params, state = optim.sgd(params, grads, state, o)
+    return {name: 2 * params[name] - value for name, value in new_params.items()}, state    # p + lr·g
+
+
+def _softmax_elementwise(a, da):
+    return da * a * (1.0 - a)            # bug: only the Jacobian's diagonal, a_j·(1 − a_j)
+
+
+def _cross_entropy_summed(patch, scenario):
+    patch.setitem(losses.LOSSES, "cross_entropy", (
+        lambda y, t, label_smoothing=0.0: losses.cross_entropy(y, t, label_smoothing) * y.shape[0],
+        lambda y, t, label_smoothing=0.0: losses.cross_entropy_grad(y, t, label_smoothing) * y.shape[0]))
+
+
+def _adam_without_bias_correction(params, grads, state, o, decoupled=False):
+    """Adam as written, with m and v used as they are instead of m / (1 − β₁ᵗ) and v / (1 − β₂ᵗ)."""
+    new_params, new_state = optim.adam(params, grads, state, o, decoupled)
+    beta1, beta2 = o.betas
+    fixed = {}
+    for name, p in new_params.items():
+        t, m, v = new_state[name]["step"], new_state[name]["exp_avg"], new_state[name]["exp_avg_sq"]
+        corrected = o.lr * (m / (1 - beta1 ** t)) / (np.sqrt(v / (1 - beta2 ** t)) + o.eps)
+        fixed[name] = p + corrected - o.lr * m / (np.sqrt(v) + o.eps)     # the corrected step swapped out
+    return fixed, new_state
+
+
+def _nesterov_with_previous_buffer(params, grads, state, o):
+    """Nesterov's look-ahead g + μ·b taken with the buffer from *before* this step (0 on the first)."""
+    new_params, new_state = optim.sgd(params, grads, state, o)
+    if not (o.momentum and o.nesterov):
+        return new_params, new_state
+    for name, p in params.items():
+        g = grads[name] + (o.weight_decay * p if o.weight_decay else 0)
+        previous = state.get(name, {}).get("momentum_buffer", np.zeros_like(p))
+        new_params[name] = p - o.lr * (g + o.momentum * previous)
+    return new_params, new_state
+
+
+def _decay_swapped(patch, scenario):
+    patch.setitem(optim.OPTIMIZERS, "adam", lambda *args: optim.adam(*args, decoupled=True))
+    patch.setitem(optim.OPTIMIZERS, "adamw", lambda *args: optim.adam(*args, decoupled=False))
+
+
+def _rmsprop_eps_inside(params, grads, state, o):
+    """torch's RMSprop rule written out again with one change: g/√(v + ε) (optax's default placement)
+    where torch divides by √v + ε."""
+    new_params, new_state = {}, {}
+    for name, p in params.items():
+        g = grads[name] + (o.weight_decay * p if o.weight_decay else 0.0)
+        s = state.get(name, {"step": 0, "square_avg": np.zeros_like(p), "grad_avg": np.zeros_like(p),
+                             "momentum_buffer": np.zeros_like(p)})
+        v = o.alpha * s["square_avg"] + (1.0 - o.alpha) * g * g
+        kept = {"step": s["step"] + 1, "square_avg": v}
+        if o.centered:
+            kept["grad_avg"] = o.alpha * s["grad_avg"] + (1.0 - o.alpha) * g
+            d = np.sqrt(v - kept["grad_avg"] ** 2 + o.eps)           # bug: eps inside the root
+        else:
+            d = np.sqrt(v + o.eps)                                     # bug: eps inside the root
+        step = g / d
+        if o.momentum:
+            kept["momentum_buffer"] = step = o.momentum * s["momentum_buffer"] + step
+        new_params[name], new_state[name] = p - o.lr * step, kept
+    return new_params, new_state
+
+
+def _first_update(optimizers, condition=lambda o: True, tensor="updated.{name}"):
+    """expected(): ``tensor`` for the first parameter when the scenario's optimizer is one of ``optimizers``
+    and ``condition`` holds, else None."""
+    def expected(sc, clean):
+        if sc.optimizer.name not in optimizers or not condition(sc.optimizer):
+            return None
+        return tensor.format(name=next(iter(sc.parameters())))
+    return expected
+
+
+def _top_softmax_dz(sc, clean):
+    layers_with = [i for i, spec in enumerate(sc.layers) if spec.activation == "softmax"]
+    return f"layers.{max(layers_with)}.dz" if layers_with else None
 
 
 def _mse_over_rows(patch, scenario):
@@ -166,9 +242,10 @@ MUTANTS = (
                                            (activations.tanh, lambda z: 1.0 - np.tanh(z))),
            _dz_of_top({"tanh"})),
     Mutant("sgd-sign-flipped", "SGD update with the sign flipped: p + lr·g",
-           lambda patch, sc: patch.setattr(reference_train, "sgd", _sgd_ascent),
+           lambda patch, sc: patch.setitem(optim.OPTIMIZERS, "sgd", _sgd_ascent),
            lambda sc, clean: next((f"updated.{name}" for name in sc.parameters()
-                                   if np.any(clean[f"grad.{name}"] != 0)), None)),
+                                   if np.any(clean[f"grad.{name}"] != 0)), None) if sc.optimizer.name == "sgd"
+           else None),
     Mutant("backward-with-updated-weights", "dz of layer i computed with layer i+1's updated weights",
            lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(update_lr=sc.lr)),
            lambda sc, clean: f"layers.{len(sc.layers) - 2}.dz" if len(sc.layers) > 1 else None),
@@ -181,6 +258,31 @@ MUTANTS = (
                activations.leaky_relu,
                lambda z, negative_slope=0.01: np.where(z > 0, negative_slope, 1.0).astype(z.dtype))),
            _dz_of_top({"leaky_relu"})),
+    Mutant("softmax-backward-elementwise", "softmax backward as if elementwise: dA ⊙ a(1 − a), the Jacobian's "
+           "diagonal only",
+           lambda patch, sc: patch.setitem(activations.ACTIVATIONS, "softmax", (activations.softmax,
+                                                                                _softmax_elementwise)),
+           _top_softmax_dz),
+    Mutant("cross-entropy-not-averaged", "cross-entropy summed over the rows instead of averaged",
+           _cross_entropy_summed,
+           lambda sc, clean: "loss" if sc.loss == "cross_entropy" and sc.inputs.shape[0] > 1 else None),
+    Mutant("adam-without-bias-correction", "Adam without bias correction: m and v used for m̂ and v̂",
+           lambda patch, sc: (patch.setitem(optim.OPTIMIZERS, "adam", _adam_without_bias_correction),
+                              patch.setitem(optim.OPTIMIZERS, "adamw", lambda *args: _adam_without_bias_correction(
+                                  *args, decoupled=True))),
+           _first_update(("adam", "adamw"))),
+    Mutant("nesterov-previous-buffer", "Nesterov's look-ahead g + μ·b taken with the momentum buffer before "
+           "this step's update",
+           lambda patch, sc: patch.setitem(optim.OPTIMIZERS, "sgd", _nesterov_with_previous_buffer),
+           _first_update(("sgd",), lambda o: o.momentum and o.nesterov)),
+    Mutant("weight-decay-coupling-swapped", "Adam's L2 decay applied decoupled and AdamW's coupled (swapped)",
+           _decay_swapped,
+           _first_update(("adam", "adamw"), lambda o: o.weight_decay, tensor="state.{name}.exp_avg")),
+    Mutant("rmsprop-eps-inside-sqrt", "RMSprop's eps inside the square root, g/√(v + ε) (optax's default), "
+           "instead of g/(√v + ε)",
+           lambda patch, sc: patch.setitem(optim.OPTIMIZERS, "rmsprop", _rmsprop_eps_inside),
+           lambda sc, clean: _first_update(("rmsprop",), tensor="state.{name}.momentum_buffer" if sc.optimizer.momentum
+                                           else "updated.{name}")(sc, clean)),
 )
 
 
