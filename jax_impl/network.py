@@ -177,8 +177,8 @@ def train(scenario, epochs=None):
         x, t = arrays(scenario)
         steps = x.shape[0] // batch_size
         x_batches, t_batches = x.reshape(steps, batch_size, -1), t.reshape(steps, batch_size, *t.shape[1:])
-        (params, state), losses = train_scan(model, x_batches, t_batches, scenario.criterion, scenario.optimizer,
-                                             epochs)
+        (params, state), losses = compiled_train_scan(scenario)(model, x_batches, t_batches, scenario.criterion,
+                                                                scenario.optimizer, epochs)
         result = {"train.loss": numpy(losses, scenario.dtype)}
         for name, value in canonical(params).items():
             result[f"trained.{name}"] = numpy(value, scenario.dtype)
@@ -187,7 +187,6 @@ def train(scenario, epochs=None):
         return result
 
 
-@functools.partial(jax.jit, static_argnames=("loss", "optimizer", "epochs"))
 def train_scan(model, x_batches, t_batches, loss, optimizer, epochs):
     """lax.scan over epochs, and inside each over that epoch's batches -> ((params, state), epoch losses)."""
     def train_step(carry, batch):
@@ -205,6 +204,19 @@ def train_scan(model, x_batches, t_batches, loss, optimizer, epochs):
 
 
 # --- plumbing: layout, conversions, precision (not stages) --------------------------------
+
+TRAIN_STATIC = ("loss", "optimizer", "epochs")
+TRAIN_SCAN = {"optimized": jax.jit(train_scan, static_argnames=TRAIN_STATIC),
+              "quick": jax.jit(train_scan, static_argnames=TRAIN_STATIC, compiler_options=STEP_COMPILER_OPTIONS)}
+QUICK_COMPILE_BELOW = 1_000_000      # parameters × rows: below it compiling is what a training run spends
+
+
+def compiled_train_scan(scenario):
+    """``train_scan`` jitted for this scenario's size: a small network compiles in half the time without
+    LLVM's optimisation passes and runs a few milliseconds slower; a large one keeps them. Neither option
+    is fast-math: both compute IEEE float32/float64, within the training tolerance of the others."""
+    size = sum(value.size for value in scenario.parameters().values()) * scenario.inputs.shape[0]
+    return TRAIN_SCAN["quick" if size < QUICK_COMPILE_BELOW else "optimized"]
 
 def coupled_decay(o):
     """g ← g + λ·p, as torch adds it: only when λ ≠ 0 (0·p would turn an inf weight into a NaN)."""

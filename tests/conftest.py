@@ -82,3 +82,17 @@ def scenario(name, dtype="float64"):
 def trace(framework, name, dtype):
     """One framework's trace of one built-in scenario (cached: each runs once per session)."""
     return require(framework).run_step(scenario(name, dtype))
+
+
+BUILTINS = set(backproof.builtin_names())
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (--dist loadgroup), the tests of one built-in scenario run on one worker: its traces and
+    trainings are cached per process, so they are then computed (and JAX compiles them) once, not once per worker."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        name = next((params[key] for key in ("scenario_name", "smooth_scenario_name", "name")
+                     if isinstance(params.get(key), str) and params[key] in BUILTINS), None)
+        if name and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(f"scenario-{name}"))

@@ -101,12 +101,33 @@ def test_delta_recursion_replaces_paths_when_there_are_too_many(scenario_name):
         element = f"{name}[{','.join(map(str, index))}]"
         full = explain(sc, element, (), max_paths=10**6)
         short = explain(sc, element, (), max_paths=1)
-        assert len(full.paths) == full.path_count
+        if full.softmax_layers:           # a softmax on the way couples the paths: always the recursion
+            assert full.paths == [] and "the paths are not independent" in str(full)
+        else:
+            assert len(full.paths) == full.path_count
         assert short.paths == [] or short.path_count <= 1
         for result in (full, short):
             assert result.total == pytest.approx(t[f"grad.{name}"][index], rel=1e-12, abs=1e-15), (element, result)
         if not short.paths:
             assert "δ recursion" in str(short)
+
+
+def test_softmax_paths_are_not_independent_and_the_jacobian_is_written_out():
+    """Through a softmax layer, explain uses the δ recursion with softmax's Jacobian, J = diag(a) − a·aᵀ, and
+    still gives autodiff's number; the Jacobian shown is the one torch.autograd.functional.jacobian computes."""
+    sc = scenario("softmax-2-3-3")
+    result = explain(sc, "layers.0.weight[0,0]", ())
+    assert result.softmax_layers == [1] and result.paths == []
+    label, jacobian = result.recursion[0]
+    assert label.startswith("J1 = ∂a1/∂z1 (row 0)")
+    a = trace("numpy", "softmax-2-3-3", "float64")["layers.1.a"][0]
+    np.testing.assert_allclose(jacobian, np.diag(a) - np.outer(a, a), rtol=0, atol=1e-15)
+    torch = pytest.importorskip("torch")
+    z = torch.tensor(trace("numpy", "softmax-2-3-3", "float64")["layers.1.z"][0])
+    np.testing.assert_allclose(jacobian, torch.autograd.functional.jacobian(lambda v: torch.softmax(v, 0), z).numpy(),
+                               rtol=0, atol=1e-15)
+    assert result.total == pytest.approx(-0.0167681041, abs=5e-11)      # the value pinned in the scenario
+    assert "J1ᵀ·(∂E/∂a1)" in str(result)
 
 
 def test_bad_parameters_are_explain_errors():

@@ -12,7 +12,7 @@ from post001_aliasing import procedure
 from backproof.training import drift
 from conftest import require
 
-TRAINING = ["grokking-3-4-1", "xor-2-3-1-tanh", "deep-1-2-2-1"]
+TRAINING = [name for name in backproof.builtin_names() if backproof.load(name).train]
 # torch.optim.SGD's per-step cost makes xor's full 40,000 steps the slowest run of the suite (docs/evidence.md):
 # the pairwise tests train xor for 1,000 epochs; the full run is tested in JAX below and run in all three
 # frameworks by `make compare`.
@@ -25,20 +25,27 @@ def trained(framework, name, dtype="float64", epochs=None):
     return require(framework).train(sc, epochs or TEST_EPOCHS.get(name))
 
 
+def test_every_built_in_with_a_train_block_is_trained_here():
+    assert {"grokking-3-4-1", "xor-2-3-1-tanh", "deep-1-2-2-1", "spiral-2-16-3-adam", "xor-2-3-1-tanh-nesterov",
+            "mixed-3-4-3-2-rmsprop"} <= set(TRAINING)
+
+
 @pytest.mark.parametrize("name", TRAINING)
-def test_trajectories_agree(name, pair):
-    a, b = pair
-    d = drift(a, trained(a, name), b, trained(b, name), "float64")
-    assert d.ok, (f"{name}: {a} vs {b} first exceeds tolerance at epoch {d.first_bad_epoch}, "
-                  f"largest loss |Δ| {d.max_loss_abs:.3g}; final: "
-                  + "; ".join(c.message(name) for c in d.final if not c.ok))
-
-
-def test_float32_trajectory_agrees_to_the_measured_tolerance(pair):
-    a, b = pair
-    d = drift(a, trained(a, "deep-1-2-2-1", "float32"), b, trained(b, "deep-1-2-2-1", "float32"), "float32")
-    assert d.ok, f"deep-1-2-2-1 float32: {a} vs {b}: first bad epoch {d.first_bad_epoch}, {d.final}"
-    assert trained(a, "deep-1-2-2-1", "float32")["train.loss"].dtype == np.float32
+def test_trajectories_agree(name, dtype):
+    """Every pair of frameworks, every epoch's loss, the trained parameters and the optimizer's final state,
+    within the training tolerance of the dtype."""
+    for framework in ("numpy", "torch", "jax"):
+        require(framework)
+    runs = {fw: trained(fw, name, dtype) for fw in ("numpy", "torch", "jax")}
+    assert all(run["train.loss"].dtype == np.dtype(dtype) for run in runs.values())
+    for a, b in (("numpy", "torch"), ("numpy", "jax"), ("torch", "jax")):
+        d = drift(a, runs[a], b, runs[b], dtype)
+        assert d.ok, (f"{name} [{dtype}]: {a} vs {b} first exceeds tolerance at epoch {d.first_bad_epoch}, "
+                      f"largest loss |Δ| {d.max_loss_abs:.3g}; final: "
+                      + "; ".join(c.message(name) for c in d.final if not c.ok))
+        sc = backproof.load(name)
+        states = {c.tensor for c in d.final if c.tensor.startswith("trained.state.")}
+        assert states == {f"trained.state.{p}.{b}" for p in sc.parameters() for b in sc.optimizer.buffers()}
 
 
 def test_drift_is_caught():
