@@ -187,7 +187,7 @@ def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, par
         trained = None
         if training and scenario.train:
             trained = compare_training(scenario, None, train_results, train_seconds, runs.skipped, train_errors,
-                                       kink_checks)
+                                       kink_checks, strict)
         reports.append(ScenarioReport(scenario, traces, list(runs.skipped), errors, comparisons,
                                       check_expected(scenario, traces), list(shapes), kinks, explained, strict,
                                       seconds, trained))

@@ -56,6 +56,8 @@ def build_parser():
     train.add_argument("--epochs", type=positive_int, help="override the scenario's train.epochs")
     train.add_argument("--finite-differences", action="store_true",
                        help="also train the NumPy reference with central finite differences (post 001's method)")
+    train.add_argument("--strict", action="store_true",
+                       help="fail a drift beyond tolerance even when the rounding noise floor explains it")
     add_common(train)
 
     verify = commands.add_parser(
@@ -192,7 +194,7 @@ def cmd_train(args):
         over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1])
         if over:
             raise UsageError(f"--epochs {args.epochs} {over}")
-    report = train(scenario, frameworks, args.epochs, args.finite_differences)
+    report = train(scenario, frameworks, args.epochs, args.finite_differences, strict=args.strict)
     if args.json:
         print_json(envelope.document("train", [envelope.train_result(report, frameworks)]))
     else:

@@ -140,7 +140,8 @@ def training(report):
         "tensors": tensors,
         "drift": [{"a": d.a, "b": d.b, "ok": d.ok, "first_bad_epoch": d.first_bad_epoch,
                    "max_loss_abs": d.max_loss_abs, "max_loss_rel": d.max_loss_rel, "worst_epoch": d.worst_epoch,
-                   "final": {c.tensor: comparison(c) for c in d.final}} for d in report.drifts],
+                   "final": {c.tensor: comparison(c) for c in d.final},
+                   "explained_by_noise": d.explained, "noise_floor": d.noise} for d in report.drifts],
         "relu_kinks": None if kinks is None else {
             "before": [{"layer": k.layer, "unit": k.unit, "x": k.x} for k in kinks.before],
             "after": [{"layer": k.layer, "unit": k.unit, "x": k.x} for k in kinks.after],

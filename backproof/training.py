@@ -1,5 +1,14 @@
 """Whole training runs in every framework, compared epoch by epoch.
 
+Rounding is amplified by some training runs: Adam and centered RMSprop divide by running
+estimates that rounding moves, and a ReLU unit that flips on or off changes every step after
+it. Two correct implementations then drift apart by more than the training tolerance, in
+float32 mostly. To tell that from a bug, a drift beyond tolerance is set against the
+**rounding noise floor**: the reference trained again with every parameter nudged by ±1 ulp
+(seeded, random) after every step. A drift within NOISE_FACTOR times that floor, at every
+tensor it fails, is explained: the run cannot be compared more tightly at this precision
+(float64 can; ``--strict`` fails it anyway).
+
 Each implementation's ``train(scenario, epochs)`` returns ``train.loss`` (E,), the mean
 step loss of each epoch, ``trained.layers.{i}.weight/bias`` and the optimizer's state at the end,
 ``trained.state.layers.{i}.weight.{buffer}``. ``train(scenario)`` from
@@ -13,8 +22,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import reference
+from reference.network import Model, gradients
+from reference.optim import update
+from reference.trace import state_names
 
-from .compare import compare_arrays
+from .compare import TOLERANCES, compare_arrays
 from .frameworks import FRAMEWORKS, as_frameworks, run_each
 from .names import state_shapes
 from .scenario_file import as_scenario
@@ -41,10 +53,21 @@ class Drift:
     worst_epoch: int                   # 1-based epoch of the largest loss divergence
     per_epoch: list = field(default_factory=list)   # |Δ loss| of every epoch
     final: list = field(default_factory=list)       # Comparisons of the trained parameters
+    noise: "dict | None" = None                     # the noise floor's max |Δ| per name, when it was measured
+    atol: float = 0.0
 
     @property
     def ok(self):
         return self.first_bad_epoch is None and all(c.ok for c in self.final)
+
+    @property
+    def explained(self):
+        """Beyond tolerance, but within NOISE_FACTOR × the rounding noise floor at every failing name."""
+        if self.ok or self.noise is None:
+            return False
+        failing = [("train.loss", self.max_loss_abs)] if self.first_bad_epoch is not None else []
+        failing += [(c.tensor, c.max_abs) for c in self.final if not c.ok]
+        return all(value <= NOISE_FACTOR * max(self.noise.get(name, 0.0), self.atol) for name, value in failing)
 
 
 def drift(a_name, a, b_name, b, dtype):
@@ -60,7 +83,44 @@ def drift(a_name, a, b_name, b, dtype):
     final = [compare_arrays(name, a_name, a[name], b_name, b[name], dtype, kind="train")
              for name in a if name.startswith("trained.")]
     return Drift(a_name, b_name, first_bad, float(diff.max(initial=0.0)), float(rel.max(initial=0.0)),
-                 int(np.argmax(diff)) + 1 if diff.size else 0, diff.tolist(), final)
+                 int(np.argmax(diff)) + 1 if diff.size else 0, diff.tolist(), final,
+                 atol=TOLERANCES[dtype]["train"][0])
+
+
+NOISE_FACTOR = 4      # measured: framework drifts reach 1.2× the floor (spiral-2-16-3-adam, float32), see evidence.md
+NOISE_SEED = 0
+
+
+def noise_floor_run(scenario, epochs):
+    """The reference's training, from the reference's own stages, with each parameter multiplied by
+    (1 + u·ε) after every step, u drawn from {−1, 0, +1} (seeded) and ε the dtype's machine epsilon: the
+    same run with one rounding's worth of noise per step -> a result like ``reference.train``'s."""
+    epochs, batch_size = scenario.schedule(epochs)
+    rng = np.random.default_rng(NOISE_SEED)
+    eps = np.finfo(scenario.dtype).eps
+    model, state, losses = Model(scenario), {}, []
+    batches = [(np.array(scenario.inputs[s:s + batch_size]), scenario.targets[s:s + batch_size])
+               for s in range(0, scenario.inputs.shape[0], batch_size)]
+    with np.errstate(all="ignore"):              # a diverging run overflows here as it does in reference.train
+        for _ in range(epochs):
+            for x, t in batches:
+                values = gradients(model, x, t, scenario.criterion)
+                params, state = update(model.parameters(), values.grads, state, scenario.optimizer)
+                model.set_parameters({name: (p * (1 + eps * rng.integers(-1, 2, p.shape))).astype(scenario.dtype)
+                                      for name, p in params.items()})
+                losses.append(values.loss)
+    result = {"train.loss": np.array(losses, scenario.dtype).reshape(epochs, len(batches)).mean(axis=1,
+                                                                                              dtype=scenario.dtype)}
+    result.update({f"trained.{name}": value for name, value in model.parameters().items()})
+    result.update({f"trained.{name}": value for name, value in state_names(state).items()})
+    return result
+
+
+def noise_floor(scenario, epochs, reference_result=None):
+    """Max |Δ| per name (``train.loss`` and every ``trained.*``) between the reference and its noisy run."""
+    clean = reference_result if reference_result is not None else reference.train(scenario, epochs)
+    floor = drift("numpy", clean, "numpy ±1 ulp per step", noise_floor_run(scenario, epochs), scenario.dtype)
+    return {"train.loss": floor.max_loss_abs, **{c.tensor: c.max_abs for c in floor.final}}
 
 
 @dataclass
@@ -75,10 +135,16 @@ class TrainReport:
     drifts: list
     finite_differences: "dict | None" = None    # the reference trained with central differences
     relu_kinks: "object | None" = None          # KinkReport for 1-input ReLU-family networks
+    strict: bool = False                        # then a drift the noise floor explains fails too
 
     @property
     def ok(self):
-        return not self.errors and all(d.ok for d in self.drifts)
+        return not self.errors and all(d.ok or (d.explained and not self.strict) for d in self.drifts)
+
+    @property
+    def explained(self):
+        """The drifts beyond tolerance that the rounding noise floor explains."""
+        return [d for d in self.drifts if d.explained]
 
     def divergence(self):
         """framework -> the first epoch (1-based) whose loss is not finite, or None: divergence, not drift."""
@@ -89,9 +155,10 @@ class TrainReport:
         return found
 
 
-def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_checks=None):
+def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_checks=None, strict=False):
     """A TrainReport from each framework's training result (kink_checks: relu_kinks.framework_checks
-    already computed per framework, in its own process)."""
+    already computed per framework, in its own process). A drift beyond tolerance is measured against
+    the rounding noise floor (computed only then)."""
     epochs, batch_size = scenario.schedule(epochs)
     shapes = train_shapes(scenario, epochs)
     good, errors = {}, dict(errors)
@@ -103,8 +170,12 @@ def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_c
         else:
             good[name] = result
     drifts = [drift(a, good[a], b, good[b], scenario.dtype) for a, b in itertools.combinations(good, 2)]
+    if not all(d.ok for d in drifts):
+        floor = noise_floor(scenario, epochs, good.get("numpy"))
+        for d in drifts:
+            d.noise = floor
     report = TrainReport(scenario, epochs, batch_size, good, {k: v for k, v in seconds.items() if k in good},
-                         list(skipped), errors, drifts)
+                         list(skipped), errors, drifts, strict=strict)
     from .relu_kinks import kink_report
     report.relu_kinks = kink_report(scenario, good, {k: v for k, v in (kink_checks or {}).items() if k in good})
     return report
@@ -115,17 +186,19 @@ def train_each(framework, module, scenario, epochs):
     return module.train(scenario, epochs)
 
 
-def train(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False, parallel=False):
+def train(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False, parallel=False, strict=False):
     """Train in every framework from the scenario's weights and compare the runs -> TrainReport.
 
     scenario: a Scenario, a built-in name or a path. finite_differences: also train the
     reference with central differences (post 001's first method), shown beside the others.
+    strict: a drift that the rounding noise floor explains fails too.
     """
     scenario = as_scenario(scenario)
     epochs, _ = scenario.schedule(epochs)
     runs = run_each(functools.partial(train_each, scenario=scenario, epochs=epochs), as_frameworks(frameworks),
                     parallel)
-    report = compare_training(scenario, epochs, runs.results, runs.seconds, runs.skipped, runs.errors)
+    report = compare_training(scenario, epochs, runs.results, runs.seconds, runs.skipped, runs.errors,
+                              strict=strict)
     if finite_differences:
         report.finite_differences = reference.train(scenario, epochs, method="finite_difference")
     return report

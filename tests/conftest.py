@@ -87,9 +87,11 @@ def trace(framework, name, dtype):
 BUILTINS = set(backproof.builtin_names())
 
 
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (--dist loadgroup), the tests of one built-in scenario run on one worker: its traces and
     trainings are cached per process, so they are then computed (and JAX compiles them) once, not once per worker."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         name = next((params[key] for key in ("scenario_name", "smooth_scenario_name", "name")

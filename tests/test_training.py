@@ -9,7 +9,7 @@ import pytest
 import backproof
 from backproof.relu_kinks import analytic_kinks, check_kinks
 from post001_aliasing import procedure
-from backproof.training import drift
+from backproof.training import compare_training, drift, noise_floor
 from conftest import require
 
 TRAINING = [name for name in backproof.builtin_names() if backproof.load(name).train]
@@ -30,22 +30,49 @@ def test_every_built_in_with_a_train_block_is_trained_here():
             "mixed-3-4-3-2-rmsprop"} <= set(TRAINING)
 
 
+# float32 runs that amplify rounding beyond the training tolerance, which the noise floor explains: JAX's float32
+# Adam differs from torch's by a few ulp a step (optax rounds the bias corrections 1 − β^t in float32; registry
+# row adam-bias-correction-precision), centered RMSprop cancels in √(v − ḡ²). Every other pair agrees outright.
+EXPLAINED_IN_FLOAT32 = {"spiral-2-16-3-adam": {("numpy", "jax"), ("torch", "jax")},
+                        "mixed-3-4-3-2-rmsprop": {("numpy", "jax"), ("torch", "jax")}}
+
+
 @pytest.mark.parametrize("name", TRAINING)
 def test_trajectories_agree(name, dtype):
     """Every pair of frameworks, every epoch's loss, the trained parameters and the optimizer's final state,
-    within the training tolerance of the dtype."""
+    within the training tolerance of the dtype; in float64 always outright, in float32 within the rounding
+    noise floor for exactly the pairs EXPLAINED_IN_FLOAT32 names."""
     for framework in ("numpy", "torch", "jax"):
         require(framework)
     runs = {fw: trained(fw, name, dtype) for fw in ("numpy", "torch", "jax")}
     assert all(run["train.loss"].dtype == np.dtype(dtype) for run in runs.values())
-    for a, b in (("numpy", "torch"), ("numpy", "jax"), ("torch", "jax")):
-        d = drift(a, runs[a], b, runs[b], dtype)
-        assert d.ok, (f"{name} [{dtype}]: {a} vs {b} first exceeds tolerance at epoch {d.first_bad_epoch}, "
-                      f"largest loss |Δ| {d.max_loss_abs:.3g}; final: "
-                      + "; ".join(c.message(name) for c in d.final if not c.ok))
-        sc = backproof.load(name)
-        states = {c.tensor for c in d.final if c.tensor.startswith("trained.state.")}
-        assert states == {f"trained.state.{p}.{b}" for p in sc.parameters() for b in sc.optimizer.buffers()}
+    sc = backproof.load(name).with_dtype(dtype)
+    report = compare_training(sc, TEST_EPOCHS.get(name), runs, {}, [], {})
+    for d in report.drifts:
+        assert d.ok or d.explained, (f"{name} [{dtype}]: {d.a} vs {d.b} first exceeds tolerance at epoch "
+                                     f"{d.first_bad_epoch}, largest loss |Δ| {d.max_loss_abs:.3g}; final: "
+                                     + "; ".join(c.message(name) for c in d.final if not c.ok))
+    expected = EXPLAINED_IN_FLOAT32.get(name, set()) if dtype == "float32" else set()
+    assert {(d.a, d.b) for d in report.explained} == expected
+    states = {c.tensor for c in report.drifts[0].final if c.tensor.startswith("trained.state.")}
+    assert states == {f"trained.state.{p}.{b}" for p in sc.parameters() for b in sc.optimizer.buffers()}
+
+
+def test_the_noise_floor_explains_rounding_never_a_bug():
+    """The spiral's float32 drift is explained (and fails under strict); a planted training bug is not, though
+    it is far smaller than the float32 drift: in float64 the floor is ~1e-14."""
+    for framework in ("numpy", "torch", "jax"):
+        require(framework)
+    sc = backproof.load("spiral-2-16-3-adam").with_dtype("float32")
+    runs = {fw: trained(fw, "spiral-2-16-3-adam", "float32") for fw in ("numpy", "jax")}
+    assert compare_training(sc, None, runs, {}, [], {}).ok
+    assert not compare_training(sc, None, runs, {}, [], {}, strict=True).ok
+    sc64 = backproof.load("spiral-2-16-3-adam")
+    good = trained("numpy", "spiral-2-16-3-adam")
+    bad = dict(good, **{"trained.layers.1.bias": good["trained.layers.1.bias"] * (1 + 1e-8)})
+    report = compare_training(sc64, None, {"numpy": good, "mutant": bad}, {}, [], {})
+    assert not report.ok and not report.explained and report.drifts[0].noise["trained.layers.1.bias"] < 1e-12
+    assert noise_floor(sc64, 20) == noise_floor(sc64, 20)          # seeded: the same floor every time
 
 
 def test_drift_is_caught():

@@ -1,0 +1,140 @@
+"""Classification losses, softmax, optimizers with state, and the scenarios built for them."""
+
+import json
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import backproof
+import reference
+from backproof.scenario_file import ScenarioWarning, builtin_dir
+from conftest import require, scenario, trace
+from reference import Optimizer
+
+NEW = ["spiral-2-16-3-adam", "xor-2-3-1-tanh-nesterov", "mixed-3-4-3-2-rmsprop", "rmsprop-defaults-2-3-1",
+       "softmax-2-3-3"]
+
+
+def test_every_generated_built_in_matches_its_recipe():
+    """tools/scenarios.py regenerates every generated field (the spiral's data and weights from its seed, the
+    variants from their base files) exactly; only the hand-pinned expected values are kept from disk."""
+    from tools.scenarios import RECIPES, generated, text
+    for recipe in RECIPES:
+        document = generated(recipe)
+        path = builtin_dir() / f"{document['name']}.json"
+        assert path.read_text(encoding="utf-8") == text(document), f"{path.name} no longer matches {recipe.__name__}()"
+
+
+def test_old_scenario_files_load_as_plain_sgd():
+    """Files written before optimizers had state load unchanged: SGD at their lr, no buffers, no new names."""
+    for name in ["blog-2-3-3-1", "deep-1-2-2-1", "grokking-3-4-1", "xor-2-3-1-tanh", "mixed-3-4-3-2"]:
+        sc = backproof.load(name)
+        assert sc.optimizer == Optimizer.of("sgd", sc.lr) and sc.optimizer.buffers() == ()
+        assert sc.label_smoothing == 0.0 and sc.target_format == "rows"
+        assert not [key for key in reference.run_step(sc) if key.startswith("state.")]
+    sc = backproof.load("examples/sigmoid-2-3-2.json")
+    assert sc.optimizer.name == "sgd"
+
+
+@pytest.mark.parametrize("framework_name", ["numpy", "torch", "jax"])
+def test_class_indices_and_one_hot_rows_give_the_same_step(framework_name):
+    """torch's F.cross_entropy with a LongTensor and with probability rows, optax's integer-label and one-hot
+    functions, the reference's one formula: one trace, to the last bits (the step tolerance)."""
+    module = require(framework_name)
+    indices = scenario("spiral-2-16-3-adam")
+    rows = replace(indices, target_format="rows")
+    a, b = module.run_step(indices), module.run_step(rows)
+    for name in a:
+        assert backproof.compare_arrays(name, "indices", a[name], "rows", b[name], "float64").ok, name
+
+
+def test_label_smoothing_is_the_loss_of_smoothed_targets():
+    sc = backproof.parse({**json.loads((builtin_dir() / "spiral-2-16-3-adam.json").read_text()),
+                          "loss": {"name": "cross_entropy", "label_smoothing": 0.2}})
+    smoothed = replace(sc, label_smoothing=0.0, target_format="rows", targets=0.8 * sc.targets + 0.2 / 3)
+    for framework_name in ("numpy", "torch", "jax"):
+        module = require(framework_name)
+        a, b = module.run_step(sc), module.run_step(smoothed)
+        assert abs(float(a["loss"]) - float(b["loss"])) < 1e-12, framework_name
+        np.testing.assert_allclose(a["grad.layers.0.weight"], b["grad.layers.0.weight"], rtol=0, atol=1e-12)
+
+
+def test_a_squashed_output_before_a_classification_loss_is_warned_about(tmp_path):
+    document = json.loads((builtin_dir() / "softmax-2-3-3.json").read_text())
+    document.update(loss="cross_entropy", targets=[0, 2])
+    document.pop("expected")
+    with pytest.warns(ScenarioWarning, match=r"layers\[1\]\.activation is softmax, but cross_entropy takes logits "
+                                             r"and applies softmax itself: the output is squashed twice"):
+        backproof.parse(document, "double.json")
+    document["layers"][1]["activation"] = "identity"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        backproof.parse(document, "logits.json")
+
+
+def test_softmax_backward_is_the_jacobian_not_the_diagonal():
+    from reference.activations import softmax, softmax_backward
+    z = np.array([[0.3, -1.2, 2.0], [0.0, 0.0, 0.0]])
+    a, da = softmax(z), np.array([[1.0, -2.0, 0.5], [0.2, 0.1, -0.3]])
+    jacobians = [np.diag(row) - np.outer(row, row) for row in a]
+    np.testing.assert_allclose(softmax_backward(a, da), [j.T @ g for j, g in zip(jacobians, da)], rtol=0, atol=1e-16)
+    assert not np.allclose(softmax_backward(a, da), da * a * (1 - a))
+    np.testing.assert_allclose(softmax(np.array([[1000.0, 1000.0]])), [[0.5, 0.5]])     # no overflow
+
+
+def test_the_rmsprop_erratum_is_what_optax_rmsprop_computes():
+    """rmsprop-defaults-2-3-1 pins, as an erratum, where optax.rmsprop's own defaults move a weight; recompute it
+    with the real optax from the scenario's gradients."""
+    require("jax")
+    import jax
+    import jax.numpy as jnp
+    import optax
+    sc = scenario("rmsprop-defaults-2-3-1")
+    pinned = sc.expected["updated.layers.0.weight[0,1]"]
+    assert pinned["erratum"]
+    with jax.enable_x64(True):
+        params = {k: jnp.asarray(v) for k, v in sc.parameters().items()}
+        grads = {k[len("grad."):]: jnp.asarray(v) for k, v in trace("numpy", "rmsprop-defaults-2-3-1", "float64").items()
+                 if k.startswith("grad.layers")}
+        transformation = optax.rmsprop(sc.lr)
+        updates, _ = transformation.update(grads, transformation.init(params), params)
+        moved = float(optax.apply_updates(params, updates)["layers.0.weight"][0, 1])
+    assert abs(moved - pinned["value"]) <= pinned["atol"]
+    torch_value = float(trace("torch", "rmsprop-defaults-2-3-1", "float64")["updated.layers.0.weight"][0, 1])
+    assert abs(torch_value - moved) > 0.05                       # the two defaults are far apart
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_every_new_scenario_checks_ok_in_both_dtypes(name):
+    """One step in all three frameworks agrees in both dtypes (training: test_training.py); the pinned values,
+    printed to 10 digits, are checked in float64, which alone computes them that closely."""
+    for framework_name in ("torch", "jax"):
+        require(framework_name)
+    for dtype in ("float64", "float32"):
+        report = backproof.check(scenario(name, dtype), training=False)
+        assert not report.errors and report.first_divergence is None, (name, dtype, report.first_divergence)
+        assert report.ok or dtype == "float32", (name, [r.key for r in report.expected if not r.ok])
+
+
+def test_optimizer_state_is_traced_under_torch_names():
+    expected = {"spiral-2-16-3-adam": ("exp_avg", "exp_avg_sq"), "xor-2-3-1-tanh-nesterov": ("momentum_buffer",),
+                "mixed-3-4-3-2-rmsprop": ("square_avg", "grad_avg", "momentum_buffer"),
+                "rmsprop-defaults-2-3-1": ("square_avg",)}
+    for name, buffers in expected.items():
+        sc = scenario(name)
+        assert sc.optimizer.buffers() == buffers
+        traced = {key for key in reference.run_step(sc) if key.startswith("state.")}
+        assert traced == {f"state.{p}.{b}" for p in sc.parameters() for b in buffers}
+
+
+def test_adam_state_after_one_step_is_written_out():
+    """m = (1 − β₁)·g and v = (1 − β₂)·g² from zero state, and the first step is lr·sign(g) (bias-corrected)."""
+    sc = scenario("spiral-2-16-3-adam")
+    t = trace("numpy", "spiral-2-16-3-adam", "float64")
+    g = t["grad.layers.1.weight"] + 5e-4 * sc.parameters()["layers.1.weight"]           # coupled weight decay
+    np.testing.assert_allclose(t["state.layers.1.weight.exp_avg"], 0.1 * g, rtol=1e-12)
+    np.testing.assert_allclose(t["state.layers.1.weight.exp_avg_sq"], 0.001 * g * g, rtol=1e-12)
+    step = sc.parameters()["layers.1.weight"] - t["updated.layers.1.weight"]
+    np.testing.assert_allclose(step, 0.05 * g / (np.abs(g) + 1e-8), rtol=1e-9)
