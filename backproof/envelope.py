@@ -80,11 +80,11 @@ def tolerance(dtype, kind):
     return {"atol": atol, "rtol": rtol}
 
 
-def comparison(c, explained=False):
+def comparison(c, explained=False, amplified=False):
     return {"a": c.a, "b": c.b, "ok": c.ok, "max_abs": c.max_abs, "max_rel": c.max_rel,
             "worst_index": list(c.worst_index), "failing": [list(i) for i in c.failing],
             "failing_count": c.failing_count, "problem": c.problem or None, "nonfinite": c.nonfinite or None,
-            "explained_by_convention": explained}
+            "explained_by_convention": explained, "explained_by_amplification": amplified}
 
 
 def divergence(c):
@@ -104,7 +104,8 @@ def check_result(report, asked):
     sc = report.scenario
     comparisons = {}
     for c in report.comparisons:
-        comparisons.setdefault(c.tensor, []).append(comparison(c, report.is_explained(c)))
+        key = (c.tensor, c.a, c.b)
+        comparisons.setdefault(c.tensor, []).append(comparison(c, key in report.explained, key in report.amplified))
     step = {
         "tolerance": tolerance(sc.dtype, "step"),
         "strict": report.strict,

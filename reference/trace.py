@@ -1,6 +1,6 @@
 """The canonical trace: every value of one training step under its canonical name.
 
-All three implementations end ``run_step`` with ``canonical_trace(values, updated)``,
+All three implementations end ``run_step`` with ``canonical_trace(values, updated, state)``,
 so the names below are written once:
 
     layers.{i}.z, layers.{i}.a        forward, each (n, out_i)

@@ -138,3 +138,38 @@ def test_adam_state_after_one_step_is_written_out():
     np.testing.assert_allclose(t["state.layers.1.weight.exp_avg_sq"], 0.001 * g * g, rtol=1e-12)
     step = sc.parameters()["layers.1.weight"] - t["updated.layers.1.weight"]
     np.testing.assert_allclose(step, 0.05 * g / (np.abs(g) + 1e-8), rtol=1e-9)
+
+
+def test_an_optimizer_amplifying_a_gradient_within_tolerance_is_explained_not_a_bug_in_it():
+    """Adam's first step is lr·g/(|g| + ε): two float32 gradients 4e-6 apart (within the step tolerance) but of
+    opposite sign move a weight 2·lr apart. Fed each framework's own gradients, the reference's update reproduces
+    both, so check explains it; a wrong Adam (no bias correction) fed the same gradients is not explained."""
+    from backproof.check import explain_amplified
+    from backproof.compare import compare_traces
+    from backproof.names import tensor_shapes
+    from tools.mutations import _adam_without_bias_correction
+
+    sc = scenario("spiral-2-16-3-adam", "float32")
+    sc = replace(sc, optimizer=Optimizer.of("adam", sc.lr))            # no weight decay: g itself reaches Adam
+    base = reference.run_step(sc)
+
+    def with_gradient(value, rule=reference.update):
+        trace = dict(base)
+        grads = {name: base[f"grad.{name}"].copy() for name in sc.parameters()}
+        grads["layers.1.bias"][0] = value
+        trace["grad.layers.1.bias"] = grads["layers.1.bias"]
+        updated, state = rule(sc.parameters(), grads, {}, sc.optimizer)
+        trace.update({f"updated.{k}": v for k, v in updated.items()})
+        trace.update({f"state.{k}.{b}": v for k, buffers in state.items() for b, v in buffers.items() if b != "step"})
+        return trace
+
+    traces = {"a": with_gradient(np.float32(2e-6)), "b": with_gradient(np.float32(-2e-6))}
+    comparisons = compare_traces(traces, list(tensor_shapes(sc)), "float32")
+    failing = {(c.tensor, c.a, c.b) for c in comparisons if not c.ok}
+    assert ("updated.layers.1.bias", "a", "b") in failing and not any(t.startswith("grad.") for t, _, _ in failing)
+    assert explain_amplified(sc, traces, comparisons) == failing
+    wrong = lambda *args: _adam_without_bias_correction(*args[:3], args[3])
+    traces["b"] = with_gradient(np.float32(-2e-6), lambda p, g, s, o: wrong(p, g, s, o))
+    comparisons = compare_traces(traces, list(tensor_shapes(sc)), "float32")
+    assert not explain_amplified(sc, traces, comparisons) & {(c.tensor, c.a, c.b) for c in comparisons
+                                                             if c.tensor.startswith("updated.")}
