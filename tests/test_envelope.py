@@ -49,6 +49,9 @@ COMMANDS = {
     "verify-at-a-kink": ["verify", "tests/kink_gradients.py:gradients", "kink-relu-2-2-1", "--frameworks", ORACLES],
     "explain-paths": ["explain", "blog-2-3-3-1", "w1", "--frameworks", ORACLES],
     "explain-recursion": ["explain", "mixed-3-4-3-2", "layers.0.weight[0,0]", "--max-paths", "1"],
+    "explain-softmax": ["explain", "softmax-2-3-3", "layers.0.weight[0,0]", "--frameworks", "numpy"],
+    "check-optimizer-state": ["check", "rmsprop-defaults-2-3-1", "--frameworks", "numpy,torch"],
+    "train-noise-floor": ["train", "mixed-3-4-3-2-rmsprop", "--dtype", "float32", "--frameworks", "numpy,jax"],
 }
 
 
@@ -151,3 +154,19 @@ def test_explain_values_are_the_same_from_python_and_the_cli(capsys):
     _, doc = run_json(["explain", "blog-2-3-3-1", "w17", "--frameworks", ORACLES], capsys)
     assert doc["results"][0]["explain"]["gradient"] == api.total
     assert doc["results"][0]["explain"]["oracles"] == api.oracles
+
+
+def test_the_new_fields_carry_what_they_say(capsys):
+    """explain through a softmax: update and softmax_layers, no paths; check: optimizer state among the tensors;
+    train in float32: a drift explained by the noise floor, with the floor."""
+    _, document = run_json(COMMANDS["explain-softmax"], capsys)
+    body = document["results"][0]["explain"]
+    assert body["softmax_layers"] == [1] and body["paths"] is None and body["sgd"]["lr"] == 0.5
+    assert body["update"]["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.0, "dampening": 0.0,
+                                           "nesterov": False, "weight_decay": 0.0}
+    _, document = run_json(COMMANDS["check-optimizer-state"], capsys)
+    assert "state.layers.0.weight.square_avg" in document["results"][0]["step"]["order"]
+    _, document = run_json(COMMANDS["train-noise-floor"], capsys)
+    (drift,) = document["results"][0]["training"]["drift"]
+    assert drift["ok"] is False and drift["explained_by_noise"] is True and document["ok"] is True
+    assert drift["noise_floor"]["train.loss"] > 1e-4
