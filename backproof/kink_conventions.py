@@ -132,6 +132,19 @@ def has_exact_kinks(scenario):
     return bool(exact_kinks(scenario, {"numpy": reference.run_step(scenario)}))
 
 
+def within_a_step_of_a_kink(scenario, delta):
+    """Some relu-family pre-activation lies within δ·(1 + the largest |input| of its layer) of its kink: a
+    central difference of step δ on that layer's weights can straddle it, and measure the mean of two one-sided
+    slopes (spiral-2-16-3-adam in float32: a z of 8e-4 against float32's δ of 1e-2)."""
+    trace = reference.run_step(scenario)
+    for i, spec in enumerate(scenario.layers):
+        if spec.activation in ("relu", "leaky_relu"):
+            feed = scenario.inputs if i == 0 else trace[f"layers.{i - 1}.a"]
+            if np.min(np.abs(trace[f"layers.{i}.z"])) < delta * (1 + np.max(np.abs(feed))):
+                return True
+    return False
+
+
 def measured_derivatives(scenario, framework, trace):
     """{layer: f'(0)} measured in ``framework`` for every relu-family layer with a z exactly 0 in its trace
     (what explain_kinks needs; run in the framework's own process by ``check``)."""

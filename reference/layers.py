@@ -89,7 +89,7 @@ class Activation(Layer):
     def backward(self, da):
         if self.name == "softmax":
             return self.fn_grad(self.a, da)                                 # dZ = A ⊙ (dA − Σ dA ⊙ A)
-        slope = self.derivative(self.z)
+        slope = self.fn_grad(self.z, *self.extra) if self.at_zero is None else self.derivative(self.z)
         if self.name != "relu":
             return da * slope                                               # dZ = dA ⊙ f'(Z)
         # relu: a unit that is off passes nothing back, not even an inf or a NaN (inf·0 would be NaN);

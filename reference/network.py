@@ -75,9 +75,10 @@ def gradients(model, x, t, loss):
     which also leaves dW_i and db_i on the layer).
     """
     loss_fn, loss_grad = LOSSES[loss.name]
+    options = loss.options()                                # label_smoothing for cross_entropy, else none
     zs, acts = forward(model, x)
-    value = loss_fn(acts[-1], t, **loss.options())
-    grad = loss_grad(acts[-1], t, **loss.options())         # ∂L/∂a_last             (n, out)
+    value = loss_fn(acts[-1], t, **options)
+    grad = loss_grad(acts[-1], t, **options)                # ∂L/∂a_last             (n, out)
     dzs = []
     for dense, activation in zip(reversed(model.dense), reversed(model.activations)):
         dz = activation.backward(grad)                      # ∂L/∂z_i                (n, out_i)

@@ -21,6 +21,8 @@ def sgd(params, grads, state, o):
         g ← g + μ·b (Nesterov) or b
         p ← p − lr·g
     """
+    if not o.momentum and not o.weight_decay:                  # plain SGD, no state: p ← p − lr·∂L/∂p
+        return {name: p - o.lr * grads[name] for name, p in params.items()}, state
     new_params, new_state = {}, {}
     for name, p in params.items():
         g = grads[name]
@@ -118,6 +120,6 @@ def check_shapes(params, grads):
     """A gradient whose shape differs from its parameter's is refused by name: NumPy would otherwise
     broadcast (1, 3) − (3, 1) into a (3, 3) "update" without a word."""
     for name, value in params.items():
-        if np.shape(grads[name]) != value.shape:
+        if grads[name].shape != value.shape:
             raise ValueError(f"update: the gradient of {name} has shape {np.shape(grads[name])}, "
                              f"the parameter {value.shape}")

@@ -37,11 +37,11 @@ def train(scenario, epochs=None, method="analytic", delta=1e-4):
     if method not in ("analytic", "finite_difference"):
         raise ValueError(f"method must be 'analytic' or 'finite_difference', not {method!r}")
     analytic = method == "analytic"
-    step_losses, state = [], {}
+    step_losses, state, loss_spec = [], {}, scenario.criterion
     for epoch in range(epochs):
         for x, t in batches:
             if analytic:
-                values = gradients(model, x, t, scenario.criterion)
+                values = gradients(model, x, t, loss_spec)
                 loss, grads = values.loss, values.grads
             else:
                 loss_at = loss_of(scenario, x, t)

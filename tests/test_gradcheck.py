@@ -7,7 +7,7 @@ import pytest
 import backproof
 import reference
 from tools.bench import directional_seconds, mlp
-from backproof.kink_conventions import reference_with_kink_derivatives
+from backproof.kink_conventions import reference_with_kink_derivatives, within_a_step_of_a_kink
 from backproof.compare import compare_arrays
 from conftest import SMOOTH, scenario
 from reference import gradcheck
@@ -56,24 +56,12 @@ def test_finite_differences_never_touch_the_callers_arrays():
         np.testing.assert_array_equal(params[k], before[k])
 
 
-def near_a_kink(sc, delta):
-    """True when a relu-family pre-activation lies within δ·(1 + the largest |input| of its layer) of its kink:
-    a central difference of step δ can then straddle it and measure the mean of two one-sided slopes."""
-    trace = reference.run_step(sc)
-    for i, spec in enumerate(sc.layers):
-        if spec.activation in ("relu", "leaky_relu"):
-            feed = sc.inputs if i == 0 else trace[f"layers.{i - 1}.a"]
-            if np.min(np.abs(trace[f"layers.{i}.z"])) < delta * (1 + np.max(np.abs(feed))):
-                return True
-    return False
-
-
 def test_per_coordinate_differences_pass_on_correct_gradients(smooth_scenario_name, dtype):
     """With the default ε of each dtype, no built-in scenario fails spuriously, unless a step of ε can cross a
     kink: then the test asks for that, so no scenario is left out silently (spiral-2-16-3-adam in float32, whose
     960 relu pre-activations include one at 8e-4, a tenth of float32's step of 1e-2)."""
     sc = scenario(smooth_scenario_name, dtype)
-    if near_a_kink(sc, gradcheck.default_delta(dtype)):
+    if within_a_step_of_a_kink(sc, gradcheck.default_delta(dtype)):
         assert smooth_scenario_name == "spiral-2-16-3-adam" and dtype == "float32", smooth_scenario_name
         return
     _, params, grads, loss = setup(smooth_scenario_name, dtype)

@@ -80,6 +80,19 @@ def measured_figure(measured, kind, dtype):
     return "not measured yet: run `make calibrate`"
 
 
+def table_noise_floor():
+    """The training drifts beyond tolerance that the rounding noise floor explains, as make calibrate measured."""
+    from backproof.training import NOISE_FACTOR
+    train = measurements().get("calibrate", {}).get("train", {})
+    rows = ["| dtype | run | final max \\|Δ\\| | noise floor max \\|Δ\\| | drift / floor (explained ≤ "
+            f"{NOISE_FACTOR}) |", "|---|---|---|---|---|"]
+    for dtype, figures in train.items():
+        for item in figures.get("explained_by_noise", []):
+            rows.append(f"| {dtype} | {item['where']} | {g(item['final_max_abs'])} | "
+                        f"{g(item['noise_floor_max_abs'])} | {item['ratio']:.2g} |")
+    return rows if len(rows) > 2 else ["none: every training drift is within tolerance (run `make calibrate`)"]
+
+
 def table_mutations():
     from tools.mutations import table
     return table()
@@ -148,6 +161,7 @@ def table_scenarios():
 
 
 TABLES = {"conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
+          "noise-floor": table_noise_floor,
           "bench": table_bench, "epsilon-sweep": table_epsilon_sweep, "skeleton": table_skeleton,
           "scenarios": table_scenarios}
 
