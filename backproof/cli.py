@@ -206,7 +206,7 @@ def cmd_list(args):
     for name in builtin_names():
         scenario = load(name)
         shape = network_shape(scenario)
-        print(f"{name:<24} {shape:<12} {scenario.loss:<9} {scenario.description}")
+        print(f"{name:<24} {shape:<12} {scenario.loss:<20} {scenario.optimizer.name:<8} {scenario.description}")
     return EXIT_OK
 
 
@@ -219,7 +219,7 @@ def frameworks_arg(text):
 
 def cmd_conventions(args):
     from .conventions import table
-    print("\n".join(table()))
+    print("\n".join(table(hints=True)))
     return EXIT_OK
 
 

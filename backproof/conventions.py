@@ -547,10 +547,13 @@ def registry():
     return REGISTRY
 
 
-def table():
-    """The registry as Markdown lines, as the README shows it."""
+def table(hints=False):
+    """The registry as Markdown lines, as the docs show it. hints: mark the values that need a library this
+    installation lacks (Flax's column), with the line that installs it."""
     lines = ["| id | what | values | reference's choice |", "|---|---|---|---|"]
+    missing = flax_missing_hint() if hints else ""
     for row in registry():
-        values = "; ".join(f"{k}: {v}" for k, v in row.values.items())
+        values = "; ".join(f"{k}: {v}" + (f" (documented; {missing})" if missing and k.startswith("flax") else "")
+                           for k, v in row.values.items())
         lines.append(f"| `{row.id}` | {row.what} | {values} | {row.reference} |")
     return lines

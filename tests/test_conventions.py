@@ -11,7 +11,9 @@ CASES = [(row.id, framework) for row in registry() for framework in row.probes]
 def needed_libraries(label):
     """'torch F.relu' -> (torch,), 'jnp.maximum(x, 0.)' -> (jax, optax), 'optax rmsprop' -> (jax, optax)."""
     first = label.split()[0].split(".")[0]
-    return REQUIRES.get({"jnp": "jax", "optax": "jax", "flax": "jax"}.get(first, first), ("numpy",))
+    if first == "flax":
+        return ("jax", "flax")
+    return REQUIRES.get({"jnp": "jax", "optax": "jax"}.get(first, first), ("numpy",))
 
 
 @pytest.mark.parametrize("row_id, framework", CASES, ids=[f"{r}-{f}" for r, f in CASES])
@@ -22,6 +24,16 @@ def test_documented_value_is_measured(row_id, framework):
     measured = row.probes[framework]()
     assert measured == row.values[framework], (
         f"registry row {row_id!r}: {framework} now gives {measured!r}, documented {row.values[framework]!r}")
+
+
+def test_a_missing_flax_is_named_with_its_install_line(monkeypatch, capsys):
+    import backproof.conventions as conventions
+    from backproof.cli import main
+    monkeypatch.setattr(conventions, "flax_missing_hint", lambda: "flax is not installed: pip install 'backproof[flax]'")
+    assert main(["conventions"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "`linear-default-init`" in line)
+    assert "flax.nnx.Linear: (1.0, False, 'zeros') (documented; flax is not installed: pip install" in row
+    assert "torch nn.Linear: (0.6, True" in row
 
 
 def test_every_row_has_a_reference_choice():

@@ -151,12 +151,12 @@ def table_skeleton():
 def table_scenarios():
     from backproof.names import network_shape
     from backproof.scenario_file import builtin_names, load
-    rows = ["| name | network | loss | description |", "|---|---|---|---|"]
+    rows = ["| name | network | loss | optimizer | description |", "|---|---|---|---|---|"]
     for name in builtin_names():
         sc = load(name)
         shape = network_shape(sc)
         activations = ", ".join(s.activation for s in sc.layers)
-        rows.append(f"| `{name}` | {shape} ({activations}) | `{sc.loss}` | {sc.description} |")
+        rows.append(f"| `{name}` | {shape} ({activations}) | `{sc.loss}` | `{sc.optimizer.name}` | {sc.description} |")
     return rows
 
 
