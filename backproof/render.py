@@ -204,7 +204,8 @@ def train_text(report):
         if noise is not None:
             from .training import NOISE_FACTOR
             trained = max((v for k, v in noise.items() if k != "train.loss"), default=0.0)
-            lines += [f"   rounding noise floor: the reference alone, nudged ±1 ulp after every step, drifts by "
+            lines += [f"   rounding noise floor: the reference alone, with one rounding's worth of noise in every value it "
+                      f"computes, drifts by "
                       f"{fmt_number(noise['train.loss'])} in the loss and {fmt_number(trained)} in the trained "
                       f"values; ≈ marks a drift within {NOISE_FACTOR}× that floor everywhere it exceeds tolerance: "
                       f"this run amplifies rounding at {sc.dtype}, so the frameworks cannot agree more closely "

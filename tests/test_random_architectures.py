@@ -79,23 +79,32 @@ def targets_for(draw, loss, rows, width):
     """Targets the loss accepts: values in ±1, [0, 1] for binary cross-entropy, class indices or probability
     rows (normalised here, so each sums to 1 within a few ulp) for cross-entropy."""
     if loss == "binary_cross_entropy":
-        return [[draw(numbers(0, 1)) for _ in range(width)] for _ in range(rows)]
+        return numbers(draw, 0, 1, (rows, width))
     if loss != "cross_entropy":
-        return [[draw(numbers(-1, 1)) for _ in range(width)] for _ in range(rows)]
+        return numbers(draw, -1, 1, (rows, width))
     if draw(st.booleans()):
         return [draw(st.integers(0, width - 1)) for _ in range(rows)]
-    weights = [[draw(numbers(0.01, 1)) for _ in range(width)] for _ in range(rows)]
-    return [[w / sum(row) for w in row] for row in weights]
+    weights = np.array(numbers(draw, 0.01, 1, (rows, width), specials=False))
+    return (weights / weights.sum(axis=1, keepdims=True)).tolist()
 
 
-def numbers(low, high):
-    return st.floats(low, high, allow_nan=False, allow_infinity=False)
+def numbers(draw, low, high, shape, specials=True):
+    """An array of ``shape`` uniform in [low, high] as nested lists, from a seed Hypothesis draws (and shrinks), with
+    some entries set to 0 or to a bound when Hypothesis asks: drawing each float through Hypothesis took more
+    than half of these properties' time; the structure (depth, widths, activations, loss, optimizer,
+    hyperparameters, which entries are special) is still drawn and shrunk element by element."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    values = rng.uniform(low, high, shape)
+    special = draw(st.sampled_from((None, 0.0, low, high))) if specials else None
+    if special is not None:
+        values[rng.random(shape) < 0.25] = special
+    return values.tolist()
 
 
 def layer_document(draw, fan_in, fan_out, activation):
     scale = 1.5 / np.sqrt(fan_in)                           # keeps activations O(1) through five layers
-    layer = {"weight": [[scale * draw(numbers(-1, 1)) for _ in range(fan_in)] for _ in range(fan_out)],
-             "bias": draw(st.none() | st.lists(numbers(-0.5, 0.5), min_size=fan_out, max_size=fan_out)),
+    layer = {"weight": (scale * np.array(numbers(draw, -1, 1, (fan_out, fan_in)))).tolist(),
+             "bias": numbers(draw, -0.5, 0.5, fan_out) if draw(st.booleans()) else None,
              "activation": activation}
     if activation == "leaky_relu":
         layer["negative_slope"] = draw(st.sampled_from((0.01, 0.1, 0.2)))
@@ -121,7 +130,7 @@ def scenario_documents(draw, dtype, loss=None, optimizer=None, activations=None)
         "dtype": dtype,
         "layers": layers,
         "loss": loss,
-        "inputs": [[draw(numbers(-2, 2)) for _ in range(widths[0])] for _ in range(rows)],
+        "inputs": numbers(draw, -2, 2, (rows, widths[0])),
         "targets": draw(targets_for(loss, rows, widths[-1])),
         "optimizer": draw(optimizers(optimizer)),
     }
