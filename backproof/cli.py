@@ -4,6 +4,7 @@
     backproof train SCENARIO [--epochs N] [--dtype ...] [--frameworks ...] [--finite-differences] [--json]
     backproof verify MODULE.py:FUNCTION SCENARIO [--dtype ...] [--frameworks torch,jax] [--directions N] [--json]
     backproof explain SCENARIO PARAMETER [--dtype ...] [--frameworks torch,jax] [--max-paths N] [--json]
+    backproof report SCENARIO [...] [-o FILE.html|DIR] [--epochs N] [--finite-differences] [--explain PARAM]
     backproof list
     backproof conventions
 
@@ -58,7 +59,26 @@ def build_parser():
                        help="also train the NumPy reference with central finite differences (post 001's method)")
     train.add_argument("--strict", action="store_true",
                        help="fail a drift beyond tolerance even when the rounding noise floor explains it")
+    train.add_argument("--plot", metavar="FILE.svg|FILE.png",
+                       help="also write the loss curves and the drift per epoch to this figure (needs matplotlib)")
     add_common(train)
+
+    report = commands.add_parser(
+        "report", help="one self-contained HTML page per scenario: diagram, agreement map, curves, kinks, ε sweep",
+        description="Write one HTML file per scenario (inline CSS and SVG, no script, nothing fetched; two runs "
+                    "give the same bytes). Needs matplotlib: pip install 'backproof[report]'.")
+    report.add_argument("scenarios", nargs="+", metavar="SCENARIO",
+                        help="a built-in scenario name or a path to a JSON file")
+    report.add_argument("-o", "--output", metavar="FILE.html|DIR",
+                        help="the file to write (one scenario), or a folder for several (default: NAME.html here)")
+    report.add_argument("--epochs", type=positive_int, help="override the scenario's train.epochs")
+    report.add_argument("--finite-differences", action="store_true",
+                        help="also train the reference with finite differences, drawn beside the analytic curves")
+    report.add_argument("--explain", metavar="PARAMETER",
+                        help="draw this parameter's chain-rule paths on the diagram, e.g. w1 or layers.0.weight[0,0]")
+    report.add_argument("--dtype", choices=("float64", "float32"), help="override the scenario's dtype")
+    report.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                        help="comma-separated subset of numpy,torch,jax (default: all three)")
 
     verify = commands.add_parser(
         "verify", help="check your own gradient function against torch, JAX and finite differences",
@@ -194,12 +214,83 @@ def cmd_train(args):
         over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1])
         if over:
             raise UsageError(f"--epochs {args.epochs} {over}")
+    if args.plot:
+        from .report import ReportError, check_writable, matplotlib_or_error
+        try:
+            if not args.plot.lower().endswith((".svg", ".png")):
+                raise ReportError(f"{args.plot}: --plot writes .svg or .png")
+            matplotlib_or_error()
+            check_writable(args.plot)
+        except ReportError as exc:
+            raise UsageError(str(exc)) from None
     report = train(scenario, frameworks, args.epochs, args.finite_differences, strict=args.strict)
+    if args.plot:
+        plot_training(report, args.plot)
     if args.json:
         print_json(envelope.document("train", [envelope.train_result(report, frameworks)]))
     else:
         print(train_text(report))
     return EXIT_OK if report.ok else EXIT_FAIL
+
+
+def plot_training(report, path):
+    """The loss/drift figure alone, written whole or not at all."""
+    import tempfile
+    from pathlib import Path
+
+    from .report import save_figure, training_figure
+    from matplotlib.figure import Figure
+    target = Path(path)
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
+                                             dir=target.parent if str(target.parent) else ".")
+    os.close(descriptor)
+    try:
+        save_figure(training_figure(Figure, report), temporary)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def cmd_report(args):
+    from pathlib import Path
+
+    from .explain import ExplainError
+    from .report import ReportError, build, check_writable, matplotlib_or_error, write_atomically
+    frameworks = frameworks_arg(args.frameworks)
+    try:
+        matplotlib_or_error()
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    scenarios = load_scenarios(args.scenarios, args.dtype)
+    if args.epochs is not None:
+        for scenario in scenarios:
+            over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1])
+            if over:
+                raise UsageError(f"--epochs {args.epochs} {over}")
+    if len(scenarios) > 1:
+        folder = Path(args.output or ".")
+        if not folder.is_dir():
+            raise UsageError(f"{folder}: with several scenarios, -o names an existing folder")
+        targets = [folder / f"{scenario.name}.html" for scenario in scenarios]
+    else:
+        targets = [Path(args.output or f"{scenarios[0].name}.html")]
+    try:
+        for target in targets:
+            check_writable(target)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    failed = []
+    for scenario, target in zip(scenarios, targets):
+        try:
+            text, result = build(scenario, frameworks, args.epochs, args.finite_differences, args.explain)
+        except ExplainError as exc:
+            raise UsageError(str(exc)) from None
+        write_atomically(target, text)
+        print(f"wrote {target} ({'OK' if result.ok else 'FAIL'}: {scenario.name})")
+        if not result.ok:
+            failed.append(scenario.name)
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def cmd_list(args):
@@ -319,7 +410,7 @@ def cmd_read(args):
 
 
 COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": cmd_verify, "explain": cmd_explain,
-            "list": cmd_list, "conventions": cmd_conventions}
+            "report": cmd_report, "list": cmd_list, "conventions": cmd_conventions}
 
 
 def main(argv=None):

@@ -1,0 +1,200 @@
+"""backproof report: one self-contained, deterministic HTML page per scenario, with the pictures."""
+
+import functools
+import importlib.util
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import backproof
+from backproof.cli import main
+from conftest import NUMPY_ONLY, require
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = backproof.builtin_names() + ["examples/sigmoid-2-3-2.json"]
+# one worker imports matplotlib and renders the pages; the other runs the rest of the suite meanwhile
+pytestmark = pytest.mark.xdist_group("report")
+
+
+@functools.lru_cache(maxsize=None)
+def page(name, frameworks=("numpy", "torch"), epochs=3, explain=None, finite_differences=False):
+    """(html, ScenarioReport) of one scenario, a few epochs: what the report tests read."""
+    pytest.importorskip("matplotlib")
+    from backproof.report import build
+    require("torch")
+    return build(str(ROOT / name) if name.endswith(".json") else name, frameworks, epochs, finite_differences,
+                 explain)
+
+
+class Page(HTMLParser):
+    """The sections, every fetch a page could make, and the tags left open."""
+
+    VOID = {"meta", "br", "img", "input", "link", "hr", "col", "wbr"}
+
+    def __init__(self):
+        super().__init__()
+        self.sections, self.fetches, self.open, self.texts = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "section":
+            self.sections.append(attrs["id"])
+        if tag in ("script", "link", "img", "iframe", "object", "embed"):
+            self.fetches.append(tag)
+        for key in ("src", "href", "xlink:href", "data"):
+            if key in attrs and not str(attrs[key]).startswith("#"):
+                self.fetches.append(f"{tag} {key}={attrs[key]}")
+        if tag not in self.VOID:
+            self.open.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in self.VOID:
+            self.open.pop()
+
+    def handle_endtag(self, tag):
+        assert self.open and self.open[-1] == tag, (tag, self.open[-5:])
+        self.open.pop()
+
+
+def parse(text):
+    parser = Page()
+    parser.feed(text)
+    parser.close()
+    return parser
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_every_page_parses_fetches_nothing_and_has_the_sections_that_apply(name):
+    from backproof import relu_kinks
+    text, result = page(name)
+    parsed = parse(text)
+    assert parsed.open == [] and parsed.fetches == []
+    assert "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "").replace(
+        'xmlns:xlink="http://www.w3.org/1999/xlink"', "") and "https://" not in text
+    assert not re.search(r"url\((?!#)", text) and "@import" not in text      # url(#clip) is a local reference
+    sc = result.scenario
+    expected = ["verdict", "diagram", "agreement"] + (["expected"] if sc.expected else []) \
+        + (["training"] if sc.train else []) + (["kinks"] if sc.train and relu_kinks.applies(sc) else []) + ["epsilon"]
+    assert parsed.sections == expected
+
+
+def test_two_runs_give_the_same_bytes(tmp_path, capsys):
+    require("jax")
+    first, second = tmp_path / "a.html", tmp_path / "b.html"
+    for target in (first, second):
+        assert main(["report", "deep-1-2-2-1", "--epochs", "20", "-o", str(target)]) == 0
+    assert first.read_bytes() == second.read_bytes()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_the_kinks_drawn_are_the_analytic_kinks():
+    """deep-1-2-2-1: every kink line's position, read back from the SVG, is an analytic kink of the reference's
+    weights before training and of its trained weights after (relu_kinks, as `train` computes them)."""
+    from backproof.relu_kinks import analytic_kinks
+    text, result = page("deep-1-2-2-1", epochs=40)
+    drawn = {when: sorted(float(x) for x in re.findall(rf'id="kink-{when}-layer\d+-unit\d+-x([-0-9.e+]+)"', text))
+             for when in ("before", "after")}
+    sc = result.scenario
+    trained = sc.with_parameters({k[len("trained."):]: v for k, v in result.training.results["numpy"].items()
+                                  if k.startswith("trained.layers")})
+    assert drawn["before"] == sorted(k.x for k in analytic_kinks(sc)) and drawn["before"]
+    assert drawn["after"] == sorted(k.x for k in analytic_kinks(trained)) and drawn["after"]
+
+
+def test_the_blog_diagram_shows_the_trace_and_the_posts_topology():
+    """Post 002's figure, computed: x1, x2, n3…n9, every weight with its alias, and z, a, ∂L/∂z of every unit,
+    read back out of the SVG text, equal to the trace (to the 6 digits printed)."""
+    text, result = page("blog-2-3-3-1")
+    svg = text[text.index('<section id="diagram">'):text.index("</section>", text.index('<section id="diagram">'))]
+    for name in ["x1", "x2", "n3", "n4", "n5", "n6", "n7", "n8", "n9"]:
+        assert f">{name}</text>" in svg, name
+    trace = result.traces["numpy"]
+    values = re.findall(r'data-node="layers\.(\d+)\.(\d+)" data-value="(\w+)">[^=]+= ([-0-9.e+]+)</text>', svg)
+    assert len(values) == 7 * 3
+    for layer, unit, kind, shown in values:
+        assert float(shown) == pytest.approx(trace[f"layers.{layer}.{kind}"][0, int(unit)], rel=5e-6, abs=1e-12)
+    assert len(re.findall(r'data-parameter="layers\.\d\.weight\[\d,\d\]"', svg)) == 6 + 9 + 3
+    assert ">w17 = 0.8 (erratum)</text>" in svg and ">w18 = 0.9 (erratum)</text>" in svg
+
+
+def test_explain_draws_the_paths_on_the_diagram():
+    text, _ = page("blog-2-3-3-1", explain="w1")
+    blue = set(re.findall(r'stroke="#1f5fbf"[^>]*data-parameter="([^"]+)"', text))
+    assert blue == {"layers.0.weight[0,0]", "layers.1.weight[0,0]", "layers.1.weight[1,0]", "layers.1.weight[2,0]",
+                    "layers.2.weight[0,0]", "layers.2.weight[0,1]", "layers.2.weight[0,2]"}
+    assert 'id="explain"' in text and "n3 → n6 → n9" in text
+
+
+def test_grokking_draws_post_001s_aliasing_erratum():
+    text, _ = page("grokking-3-4-1", epochs=20, finite_differences=True)
+    assert "Erratum 001-aliasing" in text and 'id="aliasing-analytic' in text and 'id="loss-numpy+fd"' in text
+
+
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    require("torch")
+    bad = ROOT / "tests" / "bad_scenarios" / "shape-chain.json"
+    assert main(["report", str(bad), "-o", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "layers[1].weight has 2 columns" in err
+    assert main(["report", "blog-2-3-3-1", "-o", str(tmp_path / "missing" / "x.html")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code = main(["report", "blog-2-3-3-1", "-o", str(locked / "x.html")])
+        err = capsys.readouterr().err
+        if code != 0:           # root may write anywhere; everyone else is refused
+            assert code == 2 and "cannot be written" in err
+    finally:
+        locked.chmod(0o700)
+    assert main(["train", "grokking-3-4-1", "--epochs", "2", "--plot", str(tmp_path / "x.pdf")]) == 2
+    assert "--plot writes .svg or .png" in capsys.readouterr().err
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
+    assert written in ([], ["locked/x.html"]), written            # nothing half-written, no temporary left
+
+
+def test_train_plot_writes_the_figure_alone(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    for suffix in ("svg", "png"):
+        target = tmp_path / f"curves.{suffix}"
+        assert main(["train", "grokking-3-4-1", "--epochs", "5", "--frameworks", "numpy,torch",
+                     "--plot", str(target)]) == 0
+        assert target.stat().st_size > 1000
+    assert "<svg" in (tmp_path / "curves.svg").read_text()
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    capsys.readouterr()
+
+
+def test_without_matplotlib_report_says_how_to_get_it(tmp_path, capsys):
+    if importlib.util.find_spec("matplotlib") is not None:
+        pytest.skip("matplotlib is installed here; `make test-numpy-only` runs this where it is missing for real")
+    assert main(["report", "blog-2-3-3-1", "-o", str(tmp_path / "x.html")]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: report needs matplotlib, which is not installed: "
+                   "pip install 'backproof[report]' -c constraints.txt\n")
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_page_renders_in_a_real_browser(tmp_path):
+    """Headless Chromium, no network: the page renders to a screenshot that is not blank."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("needs Debian's chromium: apt-get update && apt-get install -y chromium")
+    text, _ = page("blog-2-3-3-1", explain="w1")
+    html_path, png = tmp_path / "blog.html", tmp_path / "blog.png"
+    html_path.write_text(text, encoding="utf-8")
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    f"--screenshot={png}", "--window-size=1400,3000", html_path.as_uri()],
+                   capture_output=True, timeout=120, check=False)
+    pytest.importorskip("PIL")
+    from PIL import Image
+    image = np.asarray(Image.open(png).convert("L"))
+    assert image.shape == (3000, 1400) and image.std() > 10
