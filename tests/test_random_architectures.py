@@ -166,7 +166,7 @@ def check_agreement(document, frameworks=("numpy", "torch", "jax"), epochs=None,
     assert divergence is None, divergence.message("hypothesis-drawn")
     assert len(report.traces) == len(frameworks)
     if epochs:
-        bad = [d for d in report.training.drifts if not d.ok]
+        bad = [d for d in report.training.drifts if not (d.ok or d.explained)]   # the noise floor may explain
         assert not report.training.errors and not bad, (report.training.errors, bad)
 
 
