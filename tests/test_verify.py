@@ -16,6 +16,7 @@ from reference.network import loss_and_gradients
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "examples"))
 import post001_gradients  # noqa: E402
+import spiral_gradients  # noqa: E402
 
 ORACLES = ("numpy",) if NUMPY_ONLY else ("torch", "jax")
 
@@ -35,6 +36,17 @@ def test_post_001_formulas_pass_against_every_oracle(dtype):
     assert all(c.checked == c.size for c in result.checks)
     assert result.directions is not None and result.directions.ok and len(result.directions.numeric) == 8
     assert "verdict: OK" in str(result)
+
+
+def test_hand_derived_cross_entropy_passes_and_summing_over_rows_is_caught():
+    """Softmax cross-entropy on class indices: the targets arrive as one-hot rows, and the classic slip of summing
+    over the 60 rows instead of averaging is wrong in every element that is not 0, against every oracle."""
+    sc = scenario("spiral-2-16-3-adam")
+    assert backproof.verify(spiral_gradients.gradients, sc, ORACLES).ok
+    result = backproof.verify(spiral_gradients.gradients_summed, sc, ORACLES)
+    assert not result.ok
+    wrong = {c.parameter for c in result.checks if not c.ok}
+    assert wrong == {"layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias"}
 
 
 def test_relu_slope_one_is_caught_and_located():
