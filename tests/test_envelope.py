@@ -55,9 +55,20 @@ COMMANDS = {
 }
 
 
+RUNS = {}
+pytestmark = pytest.mark.xdist_group("envelope")       # on one worker, so the tests that read a document share it
+
+
+def run_named(name, capsys):
+    """run_json of COMMANDS[name], once per process: the tests that only read a document share it."""
+    if name not in RUNS:
+        RUNS[name] = run_json(COMMANDS[name], capsys)
+    return RUNS[name]
+
+
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_validates_against_the_schema(name, capsys):
-    code, document = run_json(COMMANDS[name], capsys)
+    code, document = run_named(name, capsys)
     assert document["schema"] == "backproof/1" and document["command"] == COMMANDS[name][0]
     for result in document["results"]:
         present = [key for key in ("step", "training", "verify", "explain") if result[key] is not None]
@@ -65,7 +76,7 @@ def test_every_command_validates_against_the_schema(name, capsys):
 
 
 def test_the_schema_rejects_what_it_should(capsys):
-    _, document = run_json(COMMANDS["check-blog"], capsys)
+    _, document = run_named("check-blog", capsys)
     schema = json.loads(schema_path().read_text())
     broken = json.loads(json.dumps(document))
     broken["results"][0]["frameworks"]["torch (autograd)"] = broken["results"][0]["frameworks"]["numpy"]
@@ -87,8 +98,8 @@ def without_seconds(value):
 
 @pytest.mark.parametrize("name", ["check-training", "verify-wrong", "explain-paths"])
 def test_two_runs_give_identical_json_apart_from_seconds(name, capsys):
-    _, first = run_json(COMMANDS[name], capsys)
-    _, second = run_json(COMMANDS[name], capsys)
+    _, first = run_named(name, capsys)
+    _, second = run_json(COMMANDS[name], capsys)            # a second, fresh run
     assert json.dumps(without_seconds(first)) == json.dumps(without_seconds(second))
 
 
@@ -160,14 +171,14 @@ def test_explain_values_are_the_same_from_python_and_the_cli(capsys):
 def test_the_new_fields_carry_what_they_say(capsys):
     """explain through a softmax: update and softmax_layers, no paths; check: optimizer state among the tensors;
     train in float32: a drift explained by the noise floor, with the floor."""
-    _, document = run_json(COMMANDS["explain-softmax"], capsys)
+    _, document = run_named("explain-softmax", capsys)
     body = document["results"][0]["explain"]
     assert body["softmax_layers"] == [1] and body["paths"] is None and body["sgd"]["lr"] == 0.5
     assert body["update"]["optimizer"] == {"name": "sgd", "lr": 0.5, "momentum": 0.0, "dampening": 0.0,
                                            "nesterov": False, "weight_decay": 0.0}
-    _, document = run_json(COMMANDS["check-optimizer-state"], capsys)
+    _, document = run_named("check-optimizer-state", capsys)
     assert "state.layers.0.weight.square_avg" in document["results"][0]["step"]["order"]
-    _, document = run_json(COMMANDS["train-noise-floor"], capsys)
+    _, document = run_named("train-noise-floor", capsys)
     (drift,) = document["results"][0]["training"]["drift"]
     assert drift["ok"] is False and drift["explained_by_noise"] is True and document["ok"] is True
     assert drift["noise_floor"]["train.loss"] > 1e-4
