@@ -422,6 +422,13 @@ def positive(values, floor=1e-300):
     return np.where(np.asarray(values, np.float64) > floor, values, np.nan)
 
 
+def labels(axes, x, y, title):
+    axes.set_xlabel(x)
+    axes.set_ylabel(y)
+    axes.set_title(title)
+    axes.legend(fontsize=8)
+
+
 def finish(figure):
     """Fixed margins and plain tick labels ("1e-05", not mathtext): laying text out was most of a page's time."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
@@ -451,10 +458,7 @@ def training_figure(Figure, training):
         loss_axes.plot(epochs, positive(values), color=COLORS.get(name), linewidth=1.6 - 0.3 * k,
                        linestyle=["-", "--", ":", "-."][k % 4], label=name, gid=f"loss-{name}")
     loss_axes.set_yscale("log")
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("mean loss (log)")
-    loss_axes.set_title(f"loss, {sc.dtype}")
-    loss_axes.legend()
+    labels(loss_axes, "epoch", "mean loss (log)", f"loss, {sc.dtype}")
     reference_curve = np.asarray(next(iter(curves.values())), np.float64)
     for d in training.drifts:
         epochs, values = envelope(d.per_epoch)
@@ -463,10 +467,7 @@ def training_figure(Figure, training):
     epochs, values = strided(tolerance)
     drift_axes.plot(epochs, values, color="#000", linestyle="--", linewidth=1, label="tolerance", gid="tolerance")
     drift_axes.set_yscale("log")
-    drift_axes.set_xlabel("epoch")
-    drift_axes.set_ylabel("|Δ loss| (log)")
-    drift_axes.set_title("drift between frameworks")
-    drift_axes.legend()
+    labels(drift_axes, "epoch", "|Δ loss| (log)", "drift between frameworks")
     return finish(figure)
 
 
@@ -487,10 +488,7 @@ def aliasing_html(Figure, scenario, training):
         epochs, values = strided(curve)
         axes.plot(epochs, positive(values), linestyle=style, label=label, gid=f"aliasing-{label.split(',')[0]}")
     axes.set_yscale("log")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("mean loss (log)")
-    axes.set_title("post 001's aliasing erratum: the second run starts where the first ended")
-    axes.legend(fontsize=8)
+    labels(axes, "epoch", "mean loss (log)", "post 001's aliasing erratum: the second run starts where the first ended")
     finish(figure)
     text = next(e["text"] for e in scenario.errata if e["id"] == "001-aliasing")
     return f'<h3>Erratum 001-aliasing</h3><p class="note">{html.escape(text)}</p>' + figure_html(figure)
@@ -526,10 +524,7 @@ def kinks_figure(Figure, scenario, training):
         for kink in found:
             axes.axvline(kink.x, color="#e08a00" if when == "after" else "#bbb", linestyle=style, linewidth=1,
                          gid=f"kink-{when}-layer{kink.layer}-unit{kink.unit}-x{kink.x!r}")
-    axes.set_xlabel("x")
-    axes.set_ylabel("network output")
-    axes.set_title("the function and its kinks (dotted: before training; orange: after)")
-    axes.legend(fontsize=8)
+    labels(axes, "x", "network output", "the function and its kinks (dotted: before training; orange: after)")
     return finish(figure)
 
 
@@ -554,10 +549,8 @@ def epsilon_figure(Figure, scenario):
                  label=f"default ε = {default:g}")
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("ε")
-    axes.set_ylabel("relative error (log)")
-    axes.set_title("finite differences against the exact gradient: truncation ∝ ε², round-off ∝ 1/ε")
-    axes.legend(fontsize=8)
+    labels(axes, "ε", "relative error (log)",
+           "finite differences against the exact gradient: truncation ∝ ε², round-off ∝ 1/ε")
     return finish(figure)
 
 
