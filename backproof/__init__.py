@@ -9,6 +9,8 @@ The public API: ``load``/``parse`` (scenario files), ``check``, ``train``, ``ver
 versioned JSON every command prints with ``--json``).
 """
 
+from importlib.metadata import PackageNotFoundError, version as _version
+
 from .check import ScenarioReport, check, check_all, check_scenario
 from .compare import TOLERANCES, Comparison, compare_arrays, compare_traces, first_divergence
 from .envelope import SCHEMA
@@ -18,8 +20,13 @@ from .scenario_file import ScenarioError, builtin_names, load, parse
 from .training import TrainReport, train
 from .verify import VerifyError, VerifyResult, verify
 
+try:
+    __version__ = _version("backproof")
+except PackageNotFoundError:        # running from a checkout that was never installed
+    __version__ = "0+unknown"
+
 __all__ = [
-    "SCHEMA", "TOLERANCES", "Comparison", "ExplainError", "ScenarioError", "ScenarioReport", "TrainReport",
+    "__version__", "SCHEMA", "TOLERANCES", "Comparison", "ExplainError", "ScenarioError", "ScenarioReport", "TrainReport",
     "VerifyError", "VerifyResult", "builtin_names", "check", "check_all", "check_scenario", "compare_arrays",
     "compare_traces", "explain", "first_divergence", "load", "parse", "tensor_shapes", "train",
     "verify",

@@ -37,7 +37,9 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="backproof",
         description="Check that NumPy (hand-derived), PyTorch and JAX agree on a small network's "
-                    "forward pass, loss, gradients and SGD update.")
+                    "forward pass, loss, gradients and optimizer step.")
+    parser.add_argument("--version", action="store_true",
+                        help="print backproof's version and the versions of the libraries it found, then exit")
     commands = parser.add_subparsers(dest="command", required=True)
 
     check = commands.add_parser("check", help="run scenarios in every framework and compare the traces")
@@ -97,6 +99,9 @@ def build_parser():
     verify.add_argument("--timeout", type=positive_float, default=60.0,
                         help="seconds the function (and its module's import) may take before verify gives up "
                              "(default 60)")
+    verify.add_argument("--oracles", default="",
+                        help="also run established checkers on the oracles' own autodiff: gradcheck "
+                             "(torch.autograd.gradcheck), check_grads (jax.test_util.check_grads), comma-separated")
     verify.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
     explain = commands.add_parser(
@@ -128,6 +133,19 @@ def build_parser():
     commands.add_parser("list", help="list the built-in scenarios")
     commands.add_parser("conventions", help="print the registry of framework conventions (Markdown)")
     return parser
+
+
+def version_line():
+    """'0.1.0 (numpy 2.4.6, torch 2.13.0+cpu, jax 0.10.2, optax 0.2.8)': backproof and what it found installed."""
+    import importlib.metadata
+    from . import __version__
+    found = []
+    for library in ("numpy", "torch", "jax", "optax", "flax", "matplotlib"):
+        try:
+            found.append(f"{library} {importlib.metadata.version(library)}")
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return f"{__version__} ({', '.join(found)})"
 
 
 def add_common(command):
@@ -363,9 +381,15 @@ def cmd_verify(args):
     from .verify import VerifyError, verify
     oracles = frameworks_arg(args.frameworks)
     (scenario,) = load_scenarios([args.scenario], args.dtype)
+    from .verify import ESTABLISHED
+    established = [name.strip() for name in args.oracles.split(",") if name.strip()]
+    unknown = [name for name in established if name not in ESTABLISHED]
+    if unknown:
+        raise UsageError(f"--oracles: {unknown[0]!r} is not an established checker (known: {', '.join(ESTABLISHED)})")
     function, label = load_function(args.target, args.timeout)
     try:
-        result = verify(function, scenario, oracles, directions=args.directions, label=label, timeout=args.timeout)
+        result = verify(function, scenario, oracles, directions=args.directions, label=label, timeout=args.timeout,
+                        established=established)
     except VerifyError as exc:
         raise UsageError(str(exc)) from None
     if args.json:
@@ -417,6 +441,9 @@ def main(argv=None):
     for stream in (sys.stdout, sys.stderr):     # a name no encoding can print is escaped, never a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
+    if list(sys.argv[1:] if argv is None else argv)[:1] == ["--version"]:
+        print(f"backproof {version_line()}")      # one line, never wrapped by argparse
+        return EXIT_OK
     try:
         args = build_parser().parse_args(argv)
     except KeyboardInterrupt:

@@ -171,7 +171,9 @@ def verify_result(vr, scenario, asked):
             "checks": checks,
             "directions": None if d is None else {"delta": d.delta, "numeric": d.numeric, "analytic": d.analytic,
                                                   "max_abs": d.max_abs, "max_rel": d.max_rel, "ok": d.ok},
-            "notes": vr.notes or None}
+            "notes": vr.notes or None,
+            "established": {name: {"passed": passed, "detail": detail}
+                            for name, (passed, detail) in vr.established.items()} or None}
     block = frameworks_block(asked, {}, vr.skipped, vr.errors)      # the autodiff oracles asked for
     return result(scenario, vr.ok, block, verify=body)
 

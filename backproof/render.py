@@ -299,9 +299,14 @@ def verify_text(result):
         d = result.directions
         lines += ["", f"   {len(d.numeric)} random directions (ε {d.delta:g}): max |Δ| {d.max_abs:.2g}, "
                       f"max rel {d.max_rel:.2g}" + ("" if d.ok else "  ✗")]
+    if result.established:
+        lines += ["", "   the oracles' own autodiff, by the checkers people already trust:"]
+        lines += [f"   {name:<12} {'passed' if passed else '✗ FAILED'}: {detail}"
+                  for name, (passed, detail) in result.established.items()]
     lines.append("")
     if result.ok:
-        lines.append(f"   verdict: OK — every gradient agrees with {', '.join(result.oracles)}")
+        lines.append(f"   verdict: OK — every gradient agrees with {', '.join(result.oracles)}"
+                     + (f"; {', '.join(result.established)} passed" if result.established else ""))
     else:
         wrong = {}
         for c in result.failures:
@@ -321,6 +326,9 @@ def verify_text(result):
             parts.append("oracles that failed: " + ", ".join(result.errors))
         if not result.checks:
             parts.append("no oracle ran")
+        failed = [name for name, (passed, _) in result.established.items() if not passed]
+        if failed:
+            parts.append(f"{', '.join(failed)} failed on the oracles' own autodiff")
         lines.append(f"   verdict: FAIL — {'; '.join(parts)}")
     return "\n".join(lines)
 

@@ -44,7 +44,7 @@ from reference.network import loss_of
 
 from .compare import TOLERANCES, compare_arrays
 from .kink_conventions import has_exact_kinks
-from .frameworks import FD, as_frameworks, run_each
+from .frameworks import FD, Skipped, as_frameworks, implementation, run_each
 from .names import format_element
 from .scenario_file import ScenarioError, as_scenario
 
@@ -97,12 +97,15 @@ class VerifyResult:
     directions: "DirectionCheck | None" = None
     errors: dict = field(default_factory=dict)      # oracle -> why it could not run
     notes: list = field(default_factory=list)       # oracles left out on purpose, and why
+    established: dict = field(default_factory=dict)  # checker -> (passed, detail): the frameworks' own checkers
 
     @property
     def ok(self):
-        """Every parameter agrees with every oracle that ran, and at least one ran."""
+        """Every parameter agrees with every oracle that ran, at least one ran, and every established checker
+        asked for passed (an oracle whose own autodiff fails its own check is no oracle)."""
         return (bool(self.checks) and not self.errors and all(c.ok for c in self.checks)
-                and (self.directions is None or self.directions.ok))
+                and (self.directions is None or self.directions.ok)
+                and all(passed for passed, _ in self.established.values()))
 
     @property
     def failures(self):
@@ -255,11 +258,13 @@ def _sample(params, max_coordinates, seed):
 
 
 def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, directions=8,
-           max_coordinates=10_000, seed=0, label=None, timeout=DEFAULT_TIMEOUT):
+           max_coordinates=10_000, seed=0, label=None, timeout=DEFAULT_TIMEOUT, established=()):
     """Check grad_fn's gradients on ``scenario`` (a Scenario, a built-in name or a path) -> VerifyResult.
 
     frameworks: the autodiff oracles to ask, any of "torch", "jax" and "numpy" (the
     reference's hand-derived backward pass). A missing framework is skipped, not an error.
+    established: any of ESTABLISHED ("gradcheck", "check_grads"): the checkers people already trust,
+    run on the oracles' own autodiff of the scenario's loss and shown beside the verdict.
     Raises VerifyError when grad_fn fails or answers with missing names or wrong shapes.
     """
     try:
@@ -290,7 +295,48 @@ def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, dire
     elif finite_differences:
         result.oracles.append(FD)
         _finite_differences(result, grads, scenario, directions, max_coordinates, seed)
+    for checker in established:
+        framework, run = ESTABLISHED[checker]
+        module = implementation(framework)
+        if isinstance(module, Skipped):
+            result.notes.append(f"{checker} left out: {module.message()}")
+        else:
+            result.established[checker] = run(module.network.loss_function, scenario)
     return result
+
+
+def torch_gradcheck(loss_function, scenario):
+    """torch.autograd.gradcheck of ``loss_function(scenario)`` in float64 -> (passed, detail)."""
+    import importlib
+
+    import torch
+    failure = importlib.import_module("torch.autograd.gradcheck").GradcheckError   # the module, not the function
+    f, params = loss_function(scenario)
+    try:
+        passed = torch.autograd.gradcheck(f, params, eps=1e-6, atol=1e-5, rtol=1e-3)
+        return bool(passed), "torch.autograd.gradcheck(eps=1e-6, atol=1e-5, rtol=1e-3): autograd agrees with " \
+                             "torch's own finite differences"
+    except failure as exc:
+        return False, "torch.autograd.gradcheck: " + str(exc).strip().splitlines()[0]
+
+
+def jax_check_grads(loss_function, scenario):
+    """jax.test_util.check_grads (order 1, reverse mode) of ``loss_function(scenario)`` in float64 -> (passed,
+    detail)."""
+    import jax
+    from jax.test_util import check_grads
+    with jax.enable_x64(True), jax.default_matmul_precision("highest"):
+        f, params = loss_function(scenario.with_dtype("float64"))
+        try:                        # jitted: compiled once, then every probe of the check is one call
+            check_grads(jax.jit(f), (params,), order=1, modes=("rev",), eps=1e-6, atol=1e-5, rtol=1e-3)
+        except AssertionError as exc:
+            return False, "jax.test_util.check_grads: " + " ".join(str(exc).split())[:300]
+    return True, "jax.test_util.check_grads(order=1, modes=('rev',)): jax.grad agrees with JAX's own " \
+                 "finite differences"
+
+
+# name -> (the framework it runs in, the check)
+ESTABLISHED = {"gradcheck": ("torch", torch_gradcheck), "check_grads": ("jax", jax_check_grads)}
 
 
 def _finite_differences(result, grads, scenario, directions, max_coordinates, seed):

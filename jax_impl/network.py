@@ -366,3 +366,16 @@ def lowered_step(scenario):
     with precision(scenario.dtype):
         x, t = arrays(scenario)
         return step.lower(Model.from_scenario(scenario), x, t, scenario.criterion, scenario.optimizer).as_text()
+
+
+def loss_function(scenario):
+    """(f, params): the scenario's loss as a function of its Flax-layout params, f(params) -> loss, from the
+    same forward and LOSSES: what jax.test_util.check_grads differentiates. Call inside ``precision``."""
+    model = Model.from_scenario(scenario)
+    x, t = arrays(scenario)
+
+    def f(params):
+        _, acts = forward(Model(params, model.activations), x)
+        return LOSSES[scenario.loss](acts[-1], t, **scenario.criterion.options())
+
+    return f, model.params

@@ -107,3 +107,12 @@ def test_train_command_json_and_table(capsys):
 def test_train_needs_epochs_somewhere(capsys):
     code, _, err = run(["train", "blog-2-3-3-1"], capsys)
     assert code == 2 and "train is missing" in err
+
+
+def test_version_is_one_line_with_the_libraries_found(capsys):
+    import importlib.metadata
+    assert main(["--version"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith(f"backproof {importlib.metadata.version('backproof')} (numpy ")
+    from backproof import __version__
+    assert __version__ == importlib.metadata.version("backproof")

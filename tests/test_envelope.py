@@ -46,6 +46,8 @@ COMMANDS = {
     "train-fd": ["train", "grokking-3-4-1", "--epochs", "3", "--finite-differences"],
     "verify-ok": ["verify", f"{EXAMPLE}:gradients", "grokking-3-4-1", "--frameworks", ORACLES],
     "verify-wrong": ["verify", f"{EXAMPLE}:gradients_relu_slope_one", "grokking-3-4-1", "--frameworks", ORACLES],
+    "verify-gradcheck": ["verify", f"{EXAMPLE}:gradients", "grokking-3-4-1", "--frameworks", ORACLES,
+                         "--oracles", "gradcheck"],
     "verify-at-a-kink": ["verify", "tests/kink_gradients.py:gradients", "kink-relu-2-2-1", "--frameworks", ORACLES],
     "explain-paths": ["explain", "blog-2-3-3-1", "w1", "--frameworks", ORACLES],
     "explain-recursion": ["explain", "mixed-3-4-3-2", "layers.0.weight[0,0]", "--max-paths", "1"],

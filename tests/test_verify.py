@@ -222,3 +222,66 @@ def test_infinite_gradients_fail_even_where_finite_differences_are_left_out(caps
     code, out, err = run(["verify", f"{path}:gradients", "kink-relu-2-2-1", *frameworks()], capsys)
     assert code == 1, out + err
     assert "verdict: FAIL" in out and "finite differences left out" in out
+
+
+# --- the established checkers: torch.autograd.gradcheck and jax.test_util.check_grads ---------------------
+
+def test_gradcheck_passes_on_every_smooth_built_in():
+    """torch.autograd.gradcheck on torch_impl's loss as a function of the parameters, float64: it passes on every
+    built-in scenario where finite differences are an oracle."""
+    from backproof.verify import torch_gradcheck
+    from conftest import SMOOTH, require
+    network = require("torch").network
+    failed = {name: detail for name in SMOOTH for passed, detail in [torch_gradcheck(network.loss_function,
+                                                                                     scenario(name))] if not passed}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("name", ["blog-2-3-3-1", "softmax-2-3-3", "spiral-2-16-3-adam"])
+def test_check_grads_passes(name):
+    """jax.test_util.check_grads (order 1, reverse mode) on jax_impl's loss: on the sigmoid/relu network, the
+    softmax layer and the cross-entropy classifier (each check compiles for ~0.5 s: three, not every smooth
+    built-in, to keep within the suite's time budget; `backproof verify --oracles check_grads` runs it on any)."""
+    from backproof.verify import jax_check_grads
+    from conftest import require
+    passed, detail = jax_check_grads(require("jax").network.loss_function, scenario(name))
+    assert passed, detail
+
+
+def test_each_established_checker_flags_a_planted_wrong_backward_pass():
+    """A tanh whose backward forgets (1 − tanh²), fed through the same checks: a torch.autograd.Function for
+    gradcheck, a jax.custom_vjp for check_grads. Both fail, and verify's verdict says so."""
+    from conftest import require
+    torch = require("torch") and __import__("torch")
+    from backproof.verify import jax_check_grads, torch_gradcheck
+
+    class WrongTanh(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z):
+            return torch.tanh(z)
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad                              # bug: tanh' taken as 1
+
+    def torch_loss_function(sc):
+        f, params = require("torch").network.loss_function(sc)
+        return (lambda *values: f(*values) + WrongTanh.apply(values[0]).sum()), params
+
+    passed, detail = torch_gradcheck(torch_loss_function, scenario("xor-2-3-1-tanh"))
+    assert not passed and detail.startswith("torch.autograd.gradcheck: Jacobian mismatch")
+
+    jax = require("jax") and __import__("jax")
+
+    @jax.custom_vjp
+    def wrong_tanh(z):
+        return jax.numpy.tanh(z)
+
+    wrong_tanh.defvjp(lambda z: (jax.numpy.tanh(z), None), lambda _, grad: (grad,))
+
+    def jax_loss_function(sc):
+        f, params = require("jax").network.loss_function(sc)
+        return (lambda p: f(p) + wrong_tanh(p[0]["kernel"]).sum()), params
+
+    passed, detail = jax_check_grads(jax_loss_function, scenario("xor-2-3-1-tanh"))
+    assert not passed and detail.startswith("jax.test_util.check_grads:")

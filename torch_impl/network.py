@@ -225,3 +225,23 @@ def settings():
     """The precision settings in force now: (matmul precision, cuBLAS fp32_precision, cuDNN fp32_precision)."""
     return (torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.fp32_precision,
             torch.backends.cudnn.fp32_precision)
+
+
+
+def loss_function(scenario):
+    """(f, params): the scenario's loss as a function of its parameters, f(*params) -> loss, built from the same
+    activation modules and LOSSES with F.linear, and the parameters as float64 leaf tensors: what
+    torch.autograd.gradcheck differentiates (torch's own autodiff against its own finite differences)."""
+    sc = scenario.with_dtype("float64")
+    model = Model(sc)
+    names = list(model.canonical_parameters())
+    x, t = tensors(sc)
+
+    def f(*values):
+        params = dict(zip(names, values))
+        a = x
+        for i, activation_module in enumerate(model.activations):
+            a = activation_module(F.linear(a, params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias")))
+        return LOSSES[sc.loss](a, t, **sc.criterion.options())
+
+    return f, [param.detach().clone().requires_grad_(True) for param in model.canonical_parameters().values()]
