@@ -65,6 +65,30 @@ def build_parser():
                        help="also write the loss curves and the drift per epoch to this figure (needs matplotlib)")
     add_common(train)
 
+    export = commands.add_parser("export", help="write a scenario's weights as a torch state_dict, safetensors, "
+                                                "npz or Flax params",
+                                 description="torch: a state_dict whose keys fit an nn.Sequential of nn.Linear and "
+                                             "activation modules; safetensors and npz: canonical names, (out, in), "
+                                             "the activations stored beside them.")
+    export.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
+    export.add_argument("--to", choices=("torch", "safetensors", "npz", "flax"), required=True,
+                        help="the format (flax: linen Dense params, .msgpack)")
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help="the file to write")
+    export.add_argument("--dtype", choices=("float64", "float32"), help="override the scenario's dtype")
+
+    imported = commands.add_parser("import", help="a .pt state_dict, .safetensors, .npz or Flax .msgpack file -> "
+                                                  "a scenario file")
+    imported.add_argument("weights", metavar="FILE",
+                          help="a .pt (nn.Sequential state_dict), .safetensors, .npz or .msgpack (Flax params)")
+    add_import_options(imported, activations=True)
+
+    import_torch = commands.add_parser("import-torch", help="an nn.Sequential from your code -> a scenario file",
+                                       description="MODULE.py:FACTORY names a function that returns an "
+                                                   "nn.Sequential, or a module whose children are nn.Linear and "
+                                                   "supported activations, in order.")
+    import_torch.add_argument("target", metavar="MODULE.py:FACTORY")
+    add_import_options(import_torch, activations=False)
+
     report = commands.add_parser(
         "report", help="one self-contained HTML page per scenario: diagram, agreement map, curves, kinks, ε sweep",
         description="Write one HTML file per scenario (inline CSS and SVG, no script, nothing fetched; two runs "
@@ -133,6 +157,19 @@ def build_parser():
     commands.add_parser("list", help="list the built-in scenarios")
     commands.add_parser("conventions", help="print the registry of framework conventions (Markdown)")
     return parser
+
+
+def add_import_options(command, activations):
+    if activations:
+        command.add_argument("--activations", help="comma-separated, one per layer (safetensors and npz files written "
+                                                   "by backproof carry them)")
+    command.add_argument("--inputs", required=True, metavar="JSON|FILE.npy", help="the batch, (n, in)")
+    command.add_argument("--targets", required=True, metavar="JSON|FILE.npy",
+                         help="(n, out), or n class indices for cross_entropy")
+    command.add_argument("--loss", default="mse", help="the loss (default mse)")
+    command.add_argument("--lr", type=float, default=0.01, help="SGD's learning rate (default 0.01)")
+    command.add_argument("--name", help="the scenario's name (default: the file's)")
+    command.add_argument("-o", "--output", required=True, metavar="SCENARIO.json", help="the scenario file to write")
 
 
 def version_line():
@@ -311,6 +348,81 @@ def cmd_report(args):
     return EXIT_FAIL if failed else EXIT_OK
 
 
+def cmd_export(args):
+    from .report import ReportError, check_writable
+    from .weights import WeightsError, export
+    (scenario,) = load_scenarios([args.scenario], args.dtype)
+    try:
+        check_writable(args.output)
+        export(scenario, args.to, args.output)
+    except (ReportError, WeightsError) as exc:
+        raise UsageError(str(exc)) from None
+    print(f"wrote {args.output} ({args.to}, {scenario.dtype}: {scenario.name})")
+    return EXIT_OK
+
+
+def array_argument(text, option):
+    """--inputs/--targets: a JSON list, or a .npy file read without pickle."""
+    import json
+
+    import numpy as np
+    if text.endswith(".npy"):
+        try:
+            return np.load(text, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{option} {text}: cannot be read: {exc}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{option}: not a JSON list or a .npy file: {exc}") from None
+
+
+def write_imported(args, layers, dtype, source):
+    import json
+    from pathlib import Path
+
+    from .report import ReportError, check_writable, write_atomically
+    from .scenario_file import parse
+    from .weights import scenario_document
+    name = args.name or Path(source.split(":")[0]).stem
+    document = scenario_document(name, layers, dtype, array_argument(args.inputs, "--inputs"),
+                                 array_argument(args.targets, "--targets"), args.loss, args.lr, source)
+    try:
+        parse(json.loads(json.dumps(document)), args.output)      # exactly what `check` will read
+        check_writable(args.output)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    write_atomically(args.output, json.dumps(document, indent=1) + "\n")
+    print(f"wrote {args.output} ({len(layers)} layers, {dtype}); check it with: backproof check {args.output}")
+    return EXIT_OK
+
+
+def cmd_import(args):
+    from .weights import WeightsError, read_weights
+    activations = args.activations.split(",") if args.activations else None
+    try:
+        layers, dtype = read_weights(args.weights, activations)
+    except WeightsError as exc:
+        raise UsageError(str(exc)) from None
+    return write_imported(args, layers, dtype, args.weights)
+
+
+def cmd_import_torch(args):
+    from .weights import WeightsError, from_torch_module
+    factory, label = load_function(args.target)
+    try:
+        module = factory()
+    except Exception as exc:
+        raise UsageError(f"{label}: raised {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    try:
+        layers, dtype = from_torch_module(module, label)
+    except WeightsError as exc:
+        raise UsageError(str(exc)) from None
+    return write_imported(args, layers, dtype, args.target)
+
+
 def cmd_list(args):
     for name in builtin_names():
         scenario = load(name)
@@ -434,7 +546,8 @@ def cmd_read(args):
 
 
 COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": cmd_verify, "explain": cmd_explain,
-            "report": cmd_report, "list": cmd_list, "conventions": cmd_conventions}
+            "report": cmd_report, "export": cmd_export, "import": cmd_import, "import-torch": cmd_import_torch,
+            "list": cmd_list, "conventions": cmd_conventions}
 
 
 def main(argv=None):

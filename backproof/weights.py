@@ -1,0 +1,245 @@
+"""Weights in and out: a scenario's weights as files real libraries load, and files or torch models as scenarios.
+
+Formats (every one read without pickle):
+
+    torch        a state_dict (.pt) whose keys fit ``torch_sequential(scenario)``, an nn.Sequential of
+                 nn.Linear and activation modules: ``0.weight``, ``0.bias``, ``2.weight`` …; saved with
+                 torch.save, read with torch.load(weights_only=True)
+    safetensors  canonical names (``layers.0.weight``, (out, in)), the activations in its metadata
+    npz          canonical names, plus ``activations`` and ``negative_slopes`` arrays; np.load(allow_pickle=False)
+    flax         (.msgpack) linen Dense params, ``{"params": {"Dense_0": {"kernel": (in, out), "bias"}, …}}`` as
+                 flax.serialization writes them, the activations beside them under ``backproof``
+
+``export`` writes one of them; ``read_weights`` reads one back as (layers, dtype); ``from_torch_module``
+turns an nn.Sequential (or a module whose children are nn.Linear and supported activations) into layers.
+``scenario_document`` puts layers, data, loss and optimizer into a scenario file that ``check`` accepts.
+Every problem is a ``WeightsError``: one line naming the file and what is wrong.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+FORMATS = ("torch", "safetensors", "npz", "flax")
+INSTALL = {"torch": "pip install 'backproof[torch]' -c constraints.txt",
+           "safetensors": "pip install 'backproof[safetensors]' -c constraints.txt",
+           "flax": "pip install 'backproof[flax]' -c constraints.txt"}
+
+
+class WeightsError(ValueError):
+    """A weights file or model that cannot be used; str() is one line (exit code 2)."""
+
+
+def _require(library):
+    try:
+        return __import__(library)
+    except ImportError:
+        raise WeightsError(f"{library} is not installed: {INSTALL[library]}") from None
+
+
+def layers_of(scenario):
+    """[(weight (out, in), bias or None, activation, negative_slope)] of a Scenario, as NumPy arrays."""
+    return [(np.array(s.weight), None if s.bias is None else np.array(s.bias), s.activation, s.negative_slope)
+            for s in scenario.layers]
+
+
+def torch_sequential(layers, dtype="float64"):
+    """nn.Sequential of nn.Linear and activation modules for ``layers`` (identity adds no module)."""
+    torch = _require("torch")
+    from torch import nn
+    modules = []
+    for weight, bias, activation, slope in layers:
+        out_features, in_features = weight.shape
+        modules.append(nn.Linear(in_features, out_features, bias=bias is not None, dtype=getattr(torch, dtype)))
+        module = {"relu": lambda: nn.ReLU(), "leaky_relu": lambda: nn.LeakyReLU(slope), "sigmoid": lambda: nn.Sigmoid(),
+                  "tanh": lambda: nn.Tanh(), "softmax": lambda: nn.Softmax(dim=1), "identity": lambda: None}[activation]()
+        if module is not None:
+            modules.append(module)
+    return nn.Sequential(*modules)
+
+
+def state_dict_keys(layers):
+    """{canonical name: the nn.Sequential key} for ``torch_sequential(layers)``."""
+    keys, index = {}, 0
+    for i, (_, bias, activation, _) in enumerate(layers):
+        keys[f"layers.{i}.weight"] = f"{index}.weight"
+        if bias is not None:
+            keys[f"layers.{i}.bias"] = f"{index}.bias"
+        index += 1 if activation == "identity" else 2
+    return keys
+
+
+def export(scenario, fmt, path):
+    """Write the scenario's weights to ``path`` in ``fmt`` (one of FORMATS), in the scenario's dtype."""
+    layers = layers_of(scenario)
+    canonical = {f"layers.{i}.{kind}": value for i, (weight, bias, _, _) in enumerate(layers)
+                 for kind, value in (("weight", weight), ("bias", bias)) if value is not None}
+    activations = [activation for _, _, activation, _ in layers]
+    slopes = [float(slope) for _, _, _, slope in layers]
+    if fmt == "torch":
+        torch = _require("torch")
+        keys = state_dict_keys(layers)
+        torch.save({keys[name]: torch.tensor(value) for name, value in canonical.items()}, path)
+    elif fmt == "safetensors":
+        _require("safetensors")
+        from safetensors.numpy import save_file
+        save_file({name: np.ascontiguousarray(value) for name, value in canonical.items()}, str(path),
+                  metadata={"activations": ",".join(activations), "negative_slopes": json.dumps(slopes),
+                            "format": "backproof canonical layout: layers.{i}.weight (out, in), layers.{i}.bias"})
+    elif fmt == "npz":
+        np.savez(path, activations=np.array(activations), negative_slopes=np.array(slopes), **canonical)
+    elif fmt == "flax":
+        _require("flax")
+        from flax import serialization
+        params = {f"Dense_{i}": {"kernel": np.ascontiguousarray(weight.T), **({} if bias is None else {"bias": bias})}
+                  for i, (weight, bias, _, _) in enumerate(layers)}
+        with open(path, "wb") as handle:
+            handle.write(serialization.msgpack_serialize(
+                {"params": params, "backproof": {"activations": ",".join(activations),
+                                                 "negative_slopes": json.dumps(slopes)}}))
+    else:
+        raise WeightsError(f"{fmt!r} is not a weights format (known: {', '.join(FORMATS)})")
+
+
+def read_weights(path, activations=None):
+    """(layers, dtype) from a .pt, .safetensors or .npz file; ``activations`` (a list) where the file has none."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    slopes = None
+    try:
+        if suffix in (".pt", ".pth"):
+            torch = _require("torch")
+            state = torch.load(path, weights_only=True, map_location="cpu")
+            if not isinstance(state, dict):
+                raise WeightsError(f"{path}: holds a {type(state).__name__}, not a state_dict")
+            arrays = _sequential_to_canonical(path, {k: v.detach().numpy() for k, v in state.items()})
+        elif suffix == ".safetensors":
+            _require("safetensors")
+            from safetensors import safe_open
+            with safe_open(str(path), framework="numpy") as handle:
+                arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+                metadata = handle.metadata() or {}
+            if activations is None and "activations" in metadata:
+                activations = metadata["activations"].split(",")
+            if "negative_slopes" in metadata:
+                slopes = json.loads(metadata["negative_slopes"])
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {key: np.array(data[key]) for key in data.files}
+            stored = arrays.pop("activations", None)
+            stored_slopes = arrays.pop("negative_slopes", None)
+            if activations is None and stored is not None:
+                activations = [str(a) for a in stored]
+            if stored_slopes is not None:
+                slopes = [float(s) for s in stored_slopes]
+        elif suffix == ".msgpack":
+            _require("flax")
+            from flax import serialization
+            tree = serialization.msgpack_restore(path.read_bytes())
+            stored = tree.get("backproof", {})
+            if activations is None and "activations" in stored:
+                activations = stored["activations"].split(",")
+            if "negative_slopes" in stored:
+                slopes = json.loads(stored["negative_slopes"])
+            arrays = {}
+            for i in range(len(tree["params"])):
+                dense = tree["params"][f"Dense_{i}"]
+                arrays[f"layers.{i}.weight"] = np.ascontiguousarray(np.asarray(dense["kernel"]).T)
+                if "bias" in dense:
+                    arrays[f"layers.{i}.bias"] = np.asarray(dense["bias"])
+        else:
+            raise WeightsError(f"{path}: not a weights file this reads (.pt, .safetensors, .npz, .msgpack)")
+    except WeightsError:
+        raise
+    except Exception as exc:                  # a corrupt or foreign file: one line, never a traceback
+        raise WeightsError(f"{path}: cannot be read: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    count = len({name.split(".")[1] for name in arrays if name.startswith("layers.")})
+    if activations is None:
+        raise WeightsError(f"{path}: the file names no activations; give --activations (one per layer, {count} here)")
+    if len(activations) != count:
+        raise WeightsError(f"{path}: {len(activations)} activations given for {count} layers")
+    layers = []
+    for i, activation in enumerate(activations):
+        if f"layers.{i}.weight" not in arrays:
+            raise WeightsError(f"{path}: layers.{i}.weight is missing")
+        layers.append((arrays[f"layers.{i}.weight"], arrays.get(f"layers.{i}.bias"), activation,
+                       slopes[i] if slopes else 0.01))
+    dtypes = {str(value.dtype) for value in arrays.values()}
+    if len(dtypes) != 1 or dtypes - {"float64", "float32"}:
+        raise WeightsError(f"{path}: the arrays are {', '.join(sorted(dtypes))}; backproof takes float64 or float32")
+    return layers, dtypes.pop()
+
+
+def _sequential_to_canonical(path, state):
+    """nn.Sequential keys (``0.weight``, ``2.bias`` …) -> canonical names, in order."""
+    indices = sorted({int(key.split(".")[0]) for key in state if key.split(".")[0].isdigit()})
+    if not indices or len(indices) * 1 != len({k.split(".")[0] for k in state}):
+        raise WeightsError(f"{path}: the keys are not an nn.Sequential's (0.weight, 0.bias, …): "
+                           f"{', '.join(sorted(state)[:4])}")
+    canonical = {}
+    for i, index in enumerate(indices):
+        canonical[f"layers.{i}.weight"] = state[f"{index}.weight"]
+        if f"{index}.bias" in state:
+            canonical[f"layers.{i}.bias"] = state[f"{index}.bias"]
+    return canonical
+
+
+SUPPORTED = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax",
+             "Identity": None, "Flatten": None}
+
+
+def from_torch_module(module, label):
+    """(layers, dtype) of an nn.Sequential, or of a module whose children are nn.Linear and supported activations
+    in order; anything else (Conv2d, BatchNorm1d, a Dropout in train mode, …) is refused by name."""
+    torch = _require("torch")
+    if not isinstance(module, torch.nn.Module):
+        raise WeightsError(f"{label}: returned a {type(module).__name__}, not a torch.nn.Module")
+    layers = []
+    for name, child in module.named_children():
+        kind = type(child).__name__
+        if isinstance(child, torch.nn.Linear):
+            bias = None if child.bias is None else child.bias.detach().numpy().copy()
+            layers.append([child.weight.detach().numpy().copy(), bias, "identity", 0.01])
+        elif kind == "Dropout" and not child.training:
+            continue                            # identity in eval mode
+        elif kind in SUPPORTED:
+            if not layers:
+                raise WeightsError(f"{label}: {name} ({kind}) comes before any nn.Linear")
+            if SUPPORTED[kind] is None:
+                continue
+            if layers[-1][2] != "identity":
+                raise WeightsError(f"{label}: {name} ({kind}) follows another activation; one per nn.Linear")
+            if kind == "Softmax" and child.dim not in (1, -1):
+                raise WeightsError(f"{label}: {name} (Softmax) is over dim {child.dim}; backproof takes dim=1")
+            layers[-1][2] = SUPPORTED[kind]
+            if kind == "LeakyReLU":
+                layers[-1][3] = float(child.negative_slope)
+        else:
+            mode = " in train mode (call .eval())" if kind.startswith("Dropout") else ""
+            raise WeightsError(f"{label}: {name} is a {kind}{mode}, which backproof does not support "
+                               f"(supported: Linear, {', '.join(SUPPORTED)}, Dropout in eval mode)")
+    if not layers:
+        raise WeightsError(f"{label}: holds no nn.Linear")
+    dtypes = {str(w.dtype) for w, *_ in layers}
+    if dtypes - {"float64", "float32"} or len(dtypes) != 1:
+        raise WeightsError(f"{label}: the weights are {', '.join(sorted(dtypes))}; backproof takes float64 or float32")
+    return [tuple(layer) for layer in layers], dtypes.pop()
+
+
+def scenario_document(name, layers, dtype, inputs, targets, loss="mse", lr=0.01, source=""):
+    """A scenario file's document (JSON-ready) from layers, data, loss and SGD's learning rate."""
+    def plain(value):
+        return np.asarray(value, dtype=np.float64).tolist()
+    document = {"name": name, "description": f"imported: {source}" if source else "imported", "dtype": dtype,
+                "layers": [], "loss": loss, "inputs": plain(inputs),
+                "targets": np.asarray(targets).tolist() if np.asarray(targets).ndim == 1 else plain(targets),
+                "optimizer": {"name": "sgd", "lr": lr}}
+    for weight, bias, activation, slope in layers:
+        layer = {"weight": plain(weight), "bias": None if bias is None else plain(bias), "activation": activation}
+        if activation == "leaky_relu":
+            layer["negative_slope"] = float(slope)
+        document["layers"].append(layer)
+    return document

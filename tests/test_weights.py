@@ -1,0 +1,152 @@
+"""Weights in and out: files that real torch, safetensors and NumPy load, and scenarios back from them."""
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+
+import backproof
+import reference
+from backproof.cli import main
+from backproof.weights import (WeightsError, export, from_torch_module, read_weights, scenario_document,
+                               state_dict_keys, torch_sequential)
+from conftest import require, scenario
+
+SUFFIX = {"torch": "pt", "safetensors": "safetensors", "npz": "npz", "flax": "msgpack"}
+
+
+def test_an_exported_state_dict_loads_strictly_into_the_sequential_and_computes_the_reference(tmp_path):
+    torch = require("torch") and __import__("torch")
+    sc = scenario("mixed-3-4-3-2")                    # leaky_relu 0.1, tanh, a layer without bias, identity
+    path = tmp_path / "w.pt"
+    export(sc, "torch", path)
+    model = torch_sequential(backproof.weights.layers_of(sc))
+    model.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    with torch.no_grad():
+        out = model(torch.tensor(sc.inputs)).numpy()
+    np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=0, atol=1e-15)
+    assert list(state_dict_keys(backproof.weights.layers_of(sc)).values()) == [    # layer 1 has no bias
+        "0.weight", "0.bias", "2.weight", "4.weight", "4.bias"]
+
+
+@pytest.mark.parametrize("fmt", ["torch", "safetensors", "npz", "flax"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_scenario_to_file_to_scenario_is_bit_for_bit(fmt, dtype, tmp_path):
+    if fmt == "torch":
+        require("torch")
+    if fmt in ("safetensors", "flax"):
+        pytest.importorskip(fmt)
+    sc = scenario("mixed-3-4-3-2", dtype)
+    path = tmp_path / f"w.{SUFFIX[fmt]}"
+    export(sc, fmt, path)
+    activations = [s.activation for s in sc.layers] if fmt == "torch" else None
+    layers, read_dtype = read_weights(path, activations)
+    assert read_dtype == dtype
+    if fmt == "torch":                                 # a state_dict holds no slopes: the flag says which
+        layers = [(w, b, a, spec.negative_slope) for (w, b, a, _), spec in zip(layers, sc.layers)]
+    document = scenario_document("back", layers, dtype, sc.inputs, sc.targets, sc.loss, sc.lr)
+    back = backproof.parse(json.loads(json.dumps(document)))
+    for (name, before), after in zip(sc.parameters().items(), back.parameters().values()):
+        assert before.dtype == after.dtype == np.dtype(dtype) and np.array_equal(before, after), name
+    assert [s.activation for s in back.layers] == [s.activation for s in sc.layers]
+    assert [s.negative_slope for s in back.layers] == [s.negative_slope for s in sc.layers]
+
+
+FACTORY = """
+import torch
+from torch import nn
+
+def model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 3), nn.LeakyReLU(0.2), nn.Linear(3, 3, bias=False), nn.Tanh(),
+                         nn.Dropout(0.5).eval(), nn.Linear(3, 1)).double()
+
+def with_batchnorm():
+    return nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1))
+
+def with_dropout_training():
+    return nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.5), nn.Linear(3, 1))
+
+def conv():
+    return nn.Sequential(nn.Conv2d(1, 1, 3))
+"""
+
+
+def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot_run(tmp_path, capsys):
+    require("torch")
+    (tmp_path / "nets.py").write_text(textwrap.dedent(FACTORY))
+    out = tmp_path / "imported.json"
+    assert main(["import-torch", f"{tmp_path / 'nets.py'}:model", "--inputs", "[[0.5, -1.0], [1.5, 0.25]]",
+                 "--targets", "[[1.0], [0.0]]", "-o", str(out)]) == 0
+    sc = backproof.load(out)
+    assert [s.activation for s in sc.layers] == ["leaky_relu", "tanh", "identity"] and sc.layers[0].negative_slope == 0.2
+    assert sc.layers[1].bias is None and main(["check", str(out), "--frameworks", "numpy,torch"]) == 0
+    capsys.readouterr()
+    for factory, message in [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not support"),
+                             ("with_dropout_training", "2 is a Dropout in train mode (call .eval())"),
+                             ("conv", "0 is a Conv2d, which backproof does not support")]:
+        target = tmp_path / f"{factory}.json"
+        assert main(["import-torch", f"{tmp_path / 'nets.py'}:{factory}", "--inputs", "[[0.5, -1.0]]",
+                     "--targets", "[[1.0]]", "-o", str(target)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert not target.exists()
+
+
+def test_files_are_read_without_pickle_and_bad_ones_are_one_line(tmp_path, capsys):
+    torch = require("torch") and __import__("torch")
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"0.weight": torch.zeros(1, 1), "extra": {"a", "set"}}, pickled)   # a set needs pickle's globals
+    assert main(["import", str(pickled), "--activations", "identity", "--inputs", "[[1.0]]", "--targets", "[[1.0]]",
+                 "-o", str(tmp_path / "x.json")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, **{"layers.0.weight": np.array([[object()]], dtype=object)})
+    with pytest.raises(WeightsError, match="cannot be read: ValueError: Object arrays cannot be loaded"):
+        read_weights(objects, ["identity"])
+    one_layer = tmp_path / "one.npz"
+    np.savez(one_layer, **{"layers.0.weight": np.ones((1, 1))})
+    with pytest.raises(WeightsError, match="2 activations given for 1 layers"):
+        read_weights(one_layer, ["identity", "relu"])
+    with pytest.raises(WeightsError, match="the file names no activations; give --activations"):
+        read_weights(one_layer)
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_a_module_that_is_not_a_stack_of_linears_is_refused():
+    torch = require("torch") and __import__("torch")
+    with pytest.raises(WeightsError, match="holds no nn.Linear"):
+        from_torch_module(torch.nn.Sequential(), "m")
+    with pytest.raises(WeightsError, match="0 \\(ReLU\\) comes before any nn.Linear"):
+        from_torch_module(torch.nn.Sequential(torch.nn.ReLU()), "m")
+    with pytest.raises(WeightsError, match="returned a int, not a torch.nn.Module"):
+        from_torch_module(3, "m")
+
+
+def test_exported_flax_params_run_in_real_flax(tmp_path):
+    """The .msgpack restored by flax.serialization and applied by a flax.linen stack of Dense layers gives the
+    reference's output."""
+    pytest.importorskip("flax")
+    import jax
+    import jax.numpy as jnp
+    from flax import linen, serialization
+    sc = scenario("mixed-3-4-3-2")
+    path = tmp_path / "w.msgpack"
+    export(sc, "flax", path)
+    tree = serialization.msgpack_restore(path.read_bytes())
+    activation = {"leaky_relu": lambda z, s: jax.nn.leaky_relu(z, s), "tanh": lambda z, s: jnp.tanh(z),
+                  "identity": lambda z, s: z}
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            for i, spec in enumerate(sc.layers):
+                x = linen.Dense(spec.shape[0], use_bias=spec.bias is not None, dtype=jnp.float64,
+                                param_dtype=jnp.float64, name=f"Dense_{i}")(x)
+                x = activation[spec.activation](x, spec.negative_slope)
+            return x
+
+    with jax.enable_x64(True):
+        out = np.asarray(Net().apply({"params": tree["params"]}, jnp.asarray(sc.inputs)))
+    np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=0, atol=1e-15)
