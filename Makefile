@@ -8,6 +8,7 @@
 #   make bench       the speed goals, measured side by side (writes docs/measurements.json)
 #   make mutants     the mutation table: planted bugs and where the harness catches them
 #   make soak        the random-architecture properties with the long Hypothesis profile
+#   make lint        mypy --strict on the public API (CI runs it)
 PYTHON ?= python3
 VENV ?= .venv
 NUMPY_VENV ?= .venv-numpy
@@ -17,7 +18,7 @@ PIP_FLAGS = --quiet --disable-pip-version-check -c constraints.txt
 # every module again (2.4 s of collection per worker here, 0.8 s cached). The caches are git-ignored.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: compare test test-numpy-only docs calibrate bench mutants soak clean
+.PHONY: compare test test-numpy-only lint docs calibrate bench mutants soak clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +31,11 @@ compare: $(VENV)/.installed
 # -n auto: one pytest worker per core (pytest-xdist); the suite's budget is 30 s on this 2-core machine
 test: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
+
+# The public API's type hints, checked strictly: backproof (its re-exports), backproof.testing, the pytest plugin
+lint: $(VENV)/.installed
+	$(VENV)/bin/python -m mypy --strict --follow-imports=silent --ignore-missing-imports \
+		backproof/__init__.py backproof/testing.py backproof/pytest_plugin.py
 
 # The suite in an environment with NumPy and no torch or JAX: their tests must skip, not error.
 $(NUMPY_VENV)/.installed: pyproject.toml constraints.txt

@@ -6,12 +6,15 @@ and, for a scenario with a ``train`` block, train in every framework and compare
 """
 
 import functools
+import os
+from collections.abc import Iterable
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import reference
+from reference import Scenario
 from reference.trace import state_names
 
 from . import relu_kinks
@@ -20,7 +23,7 @@ from .frameworks import FRAMEWORKS, as_frameworks, run_each
 from .kink_conventions import explain_kinks, measured_derivatives
 from .names import format_element, tensor_shapes
 from .scenario_file import as_scenario
-from .training import compare_training
+from .training import TrainReport, compare_training
 
 
 @dataclass
@@ -41,7 +44,7 @@ class ExpectedResult:
 
 @dataclass
 class ScenarioReport:
-    scenario: object
+    scenario: Scenario
     traces: dict
     skipped: list
     errors: dict
@@ -52,7 +55,7 @@ class ScenarioReport:
     explained: set = field(default_factory=set)        # (tensor, a, b) of disagreements a kink convention explains
     strict: bool = False                               # then explained disagreements fail too
     seconds: dict = field(default_factory=dict)        # framework -> wall time of its step
-    training: object = None                            # TrainReport for a scenario with a train block
+    training: "TrainReport | None" = None              # for a scenario with a train block
     amplified: set = field(default_factory=set)        # (tensor, a, b) of optimizer steps fed different gradients
 
     def is_explained(self, comparison):
@@ -230,7 +233,8 @@ def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, par
     return reports
 
 
-def check(scenario, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False):
+def check(scenario: "Scenario | str | os.PathLike[str]", frameworks: "Iterable[str] | str" = FRAMEWORKS,
+          strict: bool = False, training: bool = True, parallel: bool = False) -> ScenarioReport:
     """Run, compare and check one scenario (a Scenario, a built-in name or a path) -> ScenarioReport.
 
     strict: a disagreement explained by a documented kink convention fails too.

@@ -23,12 +23,15 @@ Jacobian written out for row 0 and applied as δ = a ⊙ (g − Σ g ⊙ a).
 """
 
 import itertools
+import os
+from collections.abc import Iterable
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import reference
+from reference import Scenario
 from reference import gradcheck
 from reference.activations import softmax_backward
 from reference.layers import Activation
@@ -163,7 +166,8 @@ def resolve_parameter(scenario, text):
     return base, tuple(index)
 
 
-def explain(scenario, parameter, frameworks=("torch", "jax"), max_paths=MAX_PATHS):
+def explain(scenario: "Scenario | str | os.PathLike[str]", parameter: str,
+            frameworks: "Iterable[str] | str" = ("torch", "jax"), max_paths: int = MAX_PATHS) -> "Explanation":
     """The worked chain rule for one parameter element of ``scenario`` (a Scenario, a built-in name
     or a path) -> Explanation."""
     try:

@@ -59,7 +59,7 @@ def implementation(framework):
     return importlib.import_module(MODULES[framework])
 
 
-def available(framework):
+def available(framework: str) -> bool:
     """True when the framework's library can be imported (without importing it)."""
     return all(importlib.util.find_spec(library) is not None for library in REQUIRES[framework])
 

@@ -14,7 +14,9 @@ A scenario file that cannot be loaded is a collection error of one line, naming 
 """
 
 import fnmatch
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +24,7 @@ DTYPES = ("float64", "float32")
 SUFFIX = ".backproof.json"
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("backproof")
     group.addoption("--backproof-strict", action="store_true", default=False,
                     help="backproof: fail on kink-convention differences and noise-floor drifts too")
@@ -31,13 +33,13 @@ def pytest_addoption(parser):
                        "besides *.backproof.json")
 
 
-def pytest_collect_file(file_path, parent):
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> "ScenarioFile | None":
     if file_path.name.endswith(SUFFIX) or _matches_ini(file_path, parent.config):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
 
 
-def _matches_ini(path, config):
+def _matches_ini(path: Path, config: pytest.Config) -> bool:
     globs = config.getini("backproof_scenarios")
     if not globs or path.suffix != ".json":
         return False
@@ -50,7 +52,7 @@ class ScenarioLoadError(Exception):
 
 
 class ScenarioFile(pytest.File):
-    def collect(self):
+    def collect(self) -> "Iterator[ScenarioItem]":
         from .scenario_file import ScenarioError, load
         try:
             scenario = load(str(self.path))
@@ -61,12 +63,12 @@ class ScenarioFile(pytest.File):
 
 
 class ScenarioItem(pytest.Item):
-    def __init__(self, *, scenario, dtype, **kwargs):
+    def __init__(self, *, scenario: Any, dtype: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scenario, self.dtype = scenario, dtype
-        self.report = None
+        self.report: Any = None
 
-    def runtest(self):
+    def runtest(self) -> None:
         from .frameworks import FRAMEWORKS, INSTALL_HINTS, available
         from .scenario_file import ScenarioError, fit_dtype
         from .testing import assert_agree
@@ -80,24 +82,24 @@ class ScenarioItem(pytest.Item):
         strict = self.config.getoption("backproof_strict")
         self.report = assert_agree(scenario, FRAMEWORKS, strict=strict)
 
-    def repr_failure(self, excinfo, style=None):
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, AssertionError):
             text = str(excinfo.value)
             return text if self.config.get_verbosity() > 0 else text.splitlines()[0]
         return super().repr_failure(excinfo, style)
 
-    def reportinfo(self):
+    def reportinfo(self) -> "tuple[Path, None, str]":
         return self.path, None, f"{self.path.name} [{self.dtype}]"
 
 
 @pytest.fixture
-def backproof_scenario(request):
+def backproof_scenario(request: pytest.FixtureRequest) -> "Callable[..., Any]":
     """A factory: ``backproof_scenario(name_or_path, dtype=None)`` -> a validated Scenario; a relative path is
     taken from the requesting test's folder, a built-in scenario name as it is."""
     from .scenario_file import builtin_names
     from .testing import load_scenario
 
-    def load(spec, dtype=None):
+    def load(spec: "str | Path", dtype: "str | None" = None) -> Any:
         spec = str(spec)
         if spec not in builtin_names() and not Path(spec).is_absolute():
             spec = str(Path(request.path).parent / spec)

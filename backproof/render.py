@@ -4,6 +4,7 @@ Each function takes a report object and returns the text; nothing here computes 
 """
 
 import itertools
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def fmt_value(value):
                            formatter={"float_kind": lambda v: f"{v:.6g}"})
 
 
-def scenario_text(report, show_values=False):
+def scenario_text(report: Any, show_values: bool = False) -> str:
     """The table for one ScenarioReport, as a string."""
     sc = report.scenario
     atol, rtol = TOLERANCES[sc.dtype]["step"]
@@ -163,7 +164,7 @@ def print_every(epochs):
     return 10 if epochs <= 100 else max(1, epochs // 10)
 
 
-def train_text(report):
+def train_text(report: Any) -> str:
     """The loss curves side by side, the final parameters' agreement, drift, timings, verdict."""
     fd, kinks = report.finite_differences, report.relu_kinks
     sc = report.scenario
@@ -272,7 +273,7 @@ ORACLE_LABELS = {"numpy": "numpy (hand-derived backward)", "torch": "torch (auto
                  FD: "finite differences"}
 
 
-def verify_text(result):
+def verify_text(result: Any) -> str:
     """The table and verdict of a VerifyResult."""
     lines = [f"== verify {result.function} on {result.scenario} ==  {result.dtype} · oracles: {', '.join(result.oracles)}"]
     for oracle in result.oracles:

@@ -9,6 +9,7 @@ itself is only ever read. The format is documented in docs/scenario-format.md.
 """
 
 import json
+import os
 import math
 import warnings
 from dataclasses import replace
@@ -58,17 +59,17 @@ def builtin_dir():
     return Path(str(resources.files("backproof") / "scenarios"))
 
 
-def builtin_names():
+def builtin_names() -> "list[str]":
     """Names of the built-in scenarios, sorted."""
     return sorted(p.stem for p in builtin_dir().glob("*.json"))
 
 
-def as_scenario(value):
+def as_scenario(value: "Scenario | str | os.PathLike[str]") -> Scenario:
     """A Scenario as it is; a built-in name, a path string or a Path loaded (ScenarioError if it cannot be)."""
     return value if isinstance(value, Scenario) else load(value)
 
 
-def load(spec):
+def load(spec: "str | os.PathLike[str]") -> Scenario:
     """A built-in scenario name or a path to a JSON file -> a validated Scenario."""
     spec = str(spec)
     path = Path(spec)
@@ -162,7 +163,7 @@ def nesting_depth(text):
 
 
 
-def parse(data, label="<scenario>"):
+def parse(data: object, label: str = "<scenario>") -> Scenario:
     """A decoded JSON document -> a validated Scenario; ``label`` names it in errors."""
     r = Reader(label)
     r.object(data, "the top level", "a JSON object")
@@ -196,7 +197,7 @@ def parse(data, label="<scenario>"):
     return replace(scenario, expected=read_expected(r, data, scenario))
 
 
-def fit_dtype(scenario, dtype, label):
+def fit_dtype(scenario: Scenario, dtype: str, label: str) -> Scenario:
     """The scenario in ``dtype`` (the file's, or the CLI's --dtype), refusing by field a number that float32
     cannot hold: 1e39 would silently become inf."""
     if dtype == "float32":

@@ -15,32 +15,39 @@ installed is left out and named in the report; ``frameworks`` narrows the set. T
 ``backproof_scenario`` fixture, a factory: ``backproof_scenario("mynet.json", dtype="float32")``.
 """
 
-from .check import check
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from reference import Scenario
+
+from .check import ScenarioReport, check
 from .frameworks import FRAMEWORKS, available
 from .render import scenario_text, train_text, verify_text
 from .scenario_file import as_scenario, fit_dtype
-from .verify import AUTODIFF, verify
+from .verify import AUTODIFF, VerifyResult, verify
+
 
 __all__ = ["assert_agree", "assert_gradients", "assert_printed_values", "load_scenario"]
 
 
-def load_scenario(scenario, dtype=None):
+def load_scenario(scenario: "Scenario | str | os.PathLike[str]", dtype: "str | None" = None) -> Scenario:
     """A Scenario (a Scenario, a built-in name or a path), in ``dtype`` when given."""
     loaded = as_scenario(scenario)
     return fit_dtype(loaded, dtype, loaded.name) if dtype else loaded
 
 
-def _installed(frameworks):
+def _installed(frameworks: "Iterable[str] | None") -> "tuple[str, ...]":
     return tuple(fw for fw in (frameworks or FRAMEWORKS) if available(fw))
 
 
-def failure_line(report):
+def failure_line(report: ScenarioReport) -> str:
     """The one line that says why a check failed: the first divergence, a framework error, a missed value."""
     divergence = report.first_divergence
     if report.errors:
         return "failed to run: " + "; ".join(f"{fw}: {error}" for fw, error in report.errors.items())
     if divergence is not None:
-        return "first divergence: " + divergence.message(report.scenario.name)
+        return "first divergence: " + str(divergence.message(report.scenario.name))
     missed = [r for r in report.expected if not r.ok]
     if missed:
         r = missed[0]
@@ -54,7 +61,8 @@ def failure_line(report):
     return f"{report.scenario.name}: check failed"
 
 
-def assert_agree(scenario, frameworks=None, dtype=None, strict=False):
+def assert_agree(scenario: "Scenario | str | os.PathLike[str]", frameworks: "Iterable[str] | None" = None,
+                 dtype: "str | None" = None, strict: bool = False) -> ScenarioReport:
     """Every tensor of one step (and, with a train block, every epoch) agrees across the installed frameworks,
     and every printed value matches; AssertionError naming the first divergence otherwise. Returns the report."""
     report = check(load_scenario(scenario, dtype), _installed(frameworks), strict=strict)
@@ -64,7 +72,7 @@ def assert_agree(scenario, frameworks=None, dtype=None, strict=False):
     return report
 
 
-def assert_printed_values(scenario, dtype=None):
+def assert_printed_values(scenario: "Scenario | str | os.PathLike[str]", dtype: "str | None" = None) -> ScenarioReport:
     """Every ``expected`` value of the scenario matches the NumPy reference (and every erratum is confirmed)."""
     report = check(load_scenario(scenario, dtype), ("numpy",), training=False)
     if not all(r.ok for r in report.expected):
@@ -72,7 +80,8 @@ def assert_printed_values(scenario, dtype=None):
     return report
 
 
-def assert_gradients(fn, scenario, frameworks=None, dtype=None):
+def assert_gradients(fn: Callable[..., Any], scenario: "Scenario | str | os.PathLike[str]",
+                     frameworks: "Iterable[str] | None" = None, dtype: "str | None" = None) -> VerifyResult:
     """``fn(params, inputs, targets)`` returns the scenario's gradients: checked against torch, JAX (those
     installed) and finite differences, as ``backproof verify``; AssertionError naming the wrong element."""
     sc = load_scenario(scenario, dtype)

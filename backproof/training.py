@@ -17,12 +17,15 @@ Python and ``backproof train`` on the command line give the same verdict.
 """
 
 import functools
+import os
+from collections.abc import Iterable
 import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 
 import reference
+from reference import Scenario
 from reference.network import Model, gradients
 from reference.optim import update
 from reference.trace import state_names
@@ -176,7 +179,7 @@ def noise_floor(scenario, epochs, reference_result=None):
 
 @dataclass
 class TrainReport:
-    scenario: object
+    scenario: Scenario
     epochs: int
     batch_size: int
     results: dict                       # framework -> training result
@@ -237,7 +240,9 @@ def train_each(framework, module, scenario, epochs):
     return module.train(scenario, epochs)
 
 
-def train(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False, parallel=False, strict=False):
+def train(scenario: "Scenario | str | os.PathLike[str]", frameworks: "Iterable[str] | str" = FRAMEWORKS,
+          epochs: "int | None" = None, finite_differences: bool = False, parallel: bool = False,
+          strict: bool = False) -> "TrainReport":
     """Train in every framework from the scenario's weights and compare the runs -> TrainReport.
 
     scenario: a Scenario, a built-in name or a path. finite_differences: also train the

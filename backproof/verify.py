@@ -34,12 +34,15 @@ The oracles:
 - ``numpy``: the reference's own hand-derived backward pass, when asked for.
 """
 
+import os
 import sys
+from collections.abc import Callable, Iterable
+from typing import Any
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from reference import gradcheck
+from reference import Scenario, gradcheck
 from reference.network import loss_of
 
 from .compare import TOLERANCES, compare_arrays
@@ -257,8 +260,10 @@ def _sample(params, max_coordinates, seed):
     return chosen
 
 
-def verify(grad_fn, scenario, frameworks=AUTODIFF, finite_differences=True, directions=8,
-           max_coordinates=10_000, seed=0, label=None, timeout=DEFAULT_TIMEOUT, established=()):
+def verify(grad_fn: Callable[..., Any], scenario: "Scenario | str | os.PathLike[str]",
+           frameworks: "Iterable[str] | str" = AUTODIFF, finite_differences: bool = True, directions: int = 8,
+           max_coordinates: int = 10_000, seed: int = 0, label: "str | None" = None,
+           timeout: float = DEFAULT_TIMEOUT, established: "Iterable[str]" = ()) -> VerifyResult:
     """Check grad_fn's gradients on ``scenario`` (a Scenario, a built-in name or a path) -> VerifyResult.
 
     frameworks: the autodiff oracles to ask, any of "torch", "jax" and "numpy" (the
