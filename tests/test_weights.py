@@ -150,3 +150,17 @@ def test_exported_flax_params_run_in_real_flax(tmp_path):
     with jax.enable_x64(True):
         out = np.asarray(Net().apply({"params": tree["params"]}, jnp.asarray(sc.inputs)))
     np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=0, atol=1e-15)
+
+
+def test_a_missing_library_is_one_line_with_its_install_line(tmp_path, capsys):
+    """Where torch (or safetensors, or Flax) is not installed, export and import say so in one line, exit 2."""
+    import importlib.util
+    missing = [name for name in ("torch", "safetensors", "flax") if importlib.util.find_spec(name) is None]
+    if not missing:
+        pytest.skip("torch, safetensors and Flax are installed here; `make test-numpy-only` runs this without them")
+    fmt = {"torch": "torch", "safetensors": "safetensors", "flax": "flax"}[missing[0]]
+    target = tmp_path / f"w.{SUFFIX[fmt]}"
+    assert main(["export", "blog-2-3-3-1", "--to", fmt, "-o", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {missing[0]} is not installed: pip install 'backproof[{missing[0]}]' -c constraints.txt\n"
+    assert not target.exists()
