@@ -163,8 +163,10 @@ def test_output_that_cannot_be_encoded_is_escaped():
 def test_ctrl_c_exits_130_with_one_line():
     import signal
     import time
+    # a shell that runs `make test` in the background ignores SIGINT, and children inherit that: give it back
     process = subprocess.Popen([sys.executable, "-m", "backproof", "train", "xor-2-3-1-tanh", "--epochs", "200000",
-                                "--frameworks", "numpy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                "--frameworks", "numpy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(1.0)                  # started and training: 800,000 steps take the reference half a minute
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
