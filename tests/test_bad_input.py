@@ -163,10 +163,12 @@ def test_output_that_cannot_be_encoded_is_escaped():
 def test_ctrl_c_exits_130_with_one_line():
     import signal
     import time
-    # a shell that runs `make test` in the background ignores SIGINT, and children inherit that: give it back
-    process = subprocess.Popen([sys.executable, "-m", "backproof", "train", "xor-2-3-1-tanh", "--epochs", "200000",
-                                "--frameworks", "numpy"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # a shell that runs `make test` in the background ignores SIGINT, and children inherit that: the child puts
+    # Python's own handler back before running `python -m backproof` (no preexec_fn: forking JAX's test process warns)
+    start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+             "sys.argv = ['backproof', 'train', 'xor-2-3-1-tanh', '--epochs', '200000', '--frameworks', 'numpy']; "
+             "runpy.run_module('backproof', run_name='__main__')")
+    process = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)                  # started and training: 800,000 steps take the reference half a minute
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
