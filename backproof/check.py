@@ -7,8 +7,8 @@ and, for a scenario with a ``train`` block, train in every framework and compare
 
 import functools
 import os
-from collections.abc import Iterable
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np

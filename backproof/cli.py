@@ -270,13 +270,14 @@ def cmd_train(args):
         if over:
             raise UsageError(f"--epochs {args.epochs} {over}")
     if args.plot:
-        from .report import ReportError, check_writable, matplotlib_or_error
+        from .output import OutputError, check_writable
+        from .report import ReportError, matplotlib_or_error
         try:
             if not args.plot.lower().endswith((".svg", ".png")):
                 raise ReportError(f"{args.plot}: --plot writes .svg or .png")
             matplotlib_or_error()
             check_writable(args.plot)
-        except ReportError as exc:
+        except (ReportError, OutputError) as exc:
             raise UsageError(str(exc)) from None
     report = train(scenario, frameworks, args.epochs, args.finite_differences, strict=args.strict)
     if args.plot:
@@ -289,29 +290,19 @@ def cmd_train(args):
 
 
 def plot_training(report, path):
-    """The loss/drift figure alone, written whole or not at all."""
-    import tempfile
-    from pathlib import Path
+    """The loss/drift figure alone (save_figure writes it whole or not at all)."""
+    from matplotlib.figure import Figure
 
     from .report import save_figure, training_figure
-    from matplotlib.figure import Figure
-    target = Path(path)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix,
-                                             dir=target.parent if str(target.parent) else ".")
-    os.close(descriptor)
-    try:
-        save_figure(training_figure(Figure, report), temporary)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    save_figure(training_figure(Figure, report), path)
 
 
 def cmd_report(args):
     from pathlib import Path
 
     from .explain import ExplainError
-    from .report import ReportError, build, check_writable, matplotlib_or_error, write_atomically
+    from .output import OutputError, check_writable, write_text
+    from .report import ReportError, build, matplotlib_or_error
     frameworks = frameworks_arg(args.frameworks)
     try:
         matplotlib_or_error()
@@ -333,7 +324,7 @@ def cmd_report(args):
     try:
         for target in targets:
             check_writable(target)
-    except ReportError as exc:
+    except OutputError as exc:
         raise UsageError(str(exc)) from None
     failed = []
     for scenario, target in zip(scenarios, targets):
@@ -341,7 +332,7 @@ def cmd_report(args):
             text, result = build(scenario, frameworks, args.epochs, args.finite_differences, args.explain)
         except ExplainError as exc:
             raise UsageError(str(exc)) from None
-        write_atomically(target, text)
+        write_text(target, text)
         print(f"wrote {target} ({'OK' if result.ok else 'FAIL'}: {scenario.name})")
         if not result.ok:
             failed.append(scenario.name)
@@ -349,13 +340,13 @@ def cmd_report(args):
 
 
 def cmd_export(args):
-    from .report import ReportError, check_writable
+    from .output import OutputError, check_writable
     from .weights import WeightsError, export
     (scenario,) = load_scenarios([args.scenario], args.dtype)
     try:
         check_writable(args.output)
         export(scenario, args.to, args.output)
-    except (ReportError, WeightsError) as exc:
+    except (OutputError, WeightsError) as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {args.output} ({args.to}, {scenario.dtype}: {scenario.name})")
     return EXIT_OK
@@ -381,7 +372,7 @@ def write_imported(args, layers, dtype, source):
     import json
     from pathlib import Path
 
-    from .report import ReportError, check_writable, write_atomically
+    from .output import OutputError, check_writable, write_text
     from .scenario_file import parse
     from .weights import scenario_document
     name = args.name or Path(source.split(":")[0]).stem
@@ -390,11 +381,9 @@ def write_imported(args, layers, dtype, source):
     try:
         parse(json.loads(json.dumps(document)), args.output)      # exactly what `check` will read
         check_writable(args.output)
-    except ScenarioError as exc:
+    except (ScenarioError, OutputError) as exc:
         raise UsageError(str(exc)) from None
-    except ReportError as exc:
-        raise UsageError(str(exc)) from None
-    write_atomically(args.output, json.dumps(document, indent=1) + "\n")
+    write_text(args.output, json.dumps(document, indent=1) + "\n")
     print(f"wrote {args.output} ({len(layers)} layers, {dtype}); check it with: backproof check {args.output}")
     return EXIT_OK
 

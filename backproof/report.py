@@ -18,9 +18,7 @@ import html
 import importlib.metadata
 import io
 import math
-import os
 import re
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -171,11 +169,14 @@ def library_version(name):
 
 
 def table(headers, rows, header=True, classes=None):
+    """An HTML table; a cell that is already a ``<td …>`` is kept, any other is wrapped; classes: one per row."""
     head = "<tr>" + "".join(f"<th>{h}</th>" for h in headers) + "</tr>" if header else ""
-    body = "".join(f'<tr{(" class=" + chr(34) + classes[i] + chr(34)) if classes and classes[i] else ""}>'
-                   + "".join(cell if cell.startswith("<td") else f"<td>{cell}</td>" for cell in row) + "</tr>"
-                   for i, row in enumerate(rows))
-    return f"<table>{head}{body}</table>"
+    body = []
+    for i, row in enumerate(rows):
+        css = classes[i] if classes else ""
+        cells = "".join(cell if cell.startswith("<td") else f"<td>{cell}</td>" for cell in row)
+        body.append(f'<tr class="{css}">{cells}</tr>' if css else f"<tr>{cells}</tr>")
+    return f"<table>{head}{''.join(body)}</table>"
 
 
 # --- the diagram (SVG written here) ---------------------------------------------------------------
@@ -183,7 +184,7 @@ def table(headers, rows, header=True, classes=None):
 def diagram_section(scenario, result, explanation):
     trace = next(iter(result.traces.values()), None)
     svg = diagram_svg(scenario, trace, explanation)
-    wide = max(_units(scenario)) > COMPACT_ABOVE
+    wide = max(widths_of(scenario)) > COMPACT_ABOVE
     return (f'<div class="figure">{svg}</div><p class="note">Row 0 of the batch: each unit shows z (pre-activation), '
             "a (activation) and ∂L/∂z" + (" when the pointer rests on it (the layers are wide)" if wide else "")
             + "; each edge its weight (the source's name where it has one; above "
@@ -192,14 +193,14 @@ def diagram_section(scenario, result, explanation):
             "drawn in blue.</p>")
 
 
-def _units(scenario):
-    widths = [scenario.inputs.shape[1]] + [spec.shape[0] for spec in scenario.layers]
-    return widths
+def widths_of(scenario):
+    """[inputs, units of layer 0, units of layer 1, …]"""
+    return [scenario.inputs.shape[1]] + [spec.shape[0] for spec in scenario.layers]
 
 
 def diagram_svg(scenario, trace, explanation=None):
     """The network as SVG: columns of units, edges with weights, values of row 0 as text (data-* attributes too)."""
-    widths = _units(scenario)
+    widths = widths_of(scenario)
     compact = max(widths) > COMPACT_ABOVE          # wide layers: units close together, values in each unit's title
     column_gap, row_gap, radius = (300, 46, 16) if compact else (300, 128, 24)
     height = max(widths) * row_gap + 80
@@ -388,14 +389,15 @@ def svg_text(figure):
 
 
 def save_figure(figure, path):
-    """A figure to an .svg or .png file (deterministic: no dates, no software stamp)."""
+    """A figure to an .svg or .png file (deterministic: no dates, no software stamp), whole or not at all."""
     import matplotlib
-    suffix = Path(path).suffix.lower()
-    with matplotlib.rc_context(RC):
-        if suffix == ".svg":
-            figure.savefig(path, format="svg", metadata={"Date": None, "Creator": None})
+    from .output import replacing
+    svg = Path(path).suffix.lower() == ".svg"
+    with matplotlib.rc_context(RC), replacing(path) as temporary:
+        if svg:
+            figure.savefig(temporary, format="svg", metadata={"Date": None, "Creator": None})
         else:
-            figure.savefig(path, format="png", metadata={"Software": None})
+            figure.savefig(temporary, format="png", metadata={"Software": None})
 
 
 def strided(values):
@@ -562,38 +564,3 @@ def explain_section(explanation):
             "<code>backproof explain</code> prints it.</p>")
     return text + (f'<p>∂E/∂{html.escape(explanation.symbol)} = <span class="mono">{explanation.total:.10g}</span> '
                    f"(the sum of the products), drawn in blue on the diagram above.</p>")
-
-
-# --- writing ---------------------------------------------------------------------------------------
-
-def check_writable(path):
-    """ReportError unless ``path`` can be written (its folder exists and is writable; it is not a folder)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ReportError(f"{path}: is a directory, not an output file")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ReportError(f"{path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise ReportError(f"{path}: cannot be written (permission denied)")
-
-
-def current_umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_atomically(path, text):
-    """Write ``text`` to ``path`` through a temporary file in the same folder: all of it or nothing."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(temporary, 0o666 & ~current_umask())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise

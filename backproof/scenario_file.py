@@ -20,7 +20,7 @@ import numpy as np
 
 from reference import DTYPES, Optimizer, Scenario
 from reference.activations import ACTIVATIONS
-from reference.losses import LOSSES
+from reference.losses import CLASSIFICATION, LOSSES
 from reference.scenario import OPTIMIZER_DEFAULTS
 
 from .names import PARAMETER_RE, check_index, parse_element, resolve, tensor_shapes
@@ -438,7 +438,7 @@ def read_data(r, data, layers, loss):
         r.fail("targets", f"has {len(targets)} rows but inputs has {len(inputs)}")
     if len(targets[0]) != out_width:
         r.fail("targets", f"has {len(targets[0])} columns but the last layer has {out_width} outputs")
-    if loss in ("cross_entropy", "binary_cross_entropy"):
+    if loss in CLASSIFICATION:
         for i, row in enumerate(targets):
             for j, value in enumerate(row):
                 if not 0.0 <= value <= 1.0:

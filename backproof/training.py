@@ -5,10 +5,10 @@ estimates that rounding moves, and a ReLU unit that flips on or off changes ever
 it. Two correct implementations then drift apart by more than the training tolerance, in
 float32 mostly. To tell that from a bug, a drift beyond tolerance is set against the
 **rounding noise floor**: the reference trained again with one rounding's worth of noise in
-every value it computes (seeded): each layer's outputs forward and backward, each gradient element
-(by ε times the magnitudes it was summed from) and each parameter after the update. A drift within NOISE_FACTOR times that floor, at every
-tensor it fails, is explained: the run cannot be compared more tightly at this precision
-(float64 can; ``--strict`` fails it anyway).
+every value it computes (seeded): each layer's outputs forward and backward, each gradient
+element (by ε times the magnitudes it was summed from) and each parameter after the update. A
+drift within NOISE_FACTOR times that floor, at every tensor it fails, is explained: the run
+cannot be compared more tightly at this precision (``--strict`` fails it anyway).
 
 Each implementation's ``train(scenario, epochs)`` returns ``train.loss`` (E,), the mean
 step loss of each epoch, ``trained.layers.{i}.weight/bias`` and the optimizer's state at the end,
@@ -17,9 +17,9 @@ Python and ``backproof train`` on the command line give the same verdict.
 """
 
 import functools
+import itertools
 import os
 from collections.abc import Iterable
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -91,7 +91,7 @@ def drift(a_name, a, b_name, b, dtype):
                  atol=TOLERANCES[dtype]["train"][0])
 
 
-NOISE_FACTOR = 4      # measured: framework drifts reach 1.2× the floor (spiral-2-16-3-adam, float32), see evidence.md
+NOISE_FACTOR = 4      # the drifts `make calibrate` measures against the floor are in docs/evidence.md
 NOISE_SEEDS = (0, 1)      # two noisy runs: a chaotic run's floor varies with the draw; the larger counts
 
 

@@ -37,8 +37,8 @@ The oracles:
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 

@@ -71,26 +71,34 @@ def state_dict_keys(layers):
 
 
 def export(scenario, fmt, path):
-    """Write the scenario's weights to ``path`` in ``fmt`` (one of FORMATS), in the scenario's dtype."""
+    """Write the scenario's weights to ``path`` in ``fmt`` (one of FORMATS), in the scenario's dtype: whole or
+    not at all."""
+    if fmt not in FORMATS:
+        raise WeightsError(f"{fmt!r} is not a weights format (known: {', '.join(FORMATS)})")
+    _require({"npz": "numpy"}.get(fmt, fmt))
+    from .output import replacing
+    with replacing(path) as temporary:
+        _write(scenario, fmt, temporary)
+
+
+def _write(scenario, fmt, path):
     layers = layers_of(scenario)
     canonical = {f"layers.{i}.{kind}": value for i, (weight, bias, _, _) in enumerate(layers)
                  for kind, value in (("weight", weight), ("bias", bias)) if value is not None}
     activations = [activation for _, _, activation, _ in layers]
     slopes = [float(slope) for _, _, _, slope in layers]
     if fmt == "torch":
-        torch = _require("torch")
+        import torch
         keys = state_dict_keys(layers)
         torch.save({keys[name]: torch.tensor(value) for name, value in canonical.items()}, path)
     elif fmt == "safetensors":
-        _require("safetensors")
         from safetensors.numpy import save_file
         save_file({name: np.ascontiguousarray(value) for name, value in canonical.items()}, str(path),
                   metadata={"activations": ",".join(activations), "negative_slopes": json.dumps(slopes),
                             "format": "backproof canonical layout: layers.{i}.weight (out, in), layers.{i}.bias"})
     elif fmt == "npz":
         np.savez(path, activations=np.array(activations), negative_slopes=np.array(slopes), **canonical)
-    elif fmt == "flax":
-        _require("flax")
+    else:
         from flax import serialization
         params = {f"Dense_{i}": {"kernel": np.ascontiguousarray(weight.T), **({} if bias is None else {"bias": bias})}
                   for i, (weight, bias, _, _) in enumerate(layers)}
@@ -98,8 +106,6 @@ def export(scenario, fmt, path):
             handle.write(serialization.msgpack_serialize(
                 {"params": params, "backproof": {"activations": ",".join(activations),
                                                  "negative_slopes": json.dumps(slopes)}}))
-    else:
-        raise WeightsError(f"{fmt!r} is not a weights format (known: {', '.join(FORMATS)})")
 
 
 def read_weights(path, activations=None):
@@ -176,7 +182,7 @@ def read_weights(path, activations=None):
 def _sequential_to_canonical(path, state):
     """nn.Sequential keys (``0.weight``, ``2.bias`` …) -> canonical names, in order."""
     indices = sorted({int(key.split(".")[0]) for key in state if key.split(".")[0].isdigit()})
-    if not indices or len(indices) * 1 != len({k.split(".")[0] for k in state}):
+    if not indices or len(indices) != len({k.split(".")[0] for k in state}):
         raise WeightsError(f"{path}: the keys are not an nn.Sequential's (0.weight, 0.bias, …): "
                            f"{', '.join(sorted(state)[:4])}")
     canonical = {}

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 DTYPES = ("float64", "float32")
-TARGET_FORMATS = ("rows", "indices")
 
 # torch.optim's defaults, which every optimizer field not given in the file takes (AdamW's
 # weight decay is 1e-2, not 0). Each implementation passes every one of them explicitly.
