@@ -137,7 +137,7 @@ def verdict(report):
         if report.expected:
             parts.append(f"{matched} printed values match")
         if errata:
-            parts.append(f"{errata} errata confirmed")
+            parts.append(f"{errata} {'erratum' if errata == 1 else 'errata'} confirmed")
         differences = report.convention_differences
         if differences:
             parts.append(f"{len(report.explained)} comparisons differ only by the kink convention"
