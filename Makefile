@@ -1,7 +1,7 @@
 # The two quick-start commands. Each creates .venv if it is missing and installs
 # the pinned dependencies (constraints.txt) before it runs.
 #   make compare   run `backproof check` on every built-in scenario
-#   make test      run the test suite
+#   make test      run the test suite's fast tier (every feature at least once)
 # For developers (docs/development.md):
 #   make docs        regenerate docs/ (side-by-side page, tables, evidence) from the code and measurements
 #   make calibrate   re-measure the disagreement behind the tolerance table (writes docs/measurements.json)
@@ -9,6 +9,8 @@
 #   make mutants     the mutation table: planted bugs and where the harness catches them
 #   make soak        the random-architecture properties with the long Hypothesis profile
 #   make lint        mypy --strict on the public API (CI runs it)
+#   make test-all    the whole suite: the fast tier, the tests marked slow and the ci Hypothesis profile (CI runs it)
+#   make test-portable  the tests that pin values, trajectories and pages, again under another machine's rounding
 PYTHON ?= python3
 VENV ?= .venv
 NUMPY_VENV ?= .venv-numpy
@@ -18,7 +20,7 @@ PIP_FLAGS = --quiet --disable-pip-version-check -c constraints.txt
 # every module again (2.4 s of collection per worker here, 0.8 s cached). The caches are git-ignored.
 export PYTHONDONTWRITEBYTECODE :=
 
-.PHONY: compare test test-numpy-only lint docs calibrate bench mutants soak clean
+.PHONY: compare test test-all test-portable test-numpy-only lint docs calibrate bench mutants soak clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -28,9 +30,24 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 compare: $(VENV)/.installed
 	$(VENV)/bin/backproof check
 
-# -n auto: one pytest worker per core (pytest-xdist); the suite's budget is 30 s on this 2-core machine
+# -n auto: one pytest worker per core (pytest-xdist). The fast tier's budget and its measured time: make bench
+# (docs/evidence.md, "Speed").
 test: $(VENV)/.installed
+	HYPOTHESIS_PROFILE=fast $(VENV)/bin/python -m pytest -q -n auto --dist loadgroup -m "not slow"
+
+test-all: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest -q -n auto --dist loadgroup
+
+# The tests marked portable (they pin values, trajectories or generated pages), under what changes rounding the way
+# another machine does: one thread in every BLAS, OpenMP and XLA pool with torch's generic CPU kernels, then each
+# framework's every computed value moved by a few ulps (backproof/perturb.py), in float64 and float32 alike.
+PORTABLE = $(VENV)/bin/python -m pytest -q -n auto --dist loadgroup -m portable -p no:cacheprovider
+test-portable: $(VENV)/.installed
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 ATEN_CPU_CAPABILITY=default \
+		XLA_FLAGS=--xla_cpu_multi_thread_eigen=false $(PORTABLE)
+	BACKPROOF_PERTURB=torch:4 $(PORTABLE)
+	BACKPROOF_PERTURB=jax:4 $(PORTABLE)
+	BACKPROOF_PERTURB=numpy:4 $(PORTABLE)
 
 # The public API's type hints, checked strictly: backproof (its re-exports), backproof.testing, the pytest plugin
 lint: $(VENV)/.installed

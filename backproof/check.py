@@ -18,8 +18,8 @@ from reference import Scenario
 from reference.trace import state_names
 
 from . import relu_kinks
-from .compare import compare_arrays, compare_traces, first_divergence
-from .frameworks import FRAMEWORKS, as_frameworks, run_each
+from .compare import TOLERANCES, compare_arrays, compare_traces, first_divergence
+from .frameworks import FRAMEWORKS, as_frameworks, coverage, run_each
 from .kink_conventions import explain_kinks, measured_derivatives
 from .names import format_element, tensor_shapes
 from .scenario_file import as_scenario
@@ -40,6 +40,12 @@ class ExpectedResult:
     note: str = ""
     framework: str = ""
     resolved: str = ""
+    effective_atol: float = 0.0     # max(atol, the dtype's step tolerance at the printed value): what is judged
+
+    @property
+    def raised(self):
+        """The printed atol is finer than the scenario's dtype resolves, so the dtype's step tolerance judges."""
+        return self.effective_atol > self.atol
 
 
 @dataclass
@@ -57,6 +63,8 @@ class ScenarioReport:
     seconds: dict = field(default_factory=dict)        # framework -> wall time of its step
     training: "TrainReport | None" = None              # for a scenario with a train block
     amplified: set = field(default_factory=set)        # (tensor, a, b) of optimizer steps fed different gradients
+    asked: tuple = FRAMEWORKS                          # the frameworks asked for
+    required: tuple = ()                               # the frameworks that must run (--require)
 
     def is_explained(self, comparison):
         key = (comparison.tensor, comparison.a, comparison.b)
@@ -77,8 +85,24 @@ class ScenarioReport:
                 and all(result.ok for result in self.expected))
 
     @property
+    def coverage(self):
+        """"compared", "alone", "not compared" or "missing": see frameworks.coverage."""
+        return coverage(self.traces, self.asked, self.required)
+
+    @property
+    def agrees(self):
+        """Nothing disagrees, misses or fails among what ran (whether or not anything was compared)."""
+        return self.step_ok and (self.training is None or self.training.agrees)
+
+    @property
     def ok(self):
-        return self.step_ok and (self.training is None or self.training.ok)
+        """Everything agrees and something was compared (or one framework ran, the only one asked for)."""
+        return self.agrees and self.coverage in ("compared", "alone")
+
+    @property
+    def not_compared(self):
+        """Everything that ran agrees, but fewer than two frameworks ran though several were asked for."""
+        return self.agrees and self.coverage == "not compared"
 
 
 def trace_problem(trace, shapes, dtype):
@@ -110,12 +134,17 @@ def check_expected(scenario, traces):
                       note=entry.get("note", ""), framework=framework, resolved=format_element(tensor, index))
         if picked is None or picked.shape != printed.shape:
             # a trace that breaks the contract: reported as a miss, never as a crash
-            results.append(ExpectedResult(computed=None, max_abs=float("inf"), ok=False, **common))
+            results.append(ExpectedResult(computed=None, max_abs=float("inf"), ok=False,
+                                          effective_atol=entry["atol"], **common))
             continue
         computed = picked.astype(np.float64)
         max_abs = float(np.max(np.abs(computed - printed), initial=0.0))
-        matches = max_abs <= entry["atol"]
-        results.append(ExpectedResult(computed=computed.tolist(), max_abs=max_abs,
+        # A value printed with more digits than the dtype holds (0.298371109 in float32) is judged at the dtype's
+        # own resolution: the step tolerance at the printed value, whenever that is wider than the printed atol.
+        step_atol, step_rtol = TOLERANCES[scenario.dtype]["step"]
+        effective = max(entry["atol"], step_atol + step_rtol * float(np.max(np.abs(printed), initial=0.0)))
+        matches = max_abs <= effective
+        results.append(ExpectedResult(computed=computed.tolist(), max_abs=max_abs, effective_atol=effective,
                                       ok=(not matches) if erratum else matches, **common))
     return results
 
@@ -188,9 +217,13 @@ def run_scenarios(framework, module, scenarios, training):
     return out
 
 
-def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False):
-    """[ScenarioReport] for every scenario; the frameworks run concurrently when ``parallel``."""
+def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False, require=()):
+    """[ScenarioReport] for every scenario; the frameworks run concurrently when ``parallel``.
+
+    require: frameworks that must run; a report where one did not is not OK (``backproof check --require``).
+    """
     frameworks = as_frameworks(frameworks)
+    require = as_frameworks(require) if require else ()
     runs = run_each(functools.partial(run_scenarios, scenarios=list(scenarios), training=training),
                     frameworks, parallel=parallel)
     reports = []
@@ -226,21 +259,25 @@ def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, par
         trained = None
         if training and scenario.train:
             trained = compare_training(scenario, None, train_results, train_seconds, runs.skipped, train_errors,
-                                       kink_checks, strict)
+                                       kink_checks, strict, asked=frameworks, required=require)
         reports.append(ScenarioReport(scenario, traces, list(runs.skipped), errors, comparisons,
                                       check_expected(scenario, traces), list(shapes), kinks, explained, strict,
-                                      seconds, trained, amplified=amplified - explained))
+                                      seconds, trained, amplified=amplified - explained, asked=frameworks,
+                                      required=require))
     return reports
 
 
 def check(scenario: "Scenario | str | os.PathLike[str]", frameworks: "Iterable[str] | str" = FRAMEWORKS,
-          strict: bool = False, training: bool = True, parallel: bool = False) -> ScenarioReport:
+          strict: bool = False, training: bool = True, parallel: bool = False,
+          require: "Iterable[str] | str" = ()) -> ScenarioReport:
     """Run, compare and check one scenario (a Scenario, a built-in name or a path) -> ScenarioReport.
 
     strict: a disagreement explained by a documented kink convention fails too.
     training: also train and compare whole runs when the scenario has a ``train`` block.
+    require: frameworks that must run (else ``ok`` is False); when fewer than two of several asked for run,
+    ``ok`` is False and ``not_compared`` True: nothing was compared across frameworks.
     """
-    return check_all([as_scenario(scenario)], frameworks, strict, training, parallel)[0]
+    return check_all([as_scenario(scenario)], frameworks, strict, training, parallel, require)[0]
 
 
 def check_scenario(scenario, frameworks=FRAMEWORKS, strict=False):

@@ -10,7 +10,8 @@
 
 Exit codes: 0 everything agrees; 1 a disagreement or a missed printed value;
 2 bad input or usage; 3 an internal error (a bug in backproof: please report it);
-130 interrupted (Ctrl-C).
+4 not compared (fewer than two of the frameworks asked for ran; what ran agrees); 130 interrupted (Ctrl-C).
+A verdict's code survives a closed pipe (``backproof check | head -1``).
 """
 
 import argparse
@@ -26,7 +27,7 @@ from .render import scenario_text, train_text
 from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, over_step_cap
 from .training import train
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_NOT_COMPARED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
 class UsageError(Exception):
@@ -190,7 +191,17 @@ def add_common(command):
                          help="override the scenario's dtype")
     command.add_argument("--frameworks", default=",".join(FRAMEWORKS),
                          help="comma-separated subset of numpy,torch,jax (default: all three)")
+    command.add_argument("--require", default="", metavar="FRAMEWORKS",
+                         help="comma-separated frameworks that must run: one that is missing or fails is a FAIL "
+                              "(exit 1), e.g. --require torch,jax in CI")
     command.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+
+
+def verdict_code(reports):
+    """1 if any report fails, else 4 if any compared nothing (fewer than two of several frameworks ran), else 0."""
+    if any(not r.ok and not r.not_compared for r in reports):
+        return EXIT_FAIL
+    return EXIT_NOT_COMPARED if any(r.not_compared for r in reports) else EXIT_OK
 
 
 MAX_DIRECTIONS = 1_000        # each direction is two loss evaluations
@@ -245,19 +256,34 @@ def print_json(document):
 
 
 def cmd_check(args):
-    frameworks = frameworks_arg(args.frameworks)
+    frameworks, require = frameworks_arg(args.frameworks), require_arg(args)
     scenarios = load_scenarios(args.scenarios, args.dtype)
     parallel = not args.serial and len(scenarios) > 1
-    reports = check_all(scenarios, frameworks, strict=args.strict, parallel=parallel)
-    failed = [r.scenario.name for r in reports if not r.ok]
+    reports = check_all(scenarios, frameworks, strict=args.strict, parallel=parallel, require=require)
+    failed = [r.scenario.name for r in reports if not r.ok and not r.not_compared]
+    uncompared = [r.scenario.name for r in reports if r.not_compared]
+    args.exit_code = verdict_code(reports)
     if args.json:
         print_json(envelope.document("check", [envelope.check_result(r, frameworks) for r in reports]))
     else:
         for report in reports:
             print(scenario_text(report, show_values=args.show_values))
-        print(f"{len(scenarios) - len(failed)} of {len(scenarios)} scenarios OK"
-              + (f"; failed: {', '.join(failed)}" if failed else ""))
-    return EXIT_FAIL if failed else EXIT_OK
+        ok = len(scenarios) - len(failed) - len(uncompared)
+        print(f"{ok} of {len(scenarios)} scenarios OK"
+              + (f"; failed: {', '.join(failed)}" if failed else "")
+              + (f"; not compared (only one framework ran): {', '.join(uncompared)}" if uncompared else ""))
+    return args.exit_code
+
+
+def require_arg(args):
+    """--require: () or the frameworks that must run; each must also be among --frameworks."""
+    if not args.require:
+        return ()
+    require = frameworks_arg(args.require)
+    absent = [fw for fw in require if fw not in frameworks_arg(args.frameworks)]
+    if absent:
+        raise UsageError(f"--require {args.require}: {', '.join(absent)} is not among --frameworks {args.frameworks}")
+    return require
 
 
 def cmd_train(args):
@@ -279,14 +305,16 @@ def cmd_train(args):
             check_writable(args.plot)
         except (ReportError, OutputError) as exc:
             raise UsageError(str(exc)) from None
-    report = train(scenario, frameworks, args.epochs, args.finite_differences, strict=args.strict)
+    report = train(scenario, frameworks, args.epochs, args.finite_differences, strict=args.strict,
+                   require=require_arg(args))
     if args.plot:
         plot_training(report, args.plot)
+    args.exit_code = verdict_code([report])
     if args.json:
         print_json(envelope.document("train", [envelope.train_result(report, frameworks)]))
     else:
         print(train_text(report))
-    return EXIT_OK if report.ok else EXIT_FAIL
+    return args.exit_code
 
 
 def plot_training(report, path):
@@ -493,11 +521,12 @@ def cmd_verify(args):
                         established=established)
     except VerifyError as exc:
         raise UsageError(str(exc)) from None
+    args.exit_code = EXIT_OK if result.ok else EXIT_FAIL
     if args.json:
         print_json(envelope.document("verify", [envelope.verify_result(result, scenario, oracles)]))
     else:
         print(result)
-    return EXIT_OK if result.ok else EXIT_FAIL
+    return args.exit_code
 
 
 def cmd_explain(args):
@@ -537,6 +566,7 @@ def cmd_read(args):
 COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": cmd_verify, "explain": cmd_explain,
             "report": cmd_report, "export": cmd_export, "import": cmd_import, "import-torch": cmd_import_torch,
             "list": cmd_list, "conventions": cmd_conventions}
+VERDICT_COMMANDS = ("check", "train", "verify", "report")
 
 
 def main(argv=None):
@@ -551,6 +581,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    # the code a closed pipe leaves: a command with a verdict sets its own before it prints; until then a cut-off
+    # run never passes
+    args.exit_code = EXIT_FAIL if args.command in VERDICT_COMMANDS else EXIT_OK
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -561,9 +594,9 @@ def main(argv=None):
         except KeyboardInterrupt:          # Ctrl-C: one line, the shell's code for SIGINT
             code = EXIT_INTERRUPTED
             print("interrupted", file=sys.stderr)
-        except BrokenPipeError:            # `backproof … | head`: the reader left; not an error of ours
+        except BrokenPipeError:            # `backproof … | head`: the reader left; the verdict's code stands
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            code = EXIT_OK
+            code = getattr(args, "exit_code", EXIT_FAIL)
         except Exception as exc:  # a bug in backproof: one line, not a traceback, unless asked for
             if os.environ.get("BACKPROOF_DEBUG"):
                 raise

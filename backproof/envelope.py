@@ -1,7 +1,7 @@
 """The one JSON envelope every ``--json`` prints, and the strict encoder behind it.
 
     {"schema": "backproof/1", "command": "check", "ok": true, "results": [
-        {"scenario": ..., "dtype": ..., "ok": ..., "frameworks": {name: {"status", "seconds", "reason", "hint"}},
+        {"scenario": ..., "dtype": ..., "ok": ..., "coverage": ..., "frameworks": {name: {"status", "seconds", "reason", "hint"}},
          "step": {...} | null, "expected": [...] | null, "training": {...} | null,
          "verify": {...} | null, "explain": {...} | null}]}
 
@@ -117,11 +117,11 @@ def check_result(report, asked):
         "kink_conventions": [kink_convention(note) for note in report.kinks] or None,
     }
     expected = [{"key": r.key, "resolved": r.resolved, "printed": r.printed, "computed": r.computed,
-                 "max_abs": r.max_abs, "atol": r.atol, "ok": r.ok, "erratum": r.erratum or None,
+                 "max_abs": r.max_abs, "atol": r.atol, "effective_atol": r.effective_atol, "ok": r.ok, "erratum": r.erratum or None,
                  "note": r.note or None, "framework": r.framework} for r in report.expected]
     return result(sc, report.ok, frameworks_block(asked, report.seconds, report.skipped, report.errors),
                   step=step, expected=expected or None,
-                  training=None if report.training is None else training(report.training))
+                  training=None if report.training is None else training(report.training), coverage=report.coverage)
 
 
 def training(report):
@@ -154,7 +154,7 @@ def training(report):
 
 def train_result(report, asked):
     block = frameworks_block(asked, report.seconds, report.skipped, report.errors)
-    return result(report.scenario, report.ok, block, training=training(report))
+    return result(report.scenario, report.ok, block, training=training(report), coverage=report.coverage)
 
 
 def verify_result(vr, scenario, asked):
@@ -203,9 +203,11 @@ def optimizer_block(optimizer):
                                        for key, value in optimizer.hyperparameters().items()}}
 
 
-def result(scenario, ok, frameworks, step=None, expected=None, training=None, verify=None, explain=None):
-    return {"scenario": scenario.name, "dtype": scenario.dtype, "ok": bool(ok), "frameworks": frameworks,
-            "step": step, "expected": expected, "training": training, "verify": verify, "explain": explain}
+def result(scenario, ok, frameworks, step=None, expected=None, training=None, verify=None, explain=None,
+           coverage=None):
+    return {"scenario": scenario.name, "dtype": scenario.dtype, "ok": bool(ok), "coverage": coverage,
+            "frameworks": frameworks, "step": step, "expected": expected, "training": training, "verify": verify,
+            "explain": explain}
 
 
 def schema_path():

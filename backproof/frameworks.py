@@ -56,7 +56,8 @@ def implementation(framework):
             importlib.import_module(library)
         except ImportError as exc:
             return Skipped(framework, f"{library} is not installed ({exc})")
-    return importlib.import_module(MODULES[framework])
+    from .perturb import apply       # a no-op unless BACKPROOF_PERTURB is set (make test-portable)
+    return apply(framework, importlib.import_module(MODULES[framework]))
 
 
 def available(framework: str) -> bool:
@@ -157,10 +158,14 @@ def _timed(fn, name):
 
 
 def as_frameworks(frameworks):
-    """A tuple of framework names from a tuple, a list or a comma-separated string; ValueError if unknown."""
+    """A tuple of framework names from a tuple, a list or a comma-separated string; ValueError if one is unknown or
+    there are none: the API refuses what the CLI refuses (an empty list would compare nothing and pass)."""
     if isinstance(frameworks, str):
         return parse_frameworks(frameworks)
-    return parse_frameworks(",".join(frameworks)) if frameworks else ()
+    names = list(frameworks)
+    if not all(isinstance(name, str) for name in names):
+        raise ValueError(f"frameworks must be names from {', '.join(FRAMEWORKS)}; got {names!r}")
+    return parse_frameworks(",".join(names)) if names else parse_frameworks("")
 
 
 def parse_frameworks(text):
@@ -170,3 +175,19 @@ def parse_frameworks(text):
     if unknown or not names:
         raise ValueError(f"--frameworks takes a comma-separated list of {', '.join(FRAMEWORKS)}; got {text!r}")
     return tuple(dict.fromkeys(names))
+
+
+def coverage(ran, asked, required=()):
+    """What a verdict may claim, from the frameworks that ran, were asked for, and are required (--require):
+
+    "compared"       two or more ran: their traces were compared;
+    "alone"          one ran and only that one was asked for (--frameworks numpy): nothing to compare, as asked;
+    "not compared"   fewer than two ran though several were asked for (the others are not installed): nothing
+                     was compared, so the verdict is not OK (exit code 4);
+    "missing"        a framework named by ``required`` did not run (exit code 1).
+    """
+    if any(name not in ran for name in required):
+        return "missing"
+    if len(ran) > 1:
+        return "compared"
+    return "alone" if len(asked) == 1 and list(ran) == list(asked) else "not compared"

@@ -76,7 +76,7 @@ def build(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False
     explanation = None
     if explain is not None:
         from .explain import explain as explain_parameter
-        explanation = explain_parameter(scenario, explain, ())
+        explanation = explain_parameter(scenario, explain, ("numpy",))
     sections = [("verdict", "Verdict and provenance", verdict_section(result, frameworks)),
                 ("diagram", "The network", diagram_section(scenario, result, explanation))]
     if len(result.traces) > 1:

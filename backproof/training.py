@@ -31,7 +31,7 @@ from reference.optim import update
 from reference.trace import state_names
 
 from .compare import TOLERANCES, compare_arrays
-from .frameworks import FRAMEWORKS, as_frameworks, run_each
+from .frameworks import FRAMEWORKS, as_frameworks, coverage, run_each
 from .names import state_shapes
 from .scenario_file import as_scenario
 
@@ -190,10 +190,27 @@ class TrainReport:
     finite_differences: "dict | None" = None    # the reference trained with central differences
     relu_kinks: "object | None" = None          # KinkReport for 1-input ReLU-family networks
     strict: bool = False                        # then a drift the noise floor explains fails too
+    asked: tuple = FRAMEWORKS                   # the frameworks asked for
+    required: tuple = ()                        # the frameworks that must run (--require)
+
+    @property
+    def coverage(self):
+        """"compared", "alone", "not compared" or "missing": see frameworks.coverage."""
+        return coverage(self.results, self.asked, self.required)
+
+    @property
+    def agrees(self):
+        """No framework failed and every drift is within tolerance (or explained, unless strict)."""
+        return not self.errors and all(d.ok or (d.explained and not self.strict) for d in self.drifts)
 
     @property
     def ok(self):
-        return not self.errors and all(d.ok or (d.explained and not self.strict) for d in self.drifts)
+        """Everything agrees and something was compared (or one framework trained, the only one asked for)."""
+        return self.agrees and self.coverage in ("compared", "alone")
+
+    @property
+    def not_compared(self):
+        return self.agrees and self.coverage == "not compared"
 
     @property
     def explained(self):
@@ -209,7 +226,8 @@ class TrainReport:
         return found
 
 
-def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_checks=None, strict=False):
+def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_checks=None, strict=False,
+                     asked=FRAMEWORKS, required=()):
     """A TrainReport from each framework's training result (kink_checks: relu_kinks.framework_checks
     already computed per framework, in its own process). A drift beyond tolerance is measured against
     the rounding noise floor (computed only then)."""
@@ -229,7 +247,7 @@ def compare_training(scenario, epochs, results, seconds, skipped, errors, kink_c
         for d in drifts:
             d.noise = floor
     report = TrainReport(scenario, epochs, batch_size, good, {k: v for k, v in seconds.items() if k in good},
-                         list(skipped), errors, drifts, strict=strict)
+                         list(skipped), errors, drifts, strict=strict, asked=tuple(asked), required=tuple(required))
     from .relu_kinks import kink_report
     report.relu_kinks = kink_report(scenario, good, {k: v for k, v in (kink_checks or {}).items() if k in good})
     return report
@@ -242,19 +260,21 @@ def train_each(framework, module, scenario, epochs):
 
 def train(scenario: "Scenario | str | os.PathLike[str]", frameworks: "Iterable[str] | str" = FRAMEWORKS,
           epochs: "int | None" = None, finite_differences: bool = False, parallel: bool = False,
-          strict: bool = False) -> "TrainReport":
+          strict: bool = False, require: "Iterable[str] | str" = ()) -> "TrainReport":
     """Train in every framework from the scenario's weights and compare the runs -> TrainReport.
 
     scenario: a Scenario, a built-in name or a path. finite_differences: also train the
     reference with central differences (post 001's first method), shown beside the others.
     strict: a drift that the rounding noise floor explains fails too.
+    require: frameworks that must train (else ``ok`` is False); fewer than two of several asked for is
+    ``not_compared``, never OK.
     """
     scenario = as_scenario(scenario)
     epochs, _ = scenario.schedule(epochs)
-    runs = run_each(functools.partial(train_each, scenario=scenario, epochs=epochs), as_frameworks(frameworks),
-                    parallel)
+    frameworks, require = as_frameworks(frameworks), (as_frameworks(require) if require else ())
+    runs = run_each(functools.partial(train_each, scenario=scenario, epochs=epochs), frameworks, parallel)
     report = compare_training(scenario, epochs, runs.results, runs.seconds, runs.skipped, runs.errors,
-                              strict=strict)
+                              strict=strict, asked=frameworks, required=require)
     if finite_differences:
         report.finite_differences = reference.train(scenario, epochs, method="finite_difference")
     return report

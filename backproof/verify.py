@@ -272,6 +272,7 @@ def verify(grad_fn: Callable[..., Any], scenario: "Scenario | str | os.PathLike[
     run on the oracles' own autodiff of the scenario's loss and shown beside the verdict.
     Raises VerifyError when grad_fn fails or answers with missing names or wrong shapes.
     """
+    frameworks = as_frameworks(frameworks)          # ValueError for an empty or unknown list, as the CLI's
     try:
         scenario = as_scenario(scenario)
     except ScenarioError as exc:

@@ -9,11 +9,19 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # fight over the same cores. Set before torch or JAX is imported; the networks are far too small to care.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false")
+# JAX's persistent compilation cache, shared by the workers and kept between runs (git-ignored): most of the suite's
+# JAX time is compiling the same small programs again. Keyed by JAX on the program, the backend, the flags and
+# jaxlib's version, so a cached program is the program it would compile.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)),
+                                                               ".pytest_cache", "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 import pytest
 from hypothesis import settings
 
 import backproof
+from backproof import perturb
 from backproof.frameworks import FRAMEWORKS, INSTALL_HINTS, MODULES, REQUIRES
 
 NUMPY_ONLY = bool(os.environ.get("BACKPROOF_NUMPY_ONLY"))
@@ -22,8 +30,14 @@ NUMPY_ONLY = bool(os.environ.get("BACKPROOF_NUMPY_ONLY"))
 # (pytest --hypothesis-profile=long). Example counts per property; float32 runs half as many.
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True)
+# "fast": make test's tier, half the ci profile's examples; make test-all (CI) runs the ci profile
+settings.register_profile("fast", max_examples=100, deadline=None, derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 DTYPES = ("float64", "float32")
+# Two computations of one value that round differently (another framework, another BLAS kernel, another summation
+# order) are compared with the one tolerance table, never at the rounding level: the last bits depend on the CPU's
+# vector unit, the BLAS and the thread count (docs/development.md, "What a test may pin").
+STEP_ATOL, STEP_RTOL = backproof.compare.TOLERANCES["float64"]["step"]
 PAIRS = (("numpy", "torch"), ("numpy", "jax"), ("torch", "jax"))
 
 
@@ -31,7 +45,7 @@ def require(framework):
     """The implementation module, or skip the test with the reason and the install hint."""
     for library in REQUIRES[framework]:
         pytest.importorskip(library, reason=f"{library} is not installed; {INSTALL_HINTS[framework]}")
-    return importlib.import_module(MODULES[framework])
+    return perturb.apply(framework, importlib.import_module(MODULES[framework]))
 
 
 @pytest.fixture(params=FRAMEWORKS)
@@ -86,10 +100,20 @@ def trace(framework, name, dtype):
 
 BUILTINS = set(backproof.builtin_names())
 
+# The files whose tests pin values, trajectories, verdicts or generated pages: `make test-portable` runs them again
+# under another machine's rounding (one thread everywhere, torch's generic kernels, each framework moved by a few ulps)
+PORTABLE = {"test_agreement.py", "test_training.py", "test_docs.py", "test_expected.py", "test_classification.py",
+            "test_explain.py", "test_exact_kinks.py", "test_weights.py", "test_cli.py", "test_verify.py",
+            "test_kinks_within_rounding.py", "test_portable.py"}
+
 
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (--dist loadgroup), the tests of one built-in scenario run on one worker: its traces and
-    trainings are cached per process, so they are then computed (and JAX compiles them) once, not once per worker."""
+    """Marks the PORTABLE files' tests ``portable``. Under pytest-xdist (--dist loadgroup), the tests of one built-in
+    scenario run on one worker: its traces and trainings are cached per process, so they are then computed (and JAX
+    compiles them) once, not once per worker."""
+    for item in items:
+        if item.path.name in PORTABLE:
+            item.add_marker(pytest.mark.portable)
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:

@@ -61,16 +61,48 @@ def test_a_missed_printed_value_exits_1(tmp_path, capsys):
     assert "printed values missed: loss" in out
 
 
-def test_missing_frameworks_are_skipped_with_an_install_hint():
-    """torch and JAX made unimportable for this process only: the check still runs, with a hint."""
-    code = ("import sys; sys.modules['torch'] = None; sys.modules['jax'] = None; "
-            "from backproof.cli import main; sys.exit(main(['check', 'blog-2-3-3-1']))")
+def test_missing_frameworks_are_skipped_with_an_install_hint_and_nothing_compared_is_not_ok():
+    """torch and JAX made unimportable for this process only: the check still runs, with a hint, and the printed
+    values are still checked; but nothing was compared, so it never says "agree" and exits 4 (NOT COMPARED). Asking
+    for NumPy alone is OK (exit 0); requiring torch fails (exit 1)."""
+    code = ("import sys, io, contextlib; sys.modules['torch'] = None; sys.modules['jax'] = None\n"
+            "from backproof.cli import main\n"
+            "for argv in (['check', 'blog-2-3-3-1'], ['check', 'blog-2-3-3-1', '--frameworks', 'numpy'],\n"
+            "             ['check', 'blog-2-3-3-1', '--require', 'numpy,torch'],\n"
+            "             ['train', 'grokking-3-4-1', '--epochs', '2']):\n"
+            "    out = io.StringIO()\n"
+            "    with contextlib.redirect_stdout(out):\n"
+            "        code = main(argv)\n"
+            "    print(repr((code, out.getvalue())))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "skipped torch: torch is not installed" in result.stdout
-    assert "pip install 'backproof[torch]' -c constraints.txt" in result.stdout
-    assert "skipped jax" in result.stdout
-    assert "only numpy ran" in result.stdout
+    import ast
+    (default, out), (alone, out_alone), (required, out_required), (trained, out_trained) = [
+        ast.literal_eval(line) for line in result.stdout.splitlines()]
+    assert default == 4, out
+    assert "skipped torch: torch is not installed" in out
+    assert "pip install 'backproof[torch]' -c constraints.txt" in out
+    assert "skipped jax" in out
+    assert "verdict: NOT COMPARED — only numpy ran" in out and "agree" not in out
+    assert "15 printed values match" in out                  # the printed values are checked all the same
+    assert alone == 0 and "verdict: OK — only numpy ran, as asked" in out_alone, out_alone
+    assert required == 1 and "required but did not run: torch" in out_required, out_required
+    assert trained == 4 and "verdict: NOT COMPARED" in out_trained, out_trained
+
+
+def test_the_api_refuses_what_the_cli_refuses():
+    """An empty or unknown framework list is a ValueError from every entry point, never ok=True with nothing
+    compared (hostile probe: check(path, frameworks=[]) was OK with a wrong printed value)."""
+    import pytest
+
+    import backproof
+    for frameworks in ([], (), "", "numpy,tensorflow", [None]):
+        with pytest.raises(ValueError, match="frameworks"):
+            backproof.check("blog-2-3-3-1", frameworks=frameworks)
+        with pytest.raises(ValueError, match="frameworks"):
+            backproof.train("grokking-3-4-1", frameworks=frameworks, epochs=1)
+    with pytest.raises(ValueError, match="frameworks"):
+        backproof.verify(lambda p, x, t: {}, "blog-2-3-3-1", frameworks=[])
 
 
 def test_numpy_only_environment_really_lacks_torch_and_jax():
@@ -92,7 +124,8 @@ def test_check_never_writes_the_scenario_file(tmp_path, capsys):
 
 
 def test_train_command_json_and_table(capsys):
-    code, out, err = run(["train", "grokking-3-4-1", "--json", "--finite-differences"], capsys)
+    frameworks = ["--frameworks", "numpy"] if NUMPY_ONLY else []
+    code, out, err = run(["train", "grokking-3-4-1", "--json", "--finite-differences", *frameworks], capsys)
     doc = json.loads(out)
     assert code == 0 and doc["ok"]
     training = doc["results"][0]["training"]

@@ -12,7 +12,7 @@ from backproof.cli import main
 from backproof.kink_conventions import (derivative_at_zero, exact_kinks, explain_kinks,
                                        reference_with_kink_derivatives)
 from backproof.compare import compare_traces
-from conftest import NUMPY_ONLY, require, scenario, trace
+from conftest import NUMPY_ONLY, STEP_ATOL, STEP_RTOL, require, scenario, trace
 
 LEAKY, RELU = "kink-leaky-relu-2-2-1", "kink-relu-2-2-1"
 ALL = ("numpy",) if NUMPY_ONLY else ("numpy", "torch", "jax")
@@ -34,7 +34,7 @@ def test_the_references_choice_at_the_kink():
     sc = scenario(LEAKY)
     # the kinked unit's dz is the upstream gradient times the slope, in every row
     upstream = t["layers.1.dz"] @ sc.layers[1].weight
-    np.testing.assert_array_equal(t["layers.0.dz"][:, 0], 0.01 * upstream[:, 0])
+    np.testing.assert_allclose(t["layers.0.dz"][:, 0], 0.01 * upstream[:, 0], rtol=STEP_RTOL, atol=STEP_ATOL)
 
 
 def test_frameworks_derivatives_at_zero():

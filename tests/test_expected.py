@@ -81,3 +81,41 @@ def test_a_trace_missing_a_tensor_is_a_miss_not_a_crash():
     results = {r.key: r for r in check_expected(sc, {"numpy": broken})}
     assert not results["layers.0.a"].ok and results["layers.0.a"].computed is None
     assert results["loss"].ok
+
+
+# The widely reproduced two-sigmoid worked example (2-2-2, half squared error): E_total is printed to 9 digits, more
+# than float32 holds (its step is ~3e-8 at 0.3).
+TWO_SIGMOID = {
+    "name": "two-sigmoid-2-2-2", "loss": "half_sse", "optimizer": {"name": "sgd", "lr": 0.5},
+    "inputs": [[0.05, 0.10]], "targets": [[0.01, 0.99]],
+    "layers": [{"weight": [[0.15, 0.20], [0.25, 0.30]], "bias": [0.35, 0.35], "activation": "sigmoid"},
+               {"weight": [[0.40, 0.45], [0.50, 0.55]], "bias": [0.60, 0.60], "activation": "sigmoid"}],
+    "expected": {"loss": {"value": 0.298371109, "atol": 5e-10, "note": "E_total"},
+                 "output[0,0]": {"value": 0.75136507, "atol": 5e-9, "note": "out_o1"}},
+}
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_nine_digit_printed_values_are_judged_at_the_dtypes_resolution(dtype):
+    """In float64 the printed atol judges; in float32, which cannot hold 9 digits (|Δ| 2.6e-9 > atol 5e-10), the
+    float32 step tolerance at the printed value does, and the table says so. A value really wrong by 3e-5 fails in
+    both dtypes."""
+    from backproof import check
+    from backproof.render import scenario_text
+    from backproof.scenario_file import parse
+    import json
+
+    document = json.loads(json.dumps(TWO_SIGMOID))
+    document["dtype"] = dtype
+    report = check(parse(document, "two-sigmoid.json"), ("numpy",))
+    assert report.ok, scenario_text(report)
+    loss = next(r for r in report.expected if r.key == "loss")
+    if dtype == "float64":
+        assert not loss.raised and loss.effective_atol == 5e-10 and loss.max_abs <= 5e-10
+    else:
+        assert loss.raised and loss.max_abs > loss.atol                  # float32 misses the 9th digit
+        assert loss.effective_atol == pytest.approx(1e-5 + 1e-5 * 0.298371109)
+        assert "judged at float32's resolution" in scenario_text(report)
+    document["expected"]["loss"]["value"] = 0.298371109 + 3e-5
+    report = check(parse(document, "two-sigmoid.json"), ("numpy",))
+    assert not report.ok and [r.key for r in report.expected if not r.ok] == ["loss"]

@@ -23,6 +23,7 @@ scenario file that ``backproof check`` replays.
 """
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -257,11 +258,13 @@ def test_every_loss_activation_and_optimizer(loss, optimizer):
 
 
 def test_the_profile_runs_enough_examples():
-    """The CI profile: 120 float64 and 60 float32 examples numpy ↔ torch (with training), 8 and 4 with JAX."""
+    """The ci profile (make test-all, CI): 120 float64 and 60 float32 examples numpy ↔ torch (with training), 8 and
+    4 with JAX; the fast profile (make test) half of each."""
     counts = [test._hypothesis_internal_use_settings.max_examples for test in (
         test_numpy_and_torch_agree_on_random_float64_networks, test_numpy_and_torch_agree_on_random_float32_networks,
         test_all_three_agree_on_random_float64_networks, test_all_three_agree_on_random_float32_networks)]
-    assert counts[0] >= 120 and counts[1] >= 60 and counts[2] >= 8 and counts[3] >= 4, counts
+    floor = {"fast": (60, 30, 4, 2)}.get(os.environ.get("HYPOTHESIS_PROFILE", "ci"), (120, 60, 8, 4))
+    assert all(count >= least for count, least in zip(counts, floor)), counts
 
 
 @pytest.mark.skipif(NUMPY_ONLY, reason="needs torch and JAX to compare against")

@@ -69,7 +69,13 @@ def parse(text):
     return parser
 
 
-@pytest.mark.parametrize("name", SCENARIOS)
+# make test builds the pages with the most sections (aliases and errata, training, kinks, a classifier); make
+# test-all every page
+QUICK = ("blog-2-3-3-1", "grokking-3-4-1", "deep-1-2-2-1", "spiral-2-16-3-adam")
+
+
+@pytest.mark.parametrize("name", [name if name in QUICK else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in SCENARIOS])
 def test_every_page_parses_fetches_nothing_and_has_the_sections_that_apply(name):
     from backproof import relu_kinks
     text, result = page(name)

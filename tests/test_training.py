@@ -31,24 +31,26 @@ def test_every_built_in_with_a_train_block_is_trained_here():
             "mixed-3-4-3-2-rmsprop"} <= set(TRAINING)
 
 
-# float32 runs that amplify rounding beyond the training tolerance, which the noise floor explains: JAX's float32
-# Adam differs from torch's by a few ulp a step (optax rounds the bias corrections 1 − β^t in float32; registry
-# row adam-bias-correction-precision), centered RMSprop cancels in √(v − ḡ²). Every other pair agrees outright.
-EXPLAINED_IN_FLOAT32 = {"spiral-2-16-3-adam": {("numpy", "jax"), ("torch", "jax")},
-                        "mixed-3-4-3-2-rmsprop": {("numpy", "jax"), ("torch", "jax")}}
+# Which float32 pairs drift beyond the training tolerance, and so need the noise floor's explanation, is decided by
+# each machine's rounding (on one CPU only the JAX pairs of the spiral and mixed-rmsprop runs do; on another
+# numpy↔torch does too). So no test names the pairs: each pair must agree or be explained, float64 must agree
+# outright, and test_the_noise_floor_explains_rounding_never_a_bug shows an unexplained drift fails
+# (docs/development.md, "What a test may pin").
 
 
 # float32 runs: the scenarios this suite's optimizers came with, and deep-1-2-2-1 (kinks); the older SGD runs
 # (grokking, xor) are compared in float64 only, as before, to keep within the time budget.
 FLOAT32 = ["deep-1-2-2-1", "spiral-2-16-3-adam", "xor-2-3-1-tanh-nesterov", "mixed-3-4-3-2-rmsprop"]
 RUNS = [(name, "float64") for name in TRAINING] + [(name, "float32") for name in FLOAT32]
+SLOW_RUNS = {("deep-1-2-2-1", "float32")}       # make test-all; the fast tier trains the other float32 runs
 
 
-@pytest.mark.parametrize("name, dtype", RUNS, ids=[f"{n}-{d}" for n, d in RUNS])
+@pytest.mark.parametrize("name, dtype", [pytest.param(*run, marks=[pytest.mark.slow] if run in SLOW_RUNS else [])
+                                         for run in RUNS], ids=[f"{n}-{d}" for n, d in RUNS])
 def test_trajectories_agree(name, dtype):
     """Every pair of frameworks, every epoch's loss, the trained parameters and the optimizer's final state,
-    within the training tolerance of the dtype; in float64 always outright, in float32 within the rounding
-    noise floor for exactly the pairs EXPLAINED_IN_FLOAT32 names."""
+    within the training tolerance of the dtype; in float64 outright, in float32 outright or within the rounding
+    noise floor (which pairs need it is the machine's rounding, never pinned)."""
     for framework in ("numpy", "torch", "jax"):
         require(framework)
     runs = {fw: trained(fw, name, dtype) for fw in ("numpy", "torch", "jax")}
@@ -59,8 +61,9 @@ def test_trajectories_agree(name, dtype):
         assert d.ok or d.explained, (f"{name} [{dtype}]: {d.a} vs {d.b} first exceeds tolerance at epoch "
                                      f"{d.first_bad_epoch}, largest loss |Δ| {d.max_loss_abs:.3g}; final: "
                                      + "; ".join(c.message(name) for c in d.final if not c.ok))
-    expected = EXPLAINED_IN_FLOAT32.get(name, set()) if dtype == "float32" else set()
-    assert {(d.a, d.b) for d in report.explained} == expected
+    if dtype == "float64":
+        assert not report.explained, f"{name}: float64 needed the noise floor for {report.explained}"
+    assert report.ok
     states = {c.tensor for c in report.drifts[0].final if c.tensor.startswith("trained.state.")}
     assert states == {f"trained.state.{p}.{b}" for p in sc.parameters() for b in sc.optimizer.buffers()}
 

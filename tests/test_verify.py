@@ -92,7 +92,7 @@ def test_large_networks_sample_coordinates_and_still_check_every_element_by_dire
         grads["layers.0.bias"] = grads["layers.0.bias"] * 0.5
         return grads
 
-    result = backproof.verify(missing_one_bias_row, "blog-2-3-3-1", (), max_coordinates=6)
+    result = backproof.verify(missing_one_bias_row, "blog-2-3-3-1", ("numpy",), max_coordinates=6)
     fd = [c for c in result.checks if c.oracle == FD]
     assert sum(c.checked for c in fd) < sum(c.size for c in fd)
     assert all(c.checked >= 1 for c in fd)
@@ -237,7 +237,8 @@ def test_gradcheck_passes_on_every_smooth_built_in():
     assert not failed, failed
 
 
-@pytest.mark.parametrize("name", ["blog-2-3-3-1", "softmax-2-3-3", "spiral-2-16-3-adam"])
+@pytest.mark.parametrize("name", ["blog-2-3-3-1", pytest.param("softmax-2-3-3", marks=pytest.mark.slow),
+                                  pytest.param("spiral-2-16-3-adam", marks=pytest.mark.slow)])
 def test_check_grads_passes(name):
     """jax.test_util.check_grads (order 1, reverse mode) on jax_impl's loss: on the sigmoid/relu network, the
     softmax layer and the cross-entropy classifier (each check compiles for ~0.5 s: three, not every smooth

@@ -11,7 +11,7 @@ import reference
 from backproof.cli import main
 from backproof.weights import (WeightsError, export, from_torch_module, read_weights, scenario_document,
                                state_dict_keys, torch_sequential)
-from conftest import require, scenario
+from conftest import STEP_ATOL, STEP_RTOL, require, scenario
 
 SUFFIX = {"torch": "pt", "safetensors": "safetensors", "npz": "npz", "flax": "msgpack"}
 
@@ -25,7 +25,7 @@ def test_an_exported_state_dict_loads_strictly_into_the_sequential_and_computes_
     model.load_state_dict(torch.load(path, weights_only=True), strict=True)
     with torch.no_grad():
         out = model(torch.tensor(sc.inputs)).numpy()
-    np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
     assert list(state_dict_keys(backproof.weights.layers_of(sc)).values()) == [    # layer 1 has no bias
         "0.weight", "0.bias", "2.weight", "4.weight", "4.bias"]
 
@@ -149,7 +149,7 @@ def test_exported_flax_params_run_in_real_flax(tmp_path):
 
     with jax.enable_x64(True):
         out = np.asarray(Net().apply({"params": tree["params"]}, jnp.asarray(sc.inputs)))
-    np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
 
 
 def test_a_missing_library_is_one_line_with_its_install_line(tmp_path, capsys):

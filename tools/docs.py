@@ -11,7 +11,8 @@ template is Markdown with directives, each on a line of its own:
     <!-- table: NAME -->          a table generated from the code or the measurements (TABLES below)
 
 Nothing here reads the clock or the machine, so the output is the same byte for byte on
-every run; the measured figures come from docs/measurements.json, which `make calibrate`
+every run and on every machine: a difference at the rounding level (which depends on the CPU, the
+BLAS and the thread count) is printed as "≤ atol" (backproof.render.portable_figures); the measured figures come from docs/measurements.json, which `make calibrate`
 and `make bench` write.
 """
 
@@ -34,8 +35,10 @@ def run(args):
     """What `backproof ARGS` prints on stdout (in this process, so no timing enters it)."""
     import shlex
     from backproof.cli import main
+    from backproof.render import portable_figures
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+    # portable_figures: a rounding-level |Δ| is shown as "≤ atol", the same on every CPU, BLAS and thread count
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()), portable_figures():
         main(shlex.split(args))
     return [line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")]
 
