@@ -17,7 +17,7 @@ NUMPY_VENV ?= .venv-numpy
 PIP_FLAGS = --quiet --disable-pip-version-check -c constraints.txt
 # Python may cache compiled bytecode (and pytest its rewritten test modules) even where the environment says
 # PYTHONDONTWRITEBYTECODE: otherwise every test worker and every `python -m backproof` a test starts compiles
-# every module again (2.4 s of collection per worker here, 0.8 s cached). The caches are git-ignored.
+# every module again (make bench measures the suite's time). The caches are git-ignored.
 export PYTHONDONTWRITEBYTECODE :=
 
 .PHONY: compare test test-all test-portable test-numpy-only lint docs calibrate bench mutants soak clean

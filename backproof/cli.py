@@ -88,6 +88,9 @@ def build_parser():
                                                    "nn.Sequential, or a module whose children are nn.Linear and "
                                                    "supported activations, in order.")
     import_torch.add_argument("target", metavar="MODULE.py:FACTORY")
+    import_torch.add_argument("--timeout", type=positive_float, default=60.0,
+                              help="seconds the module's import and the factory may each take (default 60); the "
+                                   "factory runs in a child process")
     add_import_options(import_torch, activations=False)
 
     report = commands.add_parser(
@@ -427,17 +430,14 @@ def cmd_import(args):
 
 
 def cmd_import_torch(args):
-    from .weights import WeightsError, from_torch_module
-    factory, label = load_function(args.target)
-    try:
-        module = factory()
-    except Exception as exc:
-        raise UsageError(f"{label}: raised {type(exc).__name__}: {exc}".splitlines()[0]) from None
-    try:
-        layers, dtype = from_torch_module(module, label)
-    except WeightsError as exc:
+    from .sandbox import SandboxError, run
+    try:      # the factory runs in a child process (backproof/sandbox.py), with a hard timeout
+        metadata, values = run("torch_module", args.target, {}, args.timeout)
+    except SandboxError as exc:
         raise UsageError(str(exc)) from None
-    return write_imported(args, layers, dtype, args.target)
+    layers = [(values[f"weight{k}"], values.get(f"bias{k}"), layer["activation"], layer["negative_slope"])
+              for k, layer in enumerate(metadata["layers"])]
+    return write_imported(args, layers, metadata["dtype"], args.target)
 
 
 def cmd_list(args):
@@ -461,51 +461,6 @@ def cmd_conventions(args):
     return EXIT_OK
 
 
-def load_function(target, timeout=60.0):
-    """'path/to/module.py:name' or 'package.module:name' -> (the callable, a label); UsageError otherwise."""
-    import importlib
-    import importlib.util
-    from pathlib import Path
-
-    if ":" not in target:
-        raise UsageError(f"{target}: give the function as MODULE.py:FUNCTION")
-    where, name = target.rsplit(":", 1)
-    if not where or not name.isidentifier():
-        raise UsageError(f"{target}: give the function as MODULE.py:FUNCTION")
-    path = Path(where)
-    if (where.endswith(".py") or path.exists()) and not path.is_file():
-        raise UsageError(f"{where}: no such file")
-
-    def import_it():
-        try:
-            if where.endswith(".py") or path.exists():
-                spec = importlib.util.spec_from_file_location(f"backproof_verify_{path.stem}", path)
-                module = importlib.util.module_from_spec(spec)
-                sys.path.insert(0, str(path.resolve().parent))     # so the file can import its neighbours
-                try:
-                    spec.loader.exec_module(module)
-                finally:
-                    sys.path.remove(str(path.resolve().parent))
-                return module
-            return importlib.import_module(where)
-        except BaseException as exc:  # SyntaxError, ImportError, SystemExit, anything the module raises
-            return UsageError(f"{where}: cannot be imported: {type(exc).__name__}: {exc}")
-
-    from .verify import VerifyError, isolated
-    try:
-        module = isolated(import_it, where, timeout)
-    except VerifyError as exc:
-        raise UsageError(f"{where}: cannot be imported: {exc}") from None
-    if isinstance(module, UsageError):
-        raise module
-    if not hasattr(module, name):
-        raise UsageError(f"{where}: has no function {name!r}")
-    function = getattr(module, name)
-    if not callable(function):
-        raise UsageError(f"{where}: {name} is a {type(function).__name__}, not a function")
-    return function, f"{Path(where).name}:{name}"
-
-
 def cmd_verify(args):
     from .verify import VerifyError, verify
     oracles = frameworks_arg(args.frameworks)
@@ -515,9 +470,8 @@ def cmd_verify(args):
     unknown = [name for name in established if name not in ESTABLISHED]
     if unknown:
         raise UsageError(f"--oracles: {unknown[0]!r} is not an established checker (known: {', '.join(ESTABLISHED)})")
-    function, label = load_function(args.target, args.timeout)
-    try:
-        result = verify(function, scenario, oracles, directions=args.directions, label=label, timeout=args.timeout,
+    try:     # the function runs in a child process (backproof/sandbox.py)
+        result = verify(args.target, scenario, oracles, directions=args.directions, timeout=args.timeout,
                         established=established)
     except VerifyError as exc:
         raise UsageError(str(exc)) from None

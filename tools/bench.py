@@ -9,6 +9,8 @@
    in units of one forward+backward pass of that network. Goal: at most 8.
 3. The NumPy reference's training loop on XOR (10,000 epochs of per-sample SGD) against a
    minimal hand-written NumPy loop of the same maths. Goal: at most 1.25x.
+4. ``make test``, the suite's fast tier: the time pytest reports, median of ``repeats`` runs after
+   one warm-up run (which fills the bytecode and JAX compilation caches). Goal: at most 30 s.
 
 Timings are medians of ``repeats`` runs, interleaved so that a slow moment of this noisy
 machine hits both sides of a ratio alike. It also measures per-coordinate finite differences
@@ -32,7 +34,8 @@ from reference.network import loss_and_gradients, loss_of
 from reference.scenario import LayerSpec, frozen_array
 
 ROOT = Path(__file__).resolve().parent.parent
-GOALS = {"check_concurrency": 1.25, "directional_check_passes": 8.0, "reference_training_overhead": 1.25}
+GOALS = {"check_concurrency": 1.25, "directional_check_passes": 8.0, "reference_training_overhead": 1.25,
+         "test_seconds": 30.0}
 
 
 def mlp(widths=(784, 256, 256, 10), batch=128, seed=0, dtype="float64"):
@@ -173,6 +176,22 @@ def training_overhead(repeats):
     return times["reference"], times["minimal"]
 
 
+def suite_seconds(repeats):
+    """(median, [each]) of the seconds pytest reports for ``make test``, after one warm-up run."""
+    import re
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="")
+    times = []
+    for k in range(repeats + 1):
+        done = subprocess.run(["make", "--no-print-directory", "test"], cwd=ROOT, env=env, capture_output=True,
+                              text=True)
+        found = re.findall(r" in ([0-9.]+)s", done.stdout)
+        if done.returncode != 0 or not found:
+            raise SystemExit(f"make test failed; bench measures a passing suite:\n{done.stdout[-2000:]}")
+        if k:
+            times.append(float(found[-1]))
+    return statistics.median(times), times
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -188,6 +207,7 @@ def main(argv=None):
     ours, minimal = training_overhead(args.repeats)
     train_ratio = ours / minimal
     per, total = coordinate_seconds(mlp(), repeats=max(1, args.repeats // 2))
+    suite, suite_runs = suite_seconds(args.repeats)
 
     figures = {
         "check_concurrency": {"ratio": check_ratio, "goal": GOALS["check_concurrency"], "concurrent_s": concurrent,
@@ -197,6 +217,7 @@ def main(argv=None):
         "reference_training_overhead": {"ratio": train_ratio, "goal": GOALS["reference_training_overhead"],
                                         "reference_s": ours, "minimal_s": minimal},
         "per_coordinate_fd": {"ms_per_coordinate": per * 1e3, "all_coordinates_s": total},
+        "test_seconds": {"ratio": suite, "goal": GOALS["test_seconds"], "runs_s": suite_runs},
     }
     lines = [
         f"backproof check, every built-in: concurrent {concurrent:.1f} s; alone "
@@ -206,6 +227,8 @@ def main(argv=None):
         f"passes of {one_pass * 1e3:.1f} ms; goal <= {GOALS['directional_check_passes']:g}",
         f"reference training, XOR 10,000 epochs: {ours:.2f} s against a minimal NumPy loop's {minimal:.2f} s "
         f"-> {train_ratio:.2f}x; goal <= {GOALS['reference_training_overhead']}x",
+        f"make test (the fast tier), pytest's time: median {suite:.1f} s of "
+        + ", ".join(f"{s:.1f}" for s in suite_runs) + f"; goal <= {GOALS['test_seconds']:g} s",
         f"per-coordinate finite differences on the MLP: {per * 1e3:.2f} ms per coordinate, "
         f"{total:,.0f} s extrapolated for all 269,322",
     ]

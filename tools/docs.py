@@ -120,6 +120,11 @@ def table_bench():
         f"| the reference's training loop against a minimal NumPy loop, XOR, 10,000 epochs "
         f"| {t['reference_s']:.2f} s against {t['minimal_s']:.2f} s | {t['ratio']:.2f}× | ≤ {t['goal']}× "
         f"| {status(t)} |",
+        *([f"| `make test`, the suite's fast tier: the time pytest reports, median of "
+           f"{', '.join(f'{s:.1f}' for s in bench['test_seconds']['runs_s'])} s after a warm-up run "
+           f"| {bench['test_seconds']['ratio']:.1f} s | | ≤ {bench['test_seconds']['goal']:g} s "
+           f"| {status(bench['test_seconds'])} |"] if "test_seconds" in bench else
+          ["| `make test`, the suite's fast tier | not measured yet: run `make bench` | | ≤ 30 s | |"]),
         "",
         f"Per-coordinate finite differences on the same MLP cost {f['ms_per_coordinate']:.2f} ms a coordinate, "
         f"{f['all_coordinates_s']:,.0f} s for all 269,322: that is why `verify` samples above 10,000 parameters "

@@ -1,0 +1,248 @@
+"""Users' code, run in a child process that cannot take the verdict with it (``CHILD``, given a folder DIR).
+
+``verify``'s gradient function and ``import-torch``'s factory are the user's code. Run in backproof's own process,
+such code can end it (``os._exit(0)``, from any thread, exits 0 with no verdict), hold the GIL so no timeout fires,
+or write to file descriptor 1 under ``--json``. So it runs here, in a child of its own session:
+
+- its file descriptors 1 and 2 are files in DIR (what it prints, even from C or a subprocess, never reaches the
+  parent's stdout; the parent shows the end of it on stderr);
+- the parent polls it, and kills its whole process group when a phase outlasts its timeout (the module's import and
+  the call each have ``timeout`` seconds; starting Python has STARTUP) or when the parent is interrupted (Ctrl-C);
+- its answer counts only once it has written DIR/answer.json last, by rename: an exit before that, with any code
+  and by any means (``sys.exit`` caught here, ``os._exit``, a signal), is one line naming how it ended.
+
+Every way the code can end maps to a value or a SandboxError (one line; the CLI's exit code 2).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+STARTUP = 60.0          # seconds for the child to start Python and NumPy, before the user's code runs
+POLL = 0.01
+OUTPUT_SHOWN = 4096     # bytes of the end of what the child printed, echoed on the parent's stderr
+PHASES = ("importing", "imported", "returned")     # the markers the child writes, in order
+
+
+class SandboxError(ValueError):
+    """The user's code did not give an answer; str() is one line."""
+
+
+def split_target(target):
+    """'path/to/module.py:name' or 'package.module:name' -> (where, name, label); SandboxError if malformed."""
+    if not isinstance(target, str) or ":" not in target:
+        raise SandboxError(f"{target}: give the function as MODULE.py:FUNCTION")
+    where, name = target.rsplit(":", 1)
+    if not where or not name.isidentifier():
+        raise SandboxError(f"{target}: give the function as MODULE.py:FUNCTION")
+    path = Path(where)
+    if (where.endswith(".py") or path.exists()) and not path.is_file():
+        raise SandboxError(f"{where}: no such file")
+    return where, name, f"{path.name}:{name}"
+
+
+def run(kind, target, arrays, timeout, options=None):
+    """Run ``target`` in a child: kind "gradients" calls it as fn(params, inputs, targets) with ``arrays``; kind
+    "torch_module" calls it with no arguments and reads the nn.Module it returns. -> (metadata, {name: array}).
+
+    Raises SandboxError (one line) for every way the code fails to answer; KeyboardInterrupt after killing the child.
+    """
+    where, name, label = split_target(target)
+    with tempfile.TemporaryDirectory(prefix="backproof-sandbox-") as folder:
+        folder = Path(folder)
+        np.savez(folder / "arrays.npz", **arrays)
+        (folder / "request.json").write_text(json.dumps({"kind": kind, "where": where, "name": name, "label": label,
+                                                         "options": options or {}}))
+        with open(folder / "output.txt", "wb") as output:
+            child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], stdin=subprocess.DEVNULL,
+                                     stdout=output, stderr=output, start_new_session=True, cwd=os.getcwd())
+            try:
+                problem = _watch(child, folder, timeout, where, label)
+            except BaseException:          # Ctrl-C, or anything else: the child never outlives the parent
+                _kill(child)
+                raise
+        _echo(folder / "output.txt")
+        if problem:
+            raise SandboxError(problem)
+        answer = json.loads((folder / "answer.json").read_text())
+        if "error" in answer:
+            raise SandboxError(answer["error"])
+        with np.load(folder / "answer.npz", allow_pickle=False) as data:
+            values = {key: np.array(data[key]) for key in data.files}
+        return answer, values
+
+
+def _watch(child, folder, timeout, where, label):
+    """'' once the child has answered, else why it did not (killing it when a phase outlasts its time)."""
+    phase, since = "starting", time.monotonic()
+    while True:
+        code = child.poll()
+        if code is not None:
+            break
+        reached = next((p for p in reversed(PHASES) if (folder / p).exists()), "starting")
+        if reached != phase:
+            phase, since = reached, time.monotonic()
+        if time.monotonic() - since > (STARTUP if phase == "starting" else timeout):
+            _kill(child)
+            return {"starting": f"{where}: Python did not start within {STARTUP:g} s",
+                    "importing": f"{where}: cannot be imported: it did not finish importing within {timeout:g} s",
+                    "imported": f"{label} did not return within {timeout:g} s (give a longer --timeout if it is "
+                                f"only slow)",
+                    "returned": f"{label}: what it returned could not be read within {timeout:g} s"}[phase]
+        time.sleep(POLL)
+    if (folder / "answer.json").exists():
+        return ""
+    phase = next((p for p in reversed(PHASES) if (folder / p).exists()), "starting")     # it may end between polls
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.Signals._value2member_map_ else str(-code)
+        return f"{label} was killed by signal {name} before it answered"
+    if phase == "starting":
+        return f"{where}: Python exited with code {code} before the code was imported"
+    return f"{label} ended its process (exit code {code}, as os._exit does) before it answered"
+
+
+def _kill(child):
+    try:
+        os.killpg(child.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    child.wait()
+
+
+def _echo(path):
+    """The end of what the user's code printed, on stderr (never stdout, which may carry --json)."""
+    size = path.stat().st_size
+    if not size:
+        return
+    with open(path, "rb") as stream:
+        stream.seek(max(0, size - OUTPUT_SHOWN))
+        text = stream.read().decode("utf-8", "replace")
+    cut = f"[… {size - OUTPUT_SHOWN:,} bytes before this not shown]\n" if size > OUTPUT_SHOWN else ""
+    sys.stderr.write(cut + text + ("" if text.endswith("\n") else "\n"))
+
+
+# --- the child ------------------------------------------------------------------------------------------------------
+
+def _import(where):
+    import importlib
+    import importlib.util
+    path = Path(where)
+    if where.endswith(".py") or path.exists():
+        spec = importlib.util.spec_from_file_location(f"backproof_user_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(path.resolve().parent))          # so the file can import its neighbours
+        spec.loader.exec_module(module)
+        return module
+    return importlib.import_module(where)
+
+
+def _as_array(value):
+    """NumPy arrays, torch tensors (detached) and JAX arrays -> a NumPy array; anything else NumPy takes as it does."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):       # a torch tensor, without importing torch
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _gradients(function, request, folder):
+    with np.load(folder / "arrays.npz", allow_pickle=False) as data:
+        arrays = {key: np.array(data[key]) for key in data.files}
+    params = {key[len("param:"):]: value for key, value in arrays.items() if key.startswith("param:")}
+    answer = function(params, arrays["inputs"], arrays["targets"])
+    (folder / "returned").touch()
+    if not hasattr(answer, "keys"):
+        return {"type": type(answer).__name__}, {}
+    names, values, unreadable = [], {}, []
+    for k, key in enumerate(answer.keys()):
+        names.append(str(key))
+        try:
+            array = _as_array(answer[key])
+        except Exception:  # an object NumPy cannot make an array of
+            unreadable.append(str(key))
+            continue
+        if array.dtype.kind not in "biufc":
+            unreadable.append(str(key))
+            continue
+        values[f"value{k}"] = array
+    return {"type": "dict", "names": names, "unreadable": unreadable}, values
+
+
+def _torch_module(function, request, folder):
+    from .weights import WeightsError, from_torch_module
+    module = function()
+    (folder / "returned").touch()
+    try:
+        layers, dtype = from_torch_module(module, request["label"])
+    except WeightsError as exc:
+        return {"error": str(exc)}, {}
+    except Exception as exc:  # a bfloat16, lazy or meta-device module: its weights are no NumPy arrays
+        return {"error": f"{request['label']}: the module's weights cannot be read as float64 or float32 arrays "
+                         f"({_described(exc)})"}, {}
+    values, meta = {}, []
+    for k, (weight, bias, activation, slope) in enumerate(layers):
+        values[f"weight{k}"] = weight
+        if bias is not None:
+            values[f"bias{k}"] = bias
+        meta.append({"activation": activation, "negative_slope": slope, "bias": bias is not None})
+    return {"layers": meta, "dtype": dtype}, values
+
+
+KINDS = {"gradients": _gradients, "torch_module": _torch_module}
+
+
+def _answer(folder, metadata, values):
+    """answer.npz, then answer.json by rename: the parent reads an answer only once both are whole."""
+    np.savez(folder / "answer.npz", **values)
+    (folder / "answer.part").write_text(json.dumps(metadata))
+    os.replace(folder / "answer.part", folder / "answer.json")
+
+
+def child(folder):
+    folder = Path(folder)
+    request = json.loads((folder / "request.json").read_text())
+    label, where = request["label"], request["where"]
+    (folder / "importing").touch()
+    try:
+        module = _import(where)
+    except BaseException as exc:  # SyntaxError, ImportError, SystemExit, anything the module raises
+        _answer(folder, {"error": f"{where}: cannot be imported: {_described(exc)}"}, {})
+        return
+    (folder / "imported").touch()
+    function = getattr(module, request["name"], None)
+    if function is None:
+        _answer(folder, {"error": f"{where}: has no function {request['name']!r}"}, {})
+        return
+    if not callable(function):
+        _answer(folder, {"error": f"{where}: {request['name']} is a {type(function).__name__}, not a function"}, {})
+        return
+    try:
+        metadata, values = KINDS[request["kind"]](function, request, folder)
+    except SystemExit as exc:
+        metadata, values = {"error": f"{label} called sys.exit({exc.code!r}) instead of returning"}, {}
+    except KeyboardInterrupt:
+        metadata, values = {"error": f"{label} raised KeyboardInterrupt"}, {}
+    except BaseException as exc:  # the user's code failing is bad input, reported in one line
+        metadata, values = {"error": f"{label} raised {_described(exc)}"}, {}
+    _answer(folder, metadata, values)
+
+
+def _described(exc):
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return " ".join(text.split())[:500]
+
+
+def main(folder):
+    """The child's entry point (CHILD): answer, then end at once."""
+    child(folder)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)         # the answer is written: no user thread or atexit hook may change the exit now
+
+
+CHILD = "import sys; from backproof.sandbox import main; main(sys.argv[1])"

@@ -1,0 +1,5 @@
+import os
+
+
+def gradients(params, inputs, targets):
+    os._exit(1)

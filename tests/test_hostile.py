@@ -1,0 +1,98 @@
+"""The hostile probes' findings, one test per class (tests/hostile/): none may end in a wrong verdict, an unbounded
+run, a traceback, or damage outside the place the user named."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from backproof.cli import main
+from conftest import NUMPY_ONLY
+
+ROOT = Path(__file__).resolve().parent.parent
+HOSTILE = Path(__file__).parent / "hostile"
+ORACLES = "numpy" if NUMPY_ONLY else "torch"
+
+
+def verify(filename, capsys, *extra, timeout="5"):
+    code = main(["verify", f"{HOSTILE / filename}:gradients", "grokking-3-4-1", "--frameworks", ORACLES,
+                 "--timeout", timeout, *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --- 1. users' code runs in a child process: every way it ends is a verdict or one line and exit 2 ---------------
+
+@pytest.mark.parametrize("filename, message", [
+    ("os_exit_0.py", "os_exit_0.py:gradients ended its process (exit code 0, as os._exit does) before it answered"),
+    ("os_exit_1.py", "os_exit_1.py:gradients ended its process (exit code 1, as os._exit does) before it answered"),
+    ("kills_itself.py", "kills_itself.py:gradients was killed by signal SIGKILL before it answered"),
+])
+def test_code_that_ends_its_process_gets_one_line_and_exit_2_never_0(filename, message, capsys):
+    code, out, err = verify(filename, capsys, "--json")
+    assert code == 2 and out == "", (code, out, err)
+    assert err.strip().splitlines() == [f"error: {message}"], err
+
+
+def test_a_thread_ending_the_process_after_a_correct_answer_cannot_take_the_verdict(capsys):
+    """The answer counts once it is written whole; either it was, and the verdict is given, or it was not, and the
+    one line says so. Never exit 0 without a verdict."""
+    code, out, err = verify("thread_exit_after_return.py", capsys)
+    assert (code == 0 and "verdict: OK" in out) or (code == 2 and "ended its process" in err), (code, out, err)
+
+
+def test_a_loop_holding_the_gil_is_killed_at_the_timeout(capsys):
+    start = time.monotonic()
+    code, out, err = verify("holds_the_gil.py", capsys, timeout="1")
+    elapsed = time.monotonic() - start
+    assert code == 2 and "holds_the_gil.py:gradients did not return within 1 s" in err, err
+    assert elapsed < 10, elapsed            # one second of the function, plus starting Python and the oracles
+
+
+def test_writes_to_file_descriptor_1_never_reach_the_json(capfd):
+    code = main(["verify", f"{HOSTILE / 'writes_fd1.py'}:gradients", "grokking-3-4-1", "--frameworks", ORACLES,
+                 "--json"])
+    out, err = capfd.readouterr()
+    assert code == 0 and json.loads(out)["ok"] is True, (out, err)
+    assert "written to fd 1, not JSON" in err and "a subprocess printing" in err
+
+
+def test_ctrl_c_ends_the_child_promptly():
+    """SIGINT to backproof alone (not its process group): the child, in a session of its own, is killed too."""
+    # a background shell (make test &) leaves SIGINT ignored in its children: the child restores Python's handler
+    script = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "from backproof.cli import main; "
+              f"sys.exit(main(['verify', {str(HOSTILE / 'holds_the_gil.py') + ':gradients'!r}, 'grokking-3-4-1', "
+              "'--frameworks', 'numpy', '--timeout', '60']))")
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=ROOT)
+    time.sleep(2.0)
+    start = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=30)
+    assert time.monotonic() - start < 5 and child.returncode == 130, (child.returncode, err)
+    assert err.strip().splitlines()[-1] == "interrupted"
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="the factories build torch modules")
+@pytest.mark.parametrize("factory, message", [
+    ("loops", "factories.py:loops did not return within 2 s"),
+    ("exits_0", "factories.py:exits_0 called sys.exit(0) instead of returning"),
+    ("exits_3", "factories.py:exits_3 called sys.exit(3) instead of returning"),
+    ("os_exits_0", "factories.py:os_exits_0 ended its process (exit code 0, as os._exit does) before it answered"),
+    ("bfloat16", "factories.py:bfloat16: the module's weights cannot be read as float64 or float32 arrays"),
+    ("meta_device", "factories.py:meta_device: the module's weights cannot be read as float64 or float32 arrays"),
+])
+def test_import_torch_runs_the_factory_in_a_child_with_a_timeout(factory, message, tmp_path, capsys):
+    out_file = tmp_path / "imported.json"
+    code = main(["import-torch", f"{HOSTILE / 'factories.py'}:{factory}", "--inputs", "[[1, 2]]", "--targets",
+                 "[[0, 1]]", "-o", str(out_file), "--timeout", "2"])
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and not out_file.exists(), (code, out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), err
