@@ -90,17 +90,17 @@ def _nonfinite(tensor, a_name, a, b_name, b, finite, same):
     if finite.all():
         return ""
     mismatch = np.argwhere(~finite & ~same)
-    if mismatch.size:
+    if mismatch.shape[0]:       # shape[0], not size: a 0-d tensor's argwhere has one row of no columns
         index = tuple(int(i) for i in mismatch[0])
-        at = f"{tensor}[{','.join(map(str, index))}]"
+        at = f"{tensor}[{','.join(map(str, index))}]" if index else tensor
         if np.isfinite(a[index]):
             return f"non-finite in {b_name} only at {at}: {b[index]} where {a_name} gives {a[index]:.6g}"
         if np.isfinite(b[index]):
             return f"non-finite in {a_name} only at {at}: {a[index]} where {b_name} gives {b[index]:.6g}"
         return f"different non-finite values at {at}: {a[index]} in {a_name}, {b[index]} in {b_name}"
     index = tuple(int(i) for i in np.argwhere(~finite)[0])
-    return (f"{int((~finite).sum())} non-finite value(s) the same in {a_name} and {b_name}, first "
-            f"{a[index]} at {tensor}[{','.join(map(str, index))}]")
+    at = f"{tensor}[{','.join(map(str, index))}]" if index else tensor
+    return f"{int((~finite).sum())} non-finite value(s) the same in {a_name} and {b_name}, first {a[index]} at {at}"
 
 
 def compare_traces(traces, order, dtype):

@@ -1,4 +1,4 @@
-"""Kink conventions: pre-activations exactly 0, where the frameworks' derivative conventions decide.
+"""Kink conventions: pre-activations at 0, where the frameworks' derivative conventions, or rounding, decide.
 
 (Not to be confused with relu_kinks.py, which finds the x positions of a 1-input net's kinks.)
 
@@ -7,11 +7,14 @@ At z = 0 the derivative of relu and leaky_relu is a convention (registry rows
 a kink, two frameworks may legitimately disagree from ``layers.{i}.dz`` on.
 This module tells that apart from a bug:
 
-1. find every element with z == 0 exactly, in every framework's own forward
-   pass, at a relu or leaky_relu layer;
+1. find every element at a relu or leaky_relu layer whose z is within rounding of the kink in any framework's
+   own forward pass: |z| ≤ (fan_in + 2)·ε·(Σ_j |W_uj·x_j| + |b_u|), the rounding bound of the dot product that
+   made it (KINK_BAND_TERMS; ε of the dtype). A z that is 0 in real arithmetic is 0 in NumPy and 5.55e-17 in
+   torch and JAX once the batch has two rows: rounding, not the math, picks the side there, so each
+   framework's derivative is its own f' at its own z (its f'(0) convention where its z is exactly 0);
 2. measure each framework's derivative there, by differentiating its own
    activation function at 0 (autograd, jax.grad; the reference's f');
-3. re-run the NumPy reference with each framework's values at those kinks;
+3. re-run the NumPy reference with each framework's derivatives at those elements;
 4. a disagreement between frameworks a and b at one tensor is a convention
    difference, not a failure, when both derivatives are the ones the registry
    documents, they differ, and the re-runs account for the whole difference:
@@ -21,7 +24,7 @@ This module tells that apart from a bug:
    cancel out of the shift).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -49,17 +52,22 @@ def documented(framework, activation, negative_slope):
 
 @dataclass
 class KinkNote:
-    """One layer's exact kinks and what each framework's derivative is there."""
+    """One layer's kinks (z exactly 0 in every framework, or within rounding of 0 in one) and each framework's
+    derivative there."""
 
     layer: int
     activation: str
     negative_slope: float
-    positions: list             # [(row, unit)] with z exactly 0
-    values: dict                # framework -> derivative at 0
+    positions: list             # [(row, unit)] with z at the kink (exactly, or within rounding in some framework)
+    values: dict                # framework -> its derivative at exactly 0 (its convention)
     row: str                    # registry row id
+    rounded: dict = field(default_factory=dict)     # (row, unit) -> {framework: z}, where z is not 0 in every one
+    effective: dict = field(default_factory=dict)   # framework -> {(row, unit): f' it used there}
 
     @property
     def agree(self):
+        if self.rounded:
+            return len({tuple(sorted(used.items())) for used in self.effective.values()}) <= 1
         return len(set(self.values.values())) <= 1
 
     @property
@@ -73,6 +81,15 @@ class KinkNote:
         return shown + (f" and {len(self.positions) - 4} more" if len(self.positions) > 4 else "")
 
     def message(self):
+        if self.rounded:
+            position, zs = next(iter(self.rounded.items()))
+            shown = ", ".join(f"{z:.3g} in {fw}" for fw, z in zs.items())
+            more = f" (and {len(self.rounded) - 1} more such elements)" if len(self.rounded) > 1 else ""
+            used = "; ".join(f"{fw} uses {self.activation}' = {values[position]:g}"
+                             for fw, values in self.effective.items())
+            return (f"kink within rounding at {format_element(f'layers.{self.layer}.z', position)}: z is {shown}"
+                    f"{more}, within the rounding of the sums that made it, so rounding picks the side: {used} "
+                    f"(registry row {self.row})")
         name = f"{self.activation}'(0)"
         if self.undocumented:
             wrong = "; ".join(f"{fw}'s {name} is {self.values[fw]:g}, the registry documents {v:g}"
@@ -123,6 +140,54 @@ def exact_kinks(scenario, traces):
     return found
 
 
+KINK_BAND_TERMS = 2     # the band is (fan_in + KINK_BAND_TERMS)·ε·magnitude: one rounding per product and sum term,
+                        # one for the bias and one for the layer's input, itself rounded
+
+
+def kink_band(scenario, trace, layer):
+    """(n, out): how far rounding can move each z of ``layer`` from its real value, (fan_in + 2)·ε·(|x|·|W|ᵀ + |b|),
+    with x the layer's input in ``trace`` (any framework's: they agree to rounding)."""
+    spec = scenario.layers[layer]
+    below = np.asarray(scenario.inputs if layer == 0 else trace[f"layers.{layer - 1}.a"], np.float64)
+    magnitude = np.abs(below) @ np.abs(np.asarray(spec.weight, np.float64)).T
+    if spec.bias is not None:
+        magnitude = magnitude + np.abs(np.asarray(spec.bias, np.float64))
+    fan_in = spec.weight.shape[1]
+    return (fan_in + KINK_BAND_TERMS) * np.finfo(scenario.dtype).eps * magnitude
+
+
+def kinks_within_rounding(scenario, traces):
+    """{layer: [(row, unit)]} where some trace's z is within kink_band of 0, for relu-family layers (every exact
+    zero included)."""
+    found = {}
+    first = next(iter(traces.values()), None)
+    for i, spec in enumerate(scenario.layers):
+        if spec.activation not in KINKED or first is None:
+            continue
+        shape = scenario.inputs.shape[0:1] + (spec.shape[0],)
+        zs = [np.asarray(trace.get(f"layers.{i}.z")) for trace in traces.values()]
+        if any(z.shape != shape for z in zs):
+            return {}                       # a trace that breaks the contract: reported elsewhere, never a crash
+        try:
+            band = kink_band(scenario, first, i)
+        except (KeyError, ValueError):
+            return {}
+        near = np.zeros(shape, dtype=bool)
+        for z in zs:
+            with np.errstate(invalid="ignore"):
+                near |= np.abs(z.astype(np.float64)) <= band
+        positions = [tuple(int(k) for k in p) for p in np.argwhere(near)]
+        if positions:
+            found[i] = positions
+    return found
+
+
+def has_kinks_within_rounding(scenario):
+    """Some relu-family pre-activation of the reference's forward pass is within rounding of its kink: there the
+    loss has only one-sided derivatives, and finite differences straddle the kink and measure their mean."""
+    return bool(kinks_within_rounding(scenario, {"numpy": reference.run_step(scenario)}))
+
+
 def has_exact_kinks(scenario):
     """Some relu-family pre-activation of the reference's forward pass is exactly 0.
 
@@ -162,26 +227,32 @@ def explain_kinks(scenario, traces, comparisons, measured=None):
 
     measured: framework -> measured_derivatives(...) already taken; the rest are measured here.
     """
-    kinks = exact_kinks(scenario, traces)
+    kinks = kinks_within_rounding(scenario, traces)
     if not kinks:
         return [], set()
     measured = measured or {}
     values = {fw: {**derivatives_at_zero(scenario, fw, [i for i in kinks if i not in measured.get(fw, {})]),
                    **{i: measured[fw][i] for i in kinks if i in measured.get(fw, {})}}
               for fw in traces}
-    notes = [KinkNote(i, scenario.layers[i].activation, scenario.layers[i].negative_slope, positions,
-                      {fw: values[fw][i] for fw in values}, KINKED[scenario.layers[i].activation])
-             for i, positions in kinks.items()]
+    effective = {fw: {i: effective_derivatives(scenario, i, positions, traces[fw], values[fw][i])
+                      for i, positions in kinks.items()} for fw in traces}
+    notes = []
+    for i, positions in kinks.items():
+        rounded = {p: {fw: float(np.asarray(traces[fw][f"layers.{i}.z"])[p]) for fw in traces} for p in positions}
+        rounded = {p: zs for p, zs in rounded.items() if any(z != 0 for z in zs.values())}
+        notes.append(KinkNote(i, scenario.layers[i].activation, scenario.layers[i].negative_slope, positions,
+                              {fw: values[fw][i] for fw in values}, KINKED[scenario.layers[i].activation],
+                              rounded, {fw: effective[fw][i] for fw in traces} if rounded else {}))
 
     off_registry = {fw for note in notes for fw in note.undocumented}
-    emulated = {fw: reference_with_kink_derivatives(scenario, kink_values) for fw, kink_values in values.items()
+    emulated = {fw: reference_with_kink_derivatives(scenario, effective[fw]) for fw in traces
                 if fw not in off_registry}
     explained = set()
     for c in comparisons:
-        if c.ok or c.problem or c.a not in emulated or c.b not in emulated or values[c.a] == values[c.b]:
+        if c.ok or c.problem or c.a not in emulated or c.b not in emulated or effective[c.a] == effective[c.b]:
             continue
-        # explained when the convention accounts for the whole difference: shifting a's value by what
-        # the reference computes under b's convention minus under a's gives b's value, within tolerance
+        # explained when the kink accounts for the whole difference: shifting a's value by what the reference
+        # computes with b's derivatives at the kinks minus with a's gives b's value, within tolerance
         a, b = np.asarray(traces[c.a][c.tensor], np.float64), traces[c.b][c.tensor]
         shift = np.asarray(emulated[c.b][c.tensor], np.float64) - np.asarray(emulated[c.a][c.tensor], np.float64)
         if compare_arrays(c.tensor, c.a, (a + shift).astype(scenario.dtype), c.b, b, scenario.dtype).ok:
@@ -189,12 +260,87 @@ def explain_kinks(scenario, traces, comparisons, measured=None):
     return notes, explained
 
 
+def effective_derivatives(scenario, layer, positions, trace, at_zero):
+    """{(row, unit): f'} the framework of ``trace`` used at each position: its own f' at its own z, ``at_zero`` (its
+    measured convention) where its z is exactly 0."""
+    from reference.layers import Activation
+    spec = scenario.layers[layer]
+    z = np.asarray(trace[f"layers.{layer}.z"])
+    slope = Activation(spec.activation, spec.negative_slope).derivative(z)
+    return {p: float(at_zero) if z[p] == 0 else float(slope[p]) for p in positions}
+
+
+class KinkDerivatives:
+    """A reference activation layer whose f' is replaced at given (row, unit) elements (another framework's f'
+    there); everything else is the wrapped layer's. Lives here, not in the reference, which stays a textbook."""
+
+    def __init__(self, layer, values):
+        object.__setattr__(self, "layer", layer)
+        object.__setattr__(self, "values", values)
+
+    def backward(self, da):
+        layer = self.layer
+        slope = np.array(layer.derivative(layer.z))
+        for position, value in self.values.items():
+            slope[position] = value
+        if layer.name != "relu":
+            return da * slope
+        with np.errstate(invalid="ignore"):            # as the reference: an off relu passes nothing back
+            return np.where(slope == 0, np.zeros_like(da), da * slope)
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.layer, name, value)
+
+
 def reference_with_kink_derivatives(scenario, derivatives):
-    """The reference's trace with f'(0) of layer i replaced by ``derivatives[i]`` (another framework's
-    convention), built from the reference's own stages."""
+    """The reference's trace with f' of layer i replaced: ``derivatives[i]`` is a number (f'(0) wherever the
+    reference's z is exactly 0: another framework's convention) or {(row, unit): f'} (per element)."""
     model = reference.Model(scenario)
     for i, value in derivatives.items():
-        model.activations[i].at_zero = value
+        if isinstance(value, dict):
+            model.activations[i] = KinkDerivatives(model.activations[i], value)
+        else:
+            model.activations[i].at_zero = value
     values = reference.gradients(model, np.array(scenario.inputs), scenario.targets, scenario.criterion)
     return reference.canonical_trace(values, *reference.update(model.parameters(), values.grads, {},
                                                                scenario.optimizer))
+
+
+def kink_alternatives(scenario, framework, trace):
+    """[(how, gradients)]: ``framework``'s gradients re-expressed with other derivatives at the elements within
+    rounding of a kink (in its trace or the reference's): the documented convention at every one of them, then the
+    reference's own side. What ``verify`` compares a hand-written gradient with when the oracle itself differs only
+    there ([] when there is no such element)."""
+    ours = reference.run_step(scenario)
+    kinks = kinks_within_rounding(scenario, {framework: trace, "numpy": ours})
+    if not kinks:
+        return []
+    at_zero = derivatives_at_zero(scenario, framework, kinks)
+    theirs = {i: effective_derivatives(scenario, i, positions, trace, at_zero[i]) for i, positions in kinks.items()}
+    if any(not np.isclose(value, documented(framework, scenario.layers[i].activation,
+                                            scenario.layers[i].negative_slope), rtol=1e-6, atol=0)
+           for i, value in at_zero.items()):
+        return []                           # a framework off the registry is a bug, never re-expressed
+    candidates = [
+        ("the documented convention (f'(0) as the registry documents it for the reference) at every element "
+         "within rounding of a kink",
+         {i: {p: documented("numpy", scenario.layers[i].activation, scenario.layers[i].negative_slope)
+              for p in positions} for i, positions in kinks.items()}),
+        ("the reference's side of every element within rounding of a kink",
+         {i: effective_derivatives(scenario, i, positions, ours,
+                                   documented("numpy", scenario.layers[i].activation, scenario.layers[i].negative_slope))
+          for i, positions in kinks.items()}),
+    ]
+    base = reference_with_kink_derivatives(scenario, theirs)
+    out = []
+    for how, derivatives in candidates:
+        if derivatives == theirs:
+            continue
+        other = reference_with_kink_derivatives(scenario, derivatives)
+        out.append((how, {name: (np.asarray(trace[name], np.float64) + np.asarray(other[name], np.float64)
+                                 - np.asarray(base[name], np.float64)).astype(scenario.dtype)
+                          for name in trace if name.startswith("grad.")}))
+    return out

@@ -18,6 +18,7 @@ Python and ``backproof train`` on the command line give the same verdict.
 
 import functools
 import itertools
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,12 +67,15 @@ class Drift:
 
     @property
     def explained(self):
-        """Beyond tolerance, but within NOISE_FACTOR × the rounding noise floor at every failing name."""
+        """Beyond tolerance, but within NOISE_FACTOR × the rounding noise floor at every failing name. A non-finite
+        mismatch (inf where the other is finite, NaN against inf) is never explained, and neither is anything
+        against a floor that is not finite (a noisy run that overflowed explains nothing)."""
         if self.ok or self.noise is None:
             return False
         failing = [("train.loss", self.max_loss_abs)] if self.first_bad_epoch is not None else []
         failing += [(c.tensor, c.max_abs) for c in self.final if not c.ok]
-        return all(value <= NOISE_FACTOR * max(self.noise.get(name, 0.0), self.atol) for name, value in failing)
+        return all(math.isfinite(value) and math.isfinite(self.noise.get(name, 0.0))
+                   and value <= NOISE_FACTOR * max(self.noise.get(name, 0.0), self.atol) for name, value in failing)
 
 
 def drift(a_name, a, b_name, b, dtype):

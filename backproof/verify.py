@@ -46,7 +46,7 @@ from reference import Scenario, gradcheck
 from reference.network import loss_of
 
 from .compare import TOLERANCES, compare_arrays
-from .kink_conventions import has_exact_kinks
+from .kink_conventions import has_kinks_within_rounding, kink_alternatives
 from .frameworks import FD, Skipped, as_frameworks, implementation, run_each
 from .names import format_element
 from . import sandbox
@@ -315,13 +315,25 @@ def verify(grad_fn: "Callable[..., Any] | str", scenario: "Scenario | str | os.P
         elif framework in runs.results:
             result.oracles.append(framework)
             trace = runs.results[framework]
-            for name, value in grads.items():
-                result.checks.append(_judge(name, value, trace[f"grad.{name}"], framework, scenario.dtype,
-                                            value.size))
+            checks = [_judge(name, value, trace[f"grad.{name}"], framework, scenario.dtype, value.size)
+                      for name, value in grads.items()]
+            if not all(c.ok for c in checks):
+                # rounding may put the oracle's z on the other side of a kink than yours (0 in NumPy, 5.55e-17 in
+                # torch): then it is judged again with the documented convention there, or the reference's side
+                for how, adjusted in kink_alternatives(scenario, framework, trace):
+                    again = [_judge(name, value, adjusted[f"grad.{name}"], framework, scenario.dtype, value.size)
+                             for name, value in grads.items()]
+                    if all(c.ok for c in again):
+                        checks = again
+                        result.notes.append(f"{framework} differs from yours only at pre-activations within rounding "
+                                            f"of a kink; judged with {how}")
+                        break
+            result.checks += checks
 
-    if finite_differences and has_exact_kinks(scenario):
-        result.notes.append("finite differences left out: a relu-family pre-activation is exactly 0, where the "
-                            "loss has only one-sided derivatives and central differences measure their mean")
+    if finite_differences and has_kinks_within_rounding(scenario):
+        result.notes.append("finite differences left out: a relu-family pre-activation is within rounding of its "
+                            "kink, where the loss has only one-sided derivatives and central differences measure "
+                            "their mean")
     elif finite_differences:
         result.oracles.append(FD)
         _finite_differences(result, grads, scenario, directions, max_coordinates, seed)

@@ -30,8 +30,8 @@ NUMPY_ONLY = bool(os.environ.get("BACKPROOF_NUMPY_ONLY"))
 # (pytest --hypothesis-profile=long). Example counts per property; float32 runs half as many.
 settings.register_profile("ci", max_examples=200, deadline=None, derandomize=True, print_blob=True)
 settings.register_profile("long", max_examples=5000, deadline=None, print_blob=True)
-# "fast": make test's tier, half the ci profile's examples; make test-all (CI) runs the ci profile
-settings.register_profile("fast", max_examples=100, deadline=None, derandomize=True, print_blob=True)
+# "fast": make test's tier, a quarter of the ci profile's examples; make test-all (CI) runs the ci profile
+settings.register_profile("fast", max_examples=50, deadline=None, derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 DTYPES = ("float64", "float32")
 # Two computations of one value that round differently (another framework, another BLAS kernel, another summation

@@ -259,11 +259,11 @@ def test_every_loss_activation_and_optimizer(loss, optimizer):
 
 def test_the_profile_runs_enough_examples():
     """The ci profile (make test-all, CI): 120 float64 and 60 float32 examples numpy ↔ torch (with training), 8 and
-    4 with JAX; the fast profile (make test) half of each."""
+    4 with JAX; the fast profile (make test) a quarter of each."""
     counts = [test._hypothesis_internal_use_settings.max_examples for test in (
         test_numpy_and_torch_agree_on_random_float64_networks, test_numpy_and_torch_agree_on_random_float32_networks,
         test_all_three_agree_on_random_float64_networks, test_all_three_agree_on_random_float32_networks)]
-    floor = {"fast": (60, 30, 4, 2)}.get(os.environ.get("HYPOTHESIS_PROFILE", "ci"), (120, 60, 8, 4))
+    floor = {"fast": (30, 15, 2, 1)}.get(os.environ.get("HYPOTHESIS_PROFILE", "ci"), (120, 60, 8, 4))
     assert all(count >= least for count, least in zip(counts, floor)), counts
 
 

@@ -1,6 +1,7 @@
 """Weights in and out: files that real torch, safetensors and NumPy load, and scenarios back from them."""
 
 import json
+import re
 import textwrap
 
 import numpy as np
@@ -83,9 +84,25 @@ def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot
     assert [s.activation for s in sc.layers] == ["leaky_relu", "tanh", "identity"] and sc.layers[0].negative_slope == 0.2
     assert sc.layers[1].bias is None and main(["check", str(out), "--frameworks", "numpy,torch"]) == 0
     capsys.readouterr()
-    for factory, message in [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not support"),
-                             ("with_dropout_training", "2 is a Dropout in train mode (call .eval())"),
-                             ("conv", "0 is a Conv2d, which backproof does not support")]:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("nets_in_process", tmp_path / "nets.py")
+    nets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nets)
+    for factory, message in REFUSED:       # what the child process reads of each module (the CLI's line: below)
+        with pytest.raises(WeightsError, match=re.escape(message)):
+            from_torch_module(getattr(nets, factory)(), f"nets.py:{factory}")
+
+
+REFUSED = [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not support"),
+           ("with_dropout_training", "2 is a Dropout in train mode (call .eval())"),
+           ("conv", "0 is a Conv2d, which backproof does not support")]
+
+
+@pytest.mark.slow       # each run's child process imports torch (~1.5 s); the fast tier reads the same modules above
+def test_import_torch_refuses_what_it_cannot_run_in_one_line(tmp_path, capsys):
+    require("torch")
+    (tmp_path / "nets.py").write_text(textwrap.dedent(FACTORY))
+    for factory, message in REFUSED:
         target = tmp_path / f"{factory}.json"
         assert main(["import-torch", f"{tmp_path / 'nets.py'}:{factory}", "--inputs", "[[0.5, -1.0]]",
                      "--targets", "[[1.0]]", "-o", str(target)]) == 2
