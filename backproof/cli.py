@@ -165,8 +165,9 @@ def build_parser():
 
 def add_import_options(command, activations):
     if activations:
-        command.add_argument("--activations", help="comma-separated, one per layer (safetensors and npz files written "
-                                                   "by backproof carry them)")
+        command.add_argument("--activations", help="comma-separated, one per layer, leaky_relu with its slope as "
+                                                   "leaky_relu:0.1 (safetensors, npz and msgpack files written by "
+                                                   "backproof carry them; a .pt state_dict never does)")
     command.add_argument("--inputs", required=True, metavar="JSON|FILE.npy", help="the batch, (n, in)")
     command.add_argument("--targets", required=True, metavar="JSON|FILE.npy",
                          help="(n, out), or n class indices for cross_entropy")
@@ -380,6 +381,10 @@ def cmd_export(args):
     except (OutputError, WeightsError) as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {args.output} ({args.to}, {scenario.dtype}: {scenario.name})")
+    if args.to == "torch":          # a state_dict holds tensors only: the activations and slopes travel as an option
+        from .weights import activations_option, layers_of
+        print(f"import it back with: backproof import {args.output} --activations "
+              f"{activations_option(layers_of(scenario))} …")
     return EXIT_OK
 
 
@@ -421,9 +426,8 @@ def write_imported(args, layers, dtype, source):
 
 def cmd_import(args):
     from .weights import WeightsError, read_weights
-    activations = args.activations.split(",") if args.activations else None
     try:
-        layers, dtype = read_weights(args.weights, activations)
+        layers, dtype = read_weights(args.weights, args.activations or None)
     except WeightsError as exc:
         raise UsageError(str(exc)) from None
     return write_imported(args, layers, dtype, args.weights)

@@ -108,13 +108,49 @@ def _write(scenario, fmt, path):
                                                  "negative_slopes": json.dumps(slopes)}}))
 
 
+def parse_activations(text):
+    """--activations "relu,leaky_relu:0.1,identity" -> (["relu", "leaky_relu", "identity"], [None, 0.1, None]);
+    WeightsError naming the option for an unknown name or a bad slope."""
+    from reference.activations import ACTIVATIONS
+    names, slopes = [], []
+    for item in text.split(","):
+        name, _, slope = item.strip().partition(":")
+        if name not in ACTIVATIONS:
+            raise WeightsError(f"--activations: {name!r} is not an activation (known: {', '.join(ACTIVATIONS)}; "
+                               f"leaky_relu takes its slope as leaky_relu:0.1)")
+        if slope and name != "leaky_relu":
+            raise WeightsError(f"--activations: {item.strip()!r}: only leaky_relu takes a slope")
+        try:
+            value = float(slope) if slope else None
+        except ValueError:
+            raise WeightsError(f"--activations: {item.strip()!r}: the slope must be a number") from None
+        if value is not None and not np.isfinite(value):
+            raise WeightsError(f"--activations: {item.strip()!r}: the slope must be finite")
+        names.append(name)
+        slopes.append(value)
+    return names, slopes
+
+
+def activations_option(layers):
+    """The --activations value that imports ``layers`` back exactly: "relu,leaky_relu:0.1,identity"."""
+    return ",".join(f"{activation}:{slope!r}" if activation == "leaky_relu" else activation
+                    for _, _, activation, slope in layers)
+
+
 def read_weights(path, activations=None):
-    """(layers, dtype) from a .pt, .safetensors or .npz file; ``activations`` (a list) where the file has none."""
+    """(layers, dtype) from a .pt, .safetensors, .npz or .msgpack file; ``activations`` (a list, or the text of
+    --activations, where "leaky_relu:0.1" gives a slope) where the file has none, or to override them.
+
+    A state_dict (.pt) carries no activation and no slope: a leaky_relu layer without its slope is refused, never
+    given a default that would silently change the network."""
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"{path}: no such file")
     suffix = path.suffix.lower()
     slopes = None
+    given_slopes = None
+    if isinstance(activations, str):
+        activations, given_slopes = parse_activations(activations)
     try:
         if suffix in (".pt", ".pth"):
             torch = _require("torch")
@@ -171,8 +207,13 @@ def read_weights(path, activations=None):
     for i, activation in enumerate(activations):
         if f"layers.{i}.weight" not in arrays:
             raise WeightsError(f"{path}: layers.{i}.weight is missing")
+        slope = given_slopes[i] if given_slopes and given_slopes[i] is not None else (
+            slopes[i] if slopes and i < len(slopes) else None)
+        if activation == "leaky_relu" and slope is None:
+            raise WeightsError(f"{path}: layer {i} is leaky_relu, and the file carries no slope (a state_dict "
+                               f"never does); give it in --activations, e.g. leaky_relu:0.01")
         layers.append((arrays[f"layers.{i}.weight"], arrays.get(f"layers.{i}.bias"), activation,
-                       slopes[i] if slopes else 0.01))
+                       0.01 if slope is None else float(slope)))
     dtypes = {str(value.dtype) for value in arrays.values()}
     if len(dtypes) != 1 or dtypes - {"float64", "float32"}:
         raise WeightsError(f"{path}: the arrays are {', '.join(sorted(dtypes))}; backproof takes float64 or float32")

@@ -157,3 +157,28 @@ def test_a_broken_pipe_keeps_a_failing_verdict(tmp_path):
         _, err = child.communicate(timeout=60)
         assert child.returncode == expected, (scenario, child.returncode, err)
         assert b"Traceback" not in err
+
+
+# --- 6. round trips keep every activation parameter or refuse -------------------------------------------------
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="writes a torch state_dict")
+def test_a_leaky_slope_survives_export_and_import_or_the_import_refuses(tmp_path, capsys):
+    """export --to torch then import turned a slope of 0.1 into 0.01 silently (a state_dict carries no slope)."""
+    weights, out = tmp_path / "w.pt", tmp_path / "back.json"
+    assert main(["export", "mixed-3-4-3-2", "--to", "torch", "-o", str(weights)]) == 0
+    printed = capsys.readouterr().out
+    option = printed.split("--activations ", 1)[1].split()[0]
+    assert "leaky_relu:0.1" in option, printed
+    data = ["--inputs", "[[1, 2, 3]]", "--targets", "[[0, 1]]", "-o", str(out)]
+    assert main(["import", str(weights), "--activations", "leaky_relu,tanh,identity", *data]) == 2
+    err = capsys.readouterr().err
+    assert "layer 0 is leaky_relu, and the file carries no slope" in err and not out.exists()
+    assert main(["import", str(weights), "--activations", option, *data]) == 0
+    import backproof
+    assert [s.negative_slope for s in backproof.load(out).layers][0] == 0.1
+    for bad, message in (("leaky_relu:x,tanh,identity", "the slope must be a number"),
+                         ("relu:0.2,tanh,identity", "only leaky_relu takes a slope"),
+                         ("swish,tanh,identity", "'swish' is not an activation")):
+        assert main(["import", str(weights), "--activations", bad, *data]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --activations") and message in err and err.count("\n") == 1, err

@@ -41,11 +41,10 @@ def test_scenario_to_file_to_scenario_is_bit_for_bit(fmt, dtype, tmp_path):
     sc = scenario("mixed-3-4-3-2", dtype)
     path = tmp_path / f"w.{SUFFIX[fmt]}"
     export(sc, fmt, path)
-    activations = [s.activation for s in sc.layers] if fmt == "torch" else None
+    # a state_dict holds no activations and no slopes: the option `export` prints carries them
+    activations = backproof.weights.activations_option(backproof.weights.layers_of(sc)) if fmt == "torch" else None
     layers, read_dtype = read_weights(path, activations)
     assert read_dtype == dtype
-    if fmt == "torch":                                 # a state_dict holds no slopes: the flag says which
-        layers = [(w, b, a, spec.negative_slope) for (w, b, a, _), spec in zip(layers, sc.layers)]
     document = scenario_document("back", layers, dtype, sc.inputs, sc.targets, sc.loss, sc.lr)
     back = backproof.parse(json.loads(json.dumps(document)))
     for (name, before), after in zip(sc.parameters().items(), back.parameters().values()):
