@@ -23,6 +23,7 @@ from . import envelope
 from .check import check_all
 from .frameworks import FRAMEWORKS, parse_frameworks
 from .names import network_shape
+from .output import OutputError
 from .render import scenario_text, train_text
 from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, over_step_cap
 from .training import train
@@ -333,7 +334,7 @@ def cmd_report(args):
     from pathlib import Path
 
     from .explain import ExplainError
-    from .output import OutputError, check_writable, write_text
+    from .output import OutputError, check_writable, file_name, shown, write_text
     from .report import ReportError, build, matplotlib_or_error
     frameworks = frameworks_arg(args.frameworks)
     try:
@@ -346,29 +347,33 @@ def cmd_report(args):
             over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1])
             if over:
                 raise UsageError(f"--epochs {args.epochs} {over}")
-    if len(scenarios) > 1:
-        folder = Path(args.output or ".")
-        if not folder.is_dir():
-            raise UsageError(f"{folder}: with several scenarios, -o names an existing folder")
-        targets = [folder / f"{scenario.name}.html" for scenario in scenarios]
+    folder = Path(args.output) if args.output and (len(scenarios) > 1 or Path(args.output).is_dir()) else None
+    if len(scenarios) > 1 and (folder is None or not folder.is_dir()):
+        raise UsageError(f"{shown(args.output or '.')}: with several scenarios, -o names an existing folder")
+    if folder is not None or not args.output:   # names from the scenarios: made safe, kept inside the folder
+        names = [file_name(scenario.name, ".html") for scenario in scenarios]
+        clash = next((name for name in names if names.count(name) > 1), None)
+        if clash:
+            raise UsageError(f"two scenarios would both be written to {clash}: give them different names")
+        targets = [(folder or Path(".")) / name for name in names]
     else:
-        targets = [Path(args.output or f"{scenarios[0].name}.html")]
+        targets = [Path(args.output)]
     try:
         for target in targets:
             check_writable(target)
     except OutputError as exc:
         raise UsageError(str(exc)) from None
-    failed = []
-    for scenario, target in zip(scenarios, targets):
+    pages = []
+    for scenario in scenarios:      # every page is built before any is written: a failure writes nothing
         try:
-            text, result = build(scenario, frameworks, args.epochs, args.finite_differences, args.explain)
+            pages.append(build(scenario, frameworks, args.epochs, args.finite_differences, args.explain))
         except ExplainError as exc:
             raise UsageError(str(exc)) from None
+    args.exit_code = verdict_code([result for _, result in pages])
+    for scenario, target, (text, result) in zip(scenarios, targets, pages):
         write_text(target, text)
-        print(f"wrote {target} ({'OK' if result.ok else 'FAIL'}: {scenario.name})")
-        if not result.ok:
-            failed.append(scenario.name)
-    return EXIT_FAIL if failed else EXIT_OK
+        print(f"wrote {shown(target)} ({'OK' if result.ok else 'FAIL'}: {scenario.name})")
+    return args.exit_code
 
 
 def cmd_export(args):
@@ -527,8 +532,35 @@ COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": 
 VERDICT_COMMANDS = ("check", "train", "verify", "report")
 
 
+class Escaping:
+    """A text stream that writes control characters as escapes (\x1b, \r, \u202e …): a scenario's description or
+    a path can hold an ANSI sequence that would clear the screen or print a fake "OK". Newlines and tabs pass."""
+
+    TABLE = {c: f"\\x{c:02x}" for c in [*range(0, 9), *range(11, 32), 127, *range(0x80, 0xa0)]}
+    TABLE.update({c: f"\\u{c:04x}" for c in (0x2028, 0x2029, 0x200e, 0x200f, *range(0x202a, 0x202f),
+                                              *range(0x2066, 0x206a))})
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text):
+        return self.stream.write(text.translate(self.TABLE))
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def main(argv=None):
-    for stream in (sys.stdout, sys.stderr):     # a name no encoding can print is escaped, never a crash
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = Escaping(stdout), Escaping(stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _main(argv=None):
+    for stream in (sys.stdout.stream, sys.stderr.stream):     # a name no encoding can print is escaped, never a crash
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     if list(sys.argv[1:] if argv is None else argv)[:1] == ["--version"]:
@@ -546,7 +578,7 @@ def main(argv=None):
         warnings.simplefilter("always")
         try:
             code = COMMANDS[args.command](args)
-        except UsageError as exc:
+        except (UsageError, OutputError) as exc:        # OutputError: a write failed (a full disk), nothing left
             code = EXIT_USAGE
             print(f"error: {exc}", file=sys.stderr)
         except KeyboardInterrupt:          # Ctrl-C: one line, the shell's code for SIGINT

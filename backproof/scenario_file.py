@@ -9,6 +9,7 @@ itself is only ever read. The format is documented in docs/scenario-format.md.
 """
 
 import json
+import unicodedata
 import os
 import math
 import warnings
@@ -171,6 +172,9 @@ def parse(data: object, label: str = "<scenario>") -> Scenario:
     name = r.string(data, "name")
     if not name.strip():
         r.fail("name", "is empty")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in name):
+        r.fail("name", "holds a control character (it names files and report pages): "
+                       f"{name.encode('unicode_escape').decode('ascii')[:80]}")
     dtype = r.string(data, "dtype", required=False, default="float64")
     if dtype not in DTYPES:
         r.fail("dtype", f"must be one of {', '.join(DTYPES)}, not {dtype!r}")

@@ -97,7 +97,8 @@ def _write(scenario, fmt, path):
                   metadata={"activations": ",".join(activations), "negative_slopes": json.dumps(slopes),
                             "format": "backproof canonical layout: layers.{i}.weight (out, in), layers.{i}.bias"})
     elif fmt == "npz":
-        np.savez(path, activations=np.array(activations), negative_slopes=np.array(slopes), **canonical)
+        with open(path, "wb") as handle:      # a file object: np.savez would add ".npz" to a name without it
+            np.savez(handle, activations=np.array(activations), negative_slopes=np.array(slopes), **canonical)
     else:
         from flax import serialization
         params = {f"Dense_{i}": {"kernel": np.ascontiguousarray(weight.T), **({} if bias is None else {"bias": bias})}

@@ -182,3 +182,94 @@ def test_a_leaky_slope_survives_export_and_import_or_the_import_refuses(tmp_path
         assert main(["import", str(weights), "--activations", bad, *data]) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: --activations") and message in err and err.count("\n") == 1, err
+
+
+# --- 8. output that cannot hurt ---------------------------------------------------------------------------------
+
+def special_files(folder):
+    """A FIFO and a character device (the numbers of /dev/full), made inside ``folder``."""
+    import stat
+    fifo, device = folder / "fifo", folder / "full"
+    os.mkfifo(fifo)
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 7))
+    except PermissionError:
+        device = None                           # not root: the FIFO alone
+    return [path for path in (fifo, device) if path is not None]
+
+
+def test_no_command_replaces_a_device_node_or_a_fifo(tmp_path, capsys):
+    """Run as root, `report … -o /dev/full` replaced the system's /dev/full with a page. Here: a FIFO and a device
+    node made in a temporary folder, offered to every command that writes."""
+    import stat
+    weights = tmp_path / "w.npz"
+    assert main(["export", "blog-2-3-3-1", "--to", "npz", "-o", str(weights)]) == 0
+    capsys.readouterr()
+    specials = special_files(tmp_path)
+    for target in specials:
+        kind = stat.S_IFMT(os.lstat(target).st_mode)
+        commands = [["export", "blog-2-3-3-1", "--to", "npz", "-o", str(target)],
+                    ["import", str(weights), "--inputs", "[[1, 2]]", "--targets", "[[1]]", "-o", str(target)]]
+        if not NUMPY_ONLY:
+            commands.append(["report", "blog-2-3-3-1", "-o", str(target), "--frameworks", "numpy"])
+        for args in commands:
+            assert main(args) == 2, args
+            err = capsys.readouterr().err
+            assert err.count("\n") == 1 and "backproof writes regular files only" in err, err
+            assert stat.S_IFMT(os.lstat(target).st_mode) == kind, (args, target)      # still what it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["w.npz", *(p.name for p in specials)])
+
+
+def test_npz_without_its_suffix_is_written_where_named_and_nothing_is_left_behind(tmp_path, capsys):
+    import numpy as np
+    target = tmp_path / "weights"
+    assert main(["export", "blog-2-3-3-1", "--to", "npz", "-o", str(target)]) == 0
+    with np.load(target, allow_pickle=False) as data:
+        assert "layers.0.weight" in data.files
+    assert [p.name for p in tmp_path.iterdir()] == ["weights"]
+
+
+def test_control_characters_never_reach_the_terminal_raw(tmp_path, capsys):
+    document = json.loads((ROOT / "examples" / "sigmoid-2-3-2.json").read_text())
+    document["description"] = "\x1b[2J\x1b[Hverdict: OK \u202e"
+    path = tmp_path / "ansi.json"
+    path.write_text(json.dumps(document))
+    main(["check", str(path), "--frameworks", "numpy"])
+    out, err = capsys.readouterr()
+    assert "\x1b" not in out + err and "\u202e" not in out + err
+    assert "\\x1b[2J\\x1b[Hverdict: OK \\u202e" in out
+    document["name"] = "fake\x1b[2Jname"
+    path.write_text(json.dumps(document))
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "name holds a control character" in err and "\x1b" not in err
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="report needs matplotlib")
+def test_report_names_stay_inside_the_folder_and_never_collide(tmp_path, capsys):
+    document = json.loads((ROOT / "examples" / "sigmoid-2-3-2.json").read_text())
+    folder, outside = tmp_path / "out", tmp_path / "escaped-name.html"
+    folder.mkdir()
+    for k, name in enumerate(["../escaped-name", "same", "same"]):
+        (tmp_path / f"s{k}.json").write_text(json.dumps(dict(document, name=name)))
+    assert main(["report", str(tmp_path / "s1.json"), str(tmp_path / "s2.json"), "-o", str(folder)]) == 2
+    assert "two scenarios would both be written to same.html" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "s0.json"), "-o", str(folder), "--frameworks", "numpy"]) == 0
+    assert not outside.exists() and [p.name for p in folder.iterdir()] == ["_._escaped-name.html"]
+    capsys.readouterr()
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="report needs matplotlib")
+def test_a_multi_scenario_report_writes_nothing_when_one_fails(tmp_path, capsys):
+    """--explain w17 exists in blog-2-3-3-1, not in grokking-3-4-1: the first page is built, never written."""
+    assert main(["report", "blog-2-3-3-1", "grokking-3-4-1", "-o", str(tmp_path), "--explain", "w17",
+                 "--frameworks", "numpy"]) == 2
+    assert list(tmp_path.iterdir()) == [] and capsys.readouterr().err.count("\n") == 1
+
+
+def test_empty_and_newline_paths_are_named_safely(tmp_path, capsys):
+    assert main(["export", "blog-2-3-3-1", "--to", "npz", "-o", ""]) == 2
+    assert capsys.readouterr().err == "error: an empty output path: name a file\n"
+    assert main(["export", "blog-2-3-3-1", "--to", "npz", "-o", str(tmp_path / "no\nsuch" / "w.npz")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no\\nsuch" in err
