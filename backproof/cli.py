@@ -25,7 +25,7 @@ from .frameworks import FRAMEWORKS, parse_frameworks
 from .names import network_shape
 from .output import OutputError
 from .render import scenario_text, train_text
-from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, over_step_cap
+from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, over_step_cap, parameter_count
 from .training import train
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_NOT_COMPARED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -297,7 +297,8 @@ def cmd_train(args):
     if scenario.train is None and args.epochs is None:
         raise UsageError(f"{args.scenario}: train is missing; add a train block or give --epochs")
     if args.epochs is not None:
-        over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1])
+        over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1],
+                             scenario.inputs.shape[0], parameter_count(scenario.layers))
         if over:
             raise UsageError(f"--epochs {args.epochs} {over}")
     if args.plot:
@@ -344,7 +345,8 @@ def cmd_report(args):
     scenarios = load_scenarios(args.scenarios, args.dtype)
     if args.epochs is not None:
         for scenario in scenarios:
-            over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1])
+            over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1],
+                             scenario.inputs.shape[0], parameter_count(scenario.layers))
             if over:
                 raise UsageError(f"--epochs {args.epochs} {over}")
     folder = Path(args.output) if args.output and (len(scenarios) > 1 or Path(args.output).is_dir()) else None

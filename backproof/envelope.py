@@ -146,6 +146,7 @@ def training(report):
         "relu_kinks": None if kinks is None else {
             "before": [{"layer": k.layer, "unit": k.unit, "x": k.x} for k in kinks.before],
             "after": [{"layer": k.layer, "unit": k.unit, "x": k.x} for k in kinks.after],
+            "capped": kinks.capped or None,
             "checks": {fw: [{"layer": c.kink.layer, "unit": c.kink.unit, "x": c.kink.x,
                              "sign_change": c.sign_change, "visible": c.visible} for c in checks]
                        for fw, checks in kinks.checks.items()}},

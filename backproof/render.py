@@ -266,7 +266,8 @@ def train_text(report: Any) -> str:
         lines += ["", f"   finite differences (central, delta 1e-4, on copies) vs analytic, same start: "
                       f"largest loss |Δ| {fmt_number(loss_gap)}, final parameters max |Δ| {fmt_number(param_gap)}"]
     if kinks:
-        lines += [""] + ["   " + line for line in kink_lines(kinks.before, kinks.after, kinks.checks)]
+        lines += [""] + (["   kinks: " + kinks.capped] if kinks.capped else
+                         ["   " + line for line in kink_lines(kinks.before, kinks.after, kinks.checks)])
     if report.seconds:
         lines += ["", "   time: " + ", ".join(f"{fw} {s:.2f} s" for fw, s in report.seconds.items())]
     lines += ["", "   " + train_verdict(report), ""]
@@ -306,11 +307,16 @@ def train_verdict(report):
     return f"verdict: FAIL — {report.scenario.name} training: " + "; ".join(parts)
 
 
+KINKS_LISTED = 12      # kink positions printed per line; the JSON and the report's table have them all
+
+
 def kink_lines(before, after, checks):
     """Kink positions before and after training, and each framework's numeric confirmation."""
     lines = ["kinks (x where a hidden unit's pre-activation crosses 0; analytic, piece by piece)"]
     for label, kinks in (("before training", before), ("after training", after)):
-        listed = ", ".join(f"layers.{k.layer} unit {k.unit}: x = {k.x:.6g}" for k in kinks) or "none"
+        listed = ", ".join(f"layers.{k.layer} unit {k.unit}: x = {k.x:.6g}" for k in kinks[:KINKS_LISTED]) or "none"
+        if len(kinks) > KINKS_LISTED:
+            listed += f" and {len(kinks) - KINKS_LISTED:,} more (--json lists every one)"
         lines.append(f"  {label}: {listed}")
     for framework, results in checks.items():
         confirmed = sum(c.sign_change for c in results)

@@ -38,6 +38,7 @@ from .scenario_file import as_scenario
 
 MAX_POINTS = 1000           # per curve, for drawing
 MAX_EDGE_LABELS = 60        # above this the diagram's edges carry no numbers
+MAX_DIAGRAM_EDGES = 4_096   # above this no diagram is drawn (a 1-512-512-1 net's would be 33 MB): the page stays small
 COMPACT_ABOVE = 8           # a layer wider than this: units drawn small, their values as hover titles
 HALO = 'stroke="#fff" stroke-width="3" paint-order="stroke"'     # text stays legible over the edges
 INSTALL = "pip install 'backproof[report]' -c constraints.txt"
@@ -86,7 +87,10 @@ def build(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False
     if training is not None and training.results:
         sections.append(("training", "Training", figure_html(training_figure(Figure, training))
                          + aliasing_html(Figure, scenario, training)))
-        if training.relu_kinks is not None:
+        if training.relu_kinks is not None and training.relu_kinks.capped:
+            sections.append(("kinks", "The function and its kinks",
+                             f'<p class="note">{html.escape(training.relu_kinks.capped)}</p>'))
+        elif training.relu_kinks is not None:
             sections.append(("kinks", "The function and its kinks",
                              figure_html(kinks_figure(Figure, scenario, training)) + kinks_table(training.relu_kinks)))
     sections.append(("epsilon", "The ε sweep", figure_html(epsilon_figure(Figure, scenario))))
@@ -182,6 +186,12 @@ def table(headers, rows, header=True, classes=None):
 # --- the diagram (SVG written here) ---------------------------------------------------------------
 
 def diagram_section(scenario, result, explanation):
+    widths = widths_of(scenario)
+    edges = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+    if edges > MAX_DIAGRAM_EDGES:
+        return (f'<p class="note">The network has {edges:,} weights: the diagram is drawn for networks of up to '
+                f"{MAX_DIAGRAM_EDGES:,}, so that the page stays small. The agreement map below covers every tensor."
+                "</p>")
     trace = next(iter(result.traces.values()), None)
     svg = diagram_svg(scenario, trace, explanation)
     wide = max(widths_of(scenario)) > COMPACT_ABOVE

@@ -30,7 +30,10 @@ OPTIMIZERS = tuple(OPTIMIZER_DEFAULTS)
 PROBABILITY_SUM_ATOL = 1e-6     # a probability row of cross_entropy targets must sum to 1 within this
 MAX_PARAMETERS = 1_000_000      # the size cap: weights + biases over all layers
 MAX_ROWS = 100_000
-MAX_STEPS = 10_000_000          # epochs × steps per epoch
+# epochs × steps per epoch, and epochs × rows × parameters (the multiply-adds of a run): set from the measured cost of
+# the slowest framework so that a run that passes the caps ends within minutes (docs/scenario-format.md)
+MAX_STEPS = 500_000
+MAX_WORK = 20_000_000_000
 MAX_BYTES = 32 * 1024 * 1024    # refused before reading: parsed, 32 MiB of short numbers is ~300 MB of Python floats
 MAX_DEPTH = 32                  # JSON nesting deeper than this is refused before it is parsed
 FLOAT32_MAX = 3.4028234663852886e38
@@ -188,7 +191,7 @@ def parse(data: object, label: str = "<scenario>") -> Scenario:
         "target_format": target_format,
         "description": r.string(data, "description", required=False),
         "source": r.string(data, "source", required=False),
-        "train": read_train(r, data, len(inputs)),
+        "train": read_train(r, data, len(inputs), parameter_count(layers)),
         "errata": read_errata(r, data),
         "init": read_init(r, data),
         "node_names": read_node_names(r, data),
@@ -510,7 +513,15 @@ def read_optimizer(r, data):
     return result
 
 
-def read_train(r, data, rows):
+def parameter_count(layers):
+    """Weights and biases over all layers (LayerSpecs, or the file's layer objects)."""
+    def size(layer, key):
+        value = layer.get(key) if isinstance(layer, dict) else getattr(layer, key)
+        return 0 if value is None else int(np.size(value))
+    return sum(size(layer, "weight") + size(layer, "bias") for layer in layers)
+
+
+def read_train(r, data, rows, parameters):
     train = data.get("train")
     if train is None:
         return None
@@ -520,15 +531,21 @@ def read_train(r, data, rows):
     batch_size = r.count(train.get("batch_size", rows), "train.batch_size")
     if rows % batch_size:
         r.fail("train.batch_size", f"{batch_size} does not divide the {rows} rows into equal batches")
-    over = over_step_cap(epochs, rows // batch_size)
+    over = over_step_cap(epochs, rows // batch_size, rows, parameters)
     if over:
         r.fail("train.epochs", f"{epochs} epochs {over}")
     return {"epochs": epochs, "batch_size": batch_size}
 
 
-def over_step_cap(epochs, steps):
-    """'' when epochs × steps is within MAX_STEPS, else the end of the message that says it is not."""
-    return f"of {steps} steps is over the cap of {MAX_STEPS:,} steps" if epochs * steps > MAX_STEPS else ""
+def over_step_cap(epochs, steps, rows=0, parameters=0):
+    """'' when epochs × steps is within MAX_STEPS and epochs × rows × parameters within MAX_WORK, else the end of the
+    message that says which is not."""
+    if epochs * steps > MAX_STEPS:
+        return f"of {steps} steps is over the cap of {MAX_STEPS:,} steps"
+    if epochs * rows * parameters > MAX_WORK:
+        return (f"of {rows:,} rows through {parameters:,} parameters is over the cap of {MAX_WORK:,} multiply-adds "
+                f"(epochs × rows × parameters)")
+    return ""
 
 
 def read_errata(r, data):

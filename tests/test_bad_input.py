@@ -117,7 +117,7 @@ def test_a_file_over_the_byte_cap_is_refused_before_parsing(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "xor-2-3-1-tanh", "--epochs", "5000000"], "--epochs 5000000 of 4 steps is over the cap of 10,000,000"),
+    (["train", "xor-2-3-1-tanh", "--epochs", "5000000"], "--epochs 5000000 of 4 steps is over the cap of 500,000"),
     (["verify", "examples/post001_gradients.py:gradients", "grokking-3-4-1", "--directions", "1001"],
      "argument --directions: must be at most 1,000, not 1,001"),
     (["explain", "blog-2-3-3-1", "w1", "--max-paths", "100000"], "argument --max-paths: must be at most 10,000"),
@@ -166,10 +166,10 @@ def test_ctrl_c_exits_130_with_one_line():
     # a shell that runs `make test` in the background ignores SIGINT, and children inherit that: the child puts
     # Python's own handler back before running `python -m backproof` (no preexec_fn: forking JAX's test process warns)
     start = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-             "sys.argv = ['backproof', 'train', 'xor-2-3-1-tanh', '--epochs', '200000', '--frameworks', 'numpy']; "
+             "sys.argv = ['backproof', 'train', 'xor-2-3-1-tanh', '--epochs', '100000', '--frameworks', 'numpy']; "
              "runpy.run_module('backproof', run_name='__main__')")
     process = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.0)                  # started and training: 800,000 steps take the reference half a minute
+    time.sleep(1.0)                  # started and training: 400,000 steps take the reference a quarter of a minute
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130 and err.strip() == "interrupted", err

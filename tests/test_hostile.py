@@ -273,3 +273,69 @@ def test_empty_and_newline_paths_are_named_safely(tmp_path, capsys):
     assert main(["export", "blog-2-3-3-1", "--to", "npz", "-o", str(tmp_path / "no\nsuch" / "w.npz")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no\\nsuch" in err
+
+
+# --- 7. bounded work ----------------------------------------------------------------------------------------------
+
+def wide_document(width, rows=2, epochs=5):
+    """A 1-width-width-1 ReLU net (the probe's 1-512-512-1 at width 512), seeded He-uniform weights."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    layer = lambda n_in, n_out, act: {"weight": rng.uniform(-1, 1, (n_out, n_in)).__mul__(  # noqa: E731
+        np.sqrt(6 / n_in)).tolist(), "bias": rng.uniform(-0.1, 0.1, n_out).tolist(), "activation": act}
+    return {"name": f"wide-1-{width}-{width}-1", "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.01},
+            "inputs": [[0.5], [-1.5]][:rows], "targets": [[0.25], [1.0]][:rows], "train": {"epochs": epochs},
+            "layers": [layer(1, width, "relu"), layer(width, width, "relu"), layer(width, 1, "identity")]}
+
+
+@pytest.mark.slow       # ~5 s; the fast tier runs the cap and the bulk analysis below
+def test_a_wide_relu_net_checks_and_reports_within_a_bound(tmp_path, capsys):
+    """1-512-512-1, 2 rows, 5 epochs: the kink analysis ran a full step per candidate (1-256-256-1 took 125 s; the
+    report did not finish in 580 s and its page was 33 MB). Now the analysis is forward-only and in bulk, the terminal
+    lists a dozen kinks, and a page above report.MAX_DIAGRAM_EDGES has no diagram."""
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps(wide_document(512)))
+    start = time.monotonic()
+    code = main(["check", str(path), "--frameworks", "numpy"])
+    out = capsys.readouterr().out
+    assert code == 0 and "more (--json lists every one)" in out and max(map(len, out.splitlines())) < 1_000
+    if not NUMPY_ONLY:
+        page = tmp_path / "wide.html"
+        assert main(["report", str(path), "-o", str(page), "--frameworks", "numpy"]) == 0
+        assert page.stat().st_size < 2_000_000 and "the diagram is drawn for networks of up to" in page.read_text()
+    assert time.monotonic() - start < 60          # a few seconds here; the caps and bounds: docs/scenario-format.md
+
+
+def test_more_kinks_than_the_cap_is_one_line_not_an_unbounded_run(capsys, tmp_path):
+    document = wide_document(8)
+    rng = __import__("numpy").random.default_rng(1)
+    document["layers"] = [{"weight": rng.uniform(-1, 1, (2100, 1)).tolist(), "bias": rng.uniform(-1, 1, 2100).tolist(),
+                           "activation": "relu"},
+                          {"weight": rng.uniform(-1, 1, (1, 2100)).tolist(), "bias": [0.0], "activation": "identity"}]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(document))
+    assert main(["check", str(path), "--frameworks", "numpy"]) == 0
+    assert "kinks: layer 0 alone has 2,100 kinks (2,100 so far), over the cap of 2,000" in capsys.readouterr().out
+
+
+def test_the_kink_analysis_finds_the_same_kinks_in_bulk():
+    """The bulk analysis against each kink solved alone from the reference's forward pass (layer 0: -b/w)."""
+    import numpy as np
+
+    import backproof
+    from backproof.relu_kinks import analytic_kinks
+    from backproof.scenario_file import parse
+    sc = parse(wide_document(24), "wide.json")
+    kinks = analytic_kinks(sc)
+    first = sorted(-sc.layers[0].bias / sc.layers[0].weight[:, 0])
+    np.testing.assert_allclose(sorted(k.x for k in kinks if k.layer == 0), first, rtol=1e-12)
+    z = backproof.relu_kinks.forward_z(sc.with_dtype("float64"), [k.x for k in kinks])[0]
+    assert all(abs(z[k.layer][n, k.unit]) < 1e-9 for n, k in enumerate(kinks))     # each is a zero of its unit
+
+
+def test_the_work_cap_holds_for_epochs_too(tmp_path, capsys):
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps(wide_document(300)))
+    assert main(["train", str(path), "--epochs", "200000"]) == 2
+    err = capsys.readouterr().err
+    assert "--epochs 200000 of 2 rows through 91,201 parameters is over the cap of 20,000,000,000" in err, err
