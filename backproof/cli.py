@@ -35,8 +35,16 @@ class UsageError(Exception):
     """Bad input or usage: one line on stderr, exit code 2."""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are one line: "error: backproof check: argument --dtype: invalid choice …; see
+    backproof check --help" (argparse's own prints the whole usage block first), exit code 2."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {' '.join(message.split())}; see {self.prog} --help\n")
+
+
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="backproof",
         description="Check that NumPy (hand-derived), PyTorch and JAX agree on a small network's "
                     "forward pass, loss, gradients and optimizer step.")
@@ -396,33 +404,61 @@ def cmd_export(args):
 
 
 def array_argument(text, option):
-    """--inputs/--targets: a JSON list, or a .npy file read without pickle."""
+    """--inputs/--targets: a JSON list of numbers, or a .npy file of numbers read without pickle -> a float64 array
+    (class indices for --targets stay whole numbers); UsageError naming the option for anything else."""
     import json
 
     import numpy as np
     if text.endswith(".npy"):
         try:
-            return np.load(text, allow_pickle=False)
+            value = np.load(text, allow_pickle=False)
         except (OSError, ValueError) as exc:
-            raise UsageError(f"{option} {text}: cannot be read: {exc}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{option}: not a JSON list or a .npy file: {exc}") from None
+            raise UsageError(f"{option} {text}: cannot be read: {' '.join(str(exc).split())}") from None
+        where = f"{option} {text}"
+    else:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{option}: not a JSON list or a .npy file: {exc}") from None
+        where = option
+    def numbers(item, depth=0):        # booleans are refused, not read as 1.0 and 0.0
+        if isinstance(item, bool) or depth > 2:
+            return False
+        if isinstance(item, list):
+            return all(numbers(element, depth + 1) for element in item)
+        return isinstance(item, (int, float))
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "iuf":
+            raise UsageError(f"{where}: holds {value.dtype} values; give numbers")
+        array = value
+    else:
+        if not isinstance(value, list) or not numbers(value):
+            raise UsageError(f"{where}: give a JSON list of numbers (rows of numbers), not {text[:40]!r}")
+        try:
+            array = np.array(value)             # whole numbers stay whole: class indices for --targets
+        except ValueError:
+            raise UsageError(f"{where}: the rows have different lengths") from None
+        if array.dtype.kind not in "iuf":
+            raise UsageError(f"{where}: the rows have different lengths")
+    if array.ndim not in (1, 2) or array.size == 0:
+        raise UsageError(f"{where}: give rows of numbers (n, features), or n class indices for --targets")
+    if not np.all(np.isfinite(array)):
+        raise UsageError(f"{where}: every number must be finite")
+    return array
 
 
 def write_imported(args, layers, dtype, source):
     import json
     from pathlib import Path
 
-    from .output import OutputError, check_writable, write_text
+    from .output import OutputError, check_writable, shown, write_text
     from .scenario_file import parse
     from .weights import scenario_document
     name = args.name or Path(source.split(":")[0]).stem
     document = scenario_document(name, layers, dtype, array_argument(args.inputs, "--inputs"),
                                  array_argument(args.targets, "--targets"), args.loss, args.lr, source)
-    try:
-        parse(json.loads(json.dumps(document)), args.output)      # exactly what `check` will read
+    try:        # exactly what `check` will read; errors name the user's inputs, not the file not yet written
+        parse(json.loads(json.dumps(document)), f"{shown(source)} with --inputs and --targets")
         check_writable(args.output)
     except (ScenarioError, OutputError) as exc:
         raise UsageError(str(exc)) from None

@@ -76,6 +76,10 @@ def as_scenario(value: "Scenario | str | os.PathLike[str]") -> Scenario:
 def load(spec: "str | os.PathLike[str]") -> Scenario:
     """A built-in scenario name or a path to a JSON file -> a validated Scenario."""
     spec = str(spec)
+    if not spec.strip():
+        raise ScenarioError(f"{spec!r}: an empty scenario: give a built-in name or a path to a JSON file")
+    if "\0" in spec or any(ord(c) < 32 for c in spec):
+        raise ScenarioError(f"{spec!r}: a scenario path cannot hold a control character")
     path = Path(spec)
     if not path.suffix and spec in builtin_names():
         path = builtin_dir() / f"{spec}.json"

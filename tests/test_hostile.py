@@ -339,3 +339,42 @@ def test_the_work_cap_holds_for_epochs_too(tmp_path, capsys):
     assert main(["train", str(path), "--epochs", "200000"]) == 2
     err = capsys.readouterr().err
     assert "--epochs 200000 of 2 rows through 91,201 parameters is over the cap of 20,000,000,000" in err, err
+
+
+# --- 9. messages: one line, in the user's own terms -------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["check", "--dtype", "float16"], "error: backproof check: argument --dtype: invalid choice: 'float16'"),
+    (["frobnicate"], "error: backproof: argument command: invalid choice: 'frobnicate'"),
+    (["verify"], "error: backproof verify: the following arguments are required: MODULE.py:FUNCTION, SCENARIO"),
+    (["check", ""], "error: '': an empty scenario: give a built-in name or a path to a JSON file"),
+])
+def test_usage_errors_are_one_line(args, message, capsys):
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and err.startswith(message), err
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ('"abc"', "--inputs: give a JSON list of numbers"),
+    ("[[1, 2], [3]]", "--inputs: the rows have different lengths"),
+    ('[[{"a": 1}, 2]]', "--inputs: give a JSON list of numbers"),
+    ("[[true, false]]", "--inputs: give a JSON list of numbers"),
+    ("[[[1, 2]]]", "--inputs: give a JSON list of numbers (rows of numbers)"),
+    ("strings.npy", "holds <U1 values; give numbers"),
+])
+def test_import_data_options_are_refused_by_name(inputs, message, tmp_path, capsys, monkeypatch):
+    import numpy as np
+    monkeypatch.chdir(tmp_path)
+    np.save(tmp_path / "strings.npy", np.array([["a", "b"]]))
+    assert main(["export", "blog-2-3-3-1", "--to", "npz", "-o", "w.npz"]) == 0
+    capsys.readouterr()
+    code = main(["import", "w.npz", "--inputs", inputs, "--targets", "[[1]]", "-o", "out.json"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err and not (tmp_path / "out.json").exists(), err
+    code = main(["import", "w.npz", "--inputs", "[[1, 2, 3]]", "--targets", "[[1]]", "-o", "out.json"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: w.npz with --inputs and --targets: ") and "out.json" not in err, err
