@@ -131,7 +131,12 @@ def _in_processes(fn, names):
         return {name: ("error", f"the work cannot be sent to a worker process ({type(exc).__name__}: {exc}); "
                                 "give a module-level function", 0.0) for name in names}
     with ThreadPoolExecutor(len(workers)) as pool:     # feed and drain every worker at once
-        answers = list(pool.map(lambda pair: pair[0][1].communicate(pair[1]), zip(workers, payloads)))
+        try:
+            answers = list(pool.map(lambda pair: pair[0][1].communicate(pair[1]), zip(workers, payloads)))
+        except BaseException:      # Ctrl-C sent to this process alone: the workers end now, not when they are done
+            for _, worker in workers:
+                worker.kill()
+            raise
     outcomes = {}
     for (group, worker), (out, err) in zip(workers, answers):
         try:

@@ -237,6 +237,11 @@ def check_node_names(r, scenario):
             r.fail(field, "is not a unit of this network (write inputs.I or layers.L.UNIT, in range)")
         if not value.strip():
             r.fail(field, "is empty")
+    seen = {}
+    for key, value in scenario.node_names.items():
+        if value in seen:
+            r.fail(f"node_names.{key}", f"names a unit {value!r}, as node_names.{seen[value]} does: one name per unit")
+        seen[value] = key
 
 
 def check_errata(r, scenario):
@@ -262,6 +267,15 @@ def check_errata(r, scenario):
             unknown = [name for name in item["path"] if name not in units]
             if unknown:
                 r.fail(f"errata[{i}].path", f"names {unknown[0]!r}, which is not in node_names")
+            if "parameter" not in item:
+                r.fail(f"errata[{i}].path", f"needs errata[{i}].parameter: the parameter whose derivation followed it")
+            layer, unit = int(base.split(".")[1]), index[0]
+            by_name = {name: key for key, name in scenario.node_names.items()}
+            steps = [by_name[name].split(".") for name in item["path"]]
+            expected = [("layers", str(layer + k)) for k in range(len(scenario.layers) - layer)]
+            if [tuple(s[:2]) for s in steps] != expected or steps[0][2] != str(unit):
+                r.fail(f"errata[{i}].path", f"must run from {item['parameter']}'s unit (layers.{layer}.{unit}) "
+                                            f"forward through one unit per layer to the output, in that order")
 
 
 class Reader:

@@ -138,6 +138,22 @@ def activations_option(layers):
                     for _, _, activation, slope in layers)
 
 
+MAX_WEIGHTS_BYTES = 64 * 2**20     # a scenario holds at most 1,000,000 parameters: 8 MB in float64
+MAX_HEADER_BYTES = 2**20           # a safetensors header of a scenario's few tensors is a few kB
+
+
+def _safetensors_header_within_cap(path):
+    """WeightsError before safetensors reads a header or a file larger than any scenario's could be."""
+    size = path.stat().st_size
+    if size > MAX_WEIGHTS_BYTES:
+        raise WeightsError(f"{path}: is {size:,} bytes, over the cap of {MAX_WEIGHTS_BYTES:,} for a scenario's weights")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if len(head) == 8 and int.from_bytes(head, "little") > MAX_HEADER_BYTES:
+        raise WeightsError(f"{path}: its safetensors header claims {int.from_bytes(head, 'little'):,} bytes, over the "
+                           f"cap of {MAX_HEADER_BYTES:,}")
+
+
 def read_weights(path, activations=None):
     """(layers, dtype) from a .pt, .safetensors, .npz or .msgpack file; ``activations`` (a list, or the text of
     --activations, where "leaky_relu:0.1" gives a slope) where the file has none, or to override them.
@@ -161,6 +177,7 @@ def read_weights(path, activations=None):
             arrays = _sequential_to_canonical(path, {k: v.detach().numpy() for k, v in state.items()})
         elif suffix == ".safetensors":
             _require("safetensors")
+            _safetensors_header_within_cap(path)
             from safetensors import safe_open
             with safe_open(str(path), framework="numpy") as handle:
                 arrays = {key: handle.get_tensor(key) for key in handle.keys()}

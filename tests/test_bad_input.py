@@ -76,6 +76,10 @@ FIELDS = {
     "alias-not-a-name.json": "aliases.w[1] must be a name of letters, digits and _",
     "node-name-out-of-range.json": "node_names.layers.0.7 is not a unit of this network",
     "errata-unknown-parameter.json": "errata[0].parameter 'w99' is not one element of a parameter",
+    "node-names-duplicate.json": "node_names.layers.0.1 names a unit 'n3', as node_names.layers.0.0 does",
+    "errata-path-without-parameter.json": "errata[0].path needs errata[0].parameter",
+    "errata-path-reversed.json": "errata[0].path must run from w1's unit (layers.0.0) forward through one unit per "
+                                 "layer to the output, in that order",
 }
 
 SLOWEST_ALLOWED_SECONDS = 5.0             # generous: the slowest corpus file takes well under a second

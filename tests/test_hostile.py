@@ -378,3 +378,12 @@ def test_import_data_options_are_refused_by_name(inputs, message, tmp_path, caps
     code = main(["import", "w.npz", "--inputs", "[[1, 2, 3]]", "--targets", "[[1]]", "-o", "out.json"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: w.npz with --inputs and --targets: ") and "out.json" not in err, err
+
+
+def test_a_safetensors_header_is_capped_before_it_is_read(tmp_path, capsys):
+    """A 60 MB header was parsed without a cap; the file's first 8 bytes say how long the header claims to be."""
+    path = tmp_path / "huge-header.safetensors"
+    path.write_bytes((60 * 2**20).to_bytes(8, "little") + b"{" + b" " * 64)
+    code = main(["import", str(path), "--inputs", "[[1]]", "--targets", "[[1]]", "-o", str(tmp_path / "x.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and "its safetensors header claims 62,914,560 bytes, over the cap of 1,048,576" in err, err
