@@ -143,8 +143,9 @@ def _import(where):
     return importlib.import_module(where)
 
 
-def _as_array(value):
-    """NumPy arrays, torch tensors (detached) and JAX arrays -> a NumPy array; anything else NumPy takes as it does."""
+def as_array(value):
+    """NumPy arrays, torch tensors (detached, even if they require grad) and JAX arrays -> a NumPy array; anything
+    else as NumPy takes it. The one conversion of a user's answer, in the child and in ``verify``'s own thread."""
     if hasattr(value, "detach") and hasattr(value, "cpu"):       # a torch tensor, without importing torch
         value = value.detach().cpu().numpy()
     return np.asarray(value)
@@ -162,7 +163,7 @@ def _gradients(function, request, folder):
     for k, key in enumerate(answer.keys()):
         names.append(str(key))
         try:
-            array = _as_array(answer[key])
+            array = as_array(answer[key])
         except Exception:  # an object NumPy cannot make an array of
             unreadable.append(str(key))
             continue

@@ -193,13 +193,6 @@ def isolated(fn, label, timeout=DEFAULT_TIMEOUT):
     return outcome["value"]
 
 
-def as_array(value):
-    """NumPy arrays, torch tensors (detached, even if they require grad) and JAX arrays -> a NumPy array."""
-    if hasattr(value, "detach") and hasattr(value, "cpu"):       # a torch tensor, without importing torch
-        value = value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
 def call_gradients(grad_fn, scenario, label="grad_fn", timeout=DEFAULT_TIMEOUT, notes=None):
     """Call grad_fn on copies and validate its answer: canonical name -> array in the scenario's dtype.
 
@@ -236,7 +229,7 @@ def call_gradients(grad_fn, scenario, label="grad_fn", timeout=DEFAULT_TIMEOUT, 
     grads = {}
     for name, value in expected.items():
         try:
-            array = as_array(answer[name])
+            array = sandbox.as_array(answer[name])
         except Exception:  # an object NumPy cannot make an array of
             raise VerifyError(f"{label}: the gradient for {name} is not an array of numbers") from None
         if array.dtype.kind == "c":

@@ -61,6 +61,7 @@ def test_a_non_finite_gradient_fails_in_the_json_too(capsys):
     assert any("not finite" in note for note in doc["results"][0]["verify"]["notes"])
 
 
+@pytest.mark.slow       # the child imports torch (~1.5 s): the fast tier converts the same tensors in-process below
 def test_torch_tensors_that_require_grad_are_accepted(capsys):
     pytest.importorskip("torch", reason="torch is not installed")
     code, out, err = verify("torch_tensors.py", capsys, "--timeout", "30")   # the child imports torch itself
@@ -68,8 +69,29 @@ def test_torch_tensors_that_require_grad_are_accepted(capsys):
     assert "verdict: OK" in out
 
 
+@pytest.mark.slow       # the child imports JAX: the fast tier names a float32 answer in-process below
 def test_a_float32_answer_for_a_float64_scenario_is_named(capsys):
     pytest.importorskip("jax", reason="jax is not installed")
     code, out, err = verify("jax_float32.py", capsys, "--timeout", "30")     # the child imports JAX itself
     assert code == 1, out + err
     assert "your gradient for layers.0.weight is float32, the scenario float64" in out
+
+
+def test_tensors_and_lower_dtypes_are_converted_and_named_in_process(monkeypatch):
+    """The conversion the child applies (sandbox.as_array), from Python: torch tensors that require grad and a float32
+    answer for a float64 scenario."""
+    import backproof
+    monkeypatch.syspath_prepend(str(CORPUS))
+    from _correct import correct
+    torch = pytest.importorskip("torch", reason="torch is not installed")
+
+    def tensors(params, inputs, targets):
+        return {name: torch.tensor(value, requires_grad=True) * 1.0 for name, value in
+                correct(params, inputs, targets).items()}
+
+    def float32(params, inputs, targets):
+        return {name: value.astype("float32") for name, value in correct(params, inputs, targets).items()}
+
+    assert backproof.verify(tensors, "grokking-3-4-1", ORACLES).ok
+    result = backproof.verify(float32, "grokking-3-4-1", ORACLES)
+    assert "your gradient for layers.0.weight is float32, the scenario float64" in str(result)

@@ -6,7 +6,7 @@ import pytest
 
 import backproof
 import reference
-from tools.bench import directional_seconds, mlp
+from tools.bench import mlp
 from backproof.kink_conventions import reference_with_kink_derivatives, within_a_step_of_a_kink
 from backproof.compare import compare_arrays
 from conftest import SMOOTH, scenario
@@ -134,11 +134,10 @@ def test_finite_differences_straddle_an_exact_kink():
     assert numeric["layers.0.bias"][0] == pytest.approx(right / 2, rel=1e-4)
 
 
-def test_random_direction_check_of_a_784_256_256_10_mlp_takes_under_a_second():
-    sc = mlp()
-    assert sum(p.size for p in sc.parameters().values()) == 269_322
-    seconds = directional_seconds(sc, directions=8, repeats=3)
-    assert seconds < 1.0, f"8 directions took {seconds:.2f} s (median of 3)"
+# How long the 8-direction check of the 784-256-256-10 MLP takes is a benchmark, not a test (a timed assertion
+# fails on a slower machine with the same code): `make bench` measures it in forward+backward passes beside its goal.
+def test_the_benchmarks_mlp_is_the_one_its_goal_names():
+    assert sum(p.size for p in mlp().parameters().values()) == 269_322
 
 
 def test_the_random_direction_check_is_right_on_the_mlp():

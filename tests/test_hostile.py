@@ -48,9 +48,9 @@ def test_a_thread_ending_the_process_after_a_correct_answer_cannot_take_the_verd
 
 def test_a_loop_holding_the_gil_is_killed_at_the_timeout(capsys):
     start = time.monotonic()
-    code, out, err = verify("holds_the_gil.py", capsys, timeout="0.5")
+    code, out, err = verify("holds_the_gil.py", capsys, timeout="0.3")
     elapsed = time.monotonic() - start
-    assert code == 2 and "holds_the_gil.py:gradients did not return within 0.5 s" in err, err
+    assert code == 2 and "holds_the_gil.py:gradients did not return within 0.3 s" in err, err
     assert elapsed < 10, elapsed            # one second of the function, plus starting Python and the oracles
 
 
@@ -82,7 +82,7 @@ def test_ctrl_c_ends_the_child_promptly():
 
 @pytest.mark.skipif(NUMPY_ONLY, reason="the factories build torch modules")
 @pytest.mark.parametrize("factory, message", [
-    ("loops", "factories.py:loops did not return within 0.5 s"),
+    ("loops", "factories.py:loops did not return within 0.3 s"),
     ("exits_0", "factories.py:exits_0 called sys.exit(0) instead of returning"),
     ("exits_3", "factories.py:exits_3 called sys.exit(3) instead of returning"),
     ("os_exits_0", "factories.py:os_exits_0 ended its process (exit code 0, as os._exit does) before it answered"),
@@ -95,7 +95,7 @@ def test_ctrl_c_ends_the_child_promptly():
 def test_import_torch_runs_the_factory_in_a_child_with_a_timeout(factory, message, tmp_path, capsys):
     out_file = tmp_path / "imported.json"
     code = main(["import-torch", f"{HOSTILE / 'factories.py'}:{factory}", "--inputs", "[[1, 2]]", "--targets",
-                 "[[0, 1]]", "-o", str(out_file), "--timeout", "0.5" if factory == "loops" else "30"])
+                 "[[0, 1]]", "-o", str(out_file), "--timeout", "0.3" if factory == "loops" else "30"])
     out, err = capsys.readouterr()
     assert code == 2 and out == "" and not out_file.exists(), (code, out, err)
     lines = err.strip().splitlines()
