@@ -69,6 +69,7 @@ docs: $(VENV)/.installed
 calibrate: $(VENV)/.installed
 	$(VENV)/bin/python -m tools.calibrate --write docs/measurements.json
 	$(VENV)/bin/python -m tools.calibrate --fd --write docs/measurements.json
+	$(VENV)/bin/python -m tools.calibrate --kink-band --write docs/measurements.json
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m tools.bench --write docs/measurements.json

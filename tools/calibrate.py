@@ -119,6 +119,47 @@ def record(path, key, figures):
     path.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
+def measure_kink_band(draws=300, seed=0):
+    """{dtype: {...}}: how much of the kink band rounding uses. Draws 3-3-1 networks whose layer-0 z is 0 in exact
+    decimal arithmetic at three elements (as tests/test_kinks_within_rounding.py), runs every framework, and records
+    the largest |z| in units of ε·Σ|terms| against the band's (fan_in + 2), and how often the frameworks' z land on
+    different sides of 0 (the cases the band exists for)."""
+    from decimal import Decimal
+
+    import numpy as np
+
+    from backproof.frameworks import FRAMEWORKS, available, implementation
+    from backproof.kink_conventions import KINK_BAND_TERMS, kink_band
+    from backproof.scenario_file import parse
+    rng = np.random.default_rng(seed)
+    frameworks = [fw for fw in FRAMEWORKS if available(fw)]
+    figures = {}
+    for dtype in ("float64", "float32"):
+        worst, sides, elements = 0.0, 0, 0
+        for _ in range(draws):
+            x = [[Decimal(int(k)) / 10 for k in rng.integers(-25, 26, 3)] for _ in range(3)]
+            w = [[Decimal(int(k)) / 10 for k in rng.integers(-25, 26, 3)] for _ in range(3)]
+            document = {"name": "band", "dtype": dtype, "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1},
+                        "inputs": [[float(v) for v in row] for row in x], "targets": [[0.5]] * 3,
+                        "layers": [{"weight": [[float(v) for v in row] for row in w], "activation": "relu",
+                                    "bias": [float(-sum(w[u][j] * x[u][j] for j in range(3))) for u in range(3)]},
+                                   {"weight": [[0.5, -0.75, 1.25]], "bias": [0.25], "activation": "identity"}]}
+            sc = parse(document, "band.json")
+            traces = {fw: implementation(fw).run_step(sc) for fw in frameworks}
+            unit = kink_band(sc, traces["numpy"], 0) / (3 + KINK_BAND_TERMS)          # ε·Σ|terms|
+            for u in range(3):
+                zs = [float(traces[fw]["layers.0.z"][u, u]) for fw in frameworks]
+                elements += 1
+                sides += len({np.sign(z) for z in zs}) > 1
+                if unit[u, u] > 0:
+                    worst = max(worst, max(abs(z) for z in zs) / unit[u, u])
+        figures[dtype] = {"draws": draws, "elements": elements, "two_sided": sides, "frameworks": frameworks,
+                          "max_z_in_eps_units": worst, "band_in_eps_units": 3 + KINK_BAND_TERMS}
+        print(f"kink band, {dtype}: {elements} elements exactly 0 in decimals, {sides} on two sides of 0 across "
+              f"{', '.join(frameworks)}; the largest |z| is {worst:.2g} ε·Σ|terms|, the band {3 + KINK_BAND_TERMS}")
+    return figures
+
+
 def main(argv=None):
     args = list(argv if argv is not None else sys.argv[1:])
     write = None
@@ -126,6 +167,11 @@ def main(argv=None):
         k = args.index("--write")
         write, args = args[k + 1], args[:k] + args[k + 2:]
     fd = "--fd" in args
+    if "--kink-band" in args:
+        figures = measure_kink_band()
+        if write:
+            record(write, "kink_band", figures)
+        return 0
     specs = [s for s in args if s != "--fd"]
     if not specs:
         examples = Path(__file__).resolve().parent.parent / "examples"

@@ -168,7 +168,20 @@ def table_scenarios():
     return rows
 
 
-TABLES = {"conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
+def table_kink_band():
+    band = measurements().get("calibrate", {}).get("kink_band")
+    if not band:
+        return ["not measured yet: run `make calibrate`"]
+    rows = ["| dtype | elements 0 in exact arithmetic | on two sides of 0 across the frameworks | largest \\|z\\| "
+            "(ε·Σ\\|terms\\|) | the band (ε·Σ\\|terms\\|) |", "|---|---|---|---|---|"]
+    for dtype, m in band.items():
+        rows.append(f"| {dtype} | {m['elements']:,} | {m['two_sided']:,} | {m['max_z_in_eps_units']:.2g} | "
+                    f"{m['band_in_eps_units']} |")
+    return rows + ["", f"Frameworks: {', '.join(next(iter(band.values()))['frameworks'])}; measured by "
+                       "`make calibrate` (`tools/calibrate.py --kink-band`)."]
+
+
+TABLES = {"kink-band": table_kink_band, "conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
           "noise-floor": table_noise_floor,
           "bench": table_bench, "epsilon-sweep": table_epsilon_sweep, "skeleton": table_skeleton,
           "scenarios": table_scenarios}
