@@ -19,7 +19,7 @@ from reference.trace import state_names
 
 from . import relu_kinks
 from .compare import TOLERANCES, compare_arrays, compare_traces, first_divergence
-from .frameworks import FRAMEWORKS, as_frameworks, coverage, run_each
+from .frameworks import FRAMEWORKS, Covered, as_frameworks, run_each
 from .kink_conventions import explain_kinks, measured_derivatives
 from .names import format_element, tensor_shapes
 from .scenario_file import as_scenario
@@ -49,7 +49,7 @@ class ExpectedResult:
 
 
 @dataclass
-class ScenarioReport:
+class ScenarioReport(Covered):
     scenario: Scenario
     traces: dict
     skipped: list
@@ -85,24 +85,13 @@ class ScenarioReport:
                 and all(result.ok for result in self.expected))
 
     @property
-    def coverage(self):
-        """"compared", "alone", "not compared" or "missing": see frameworks.coverage."""
-        return coverage(self.traces, self.asked, self.required)
+    def ran(self):
+        return self.traces
 
     @property
     def agrees(self):
         """Nothing disagrees, misses or fails among what ran (whether or not anything was compared)."""
         return self.step_ok and (self.training is None or self.training.agrees)
-
-    @property
-    def ok(self):
-        """Everything agrees and something was compared (or one framework ran, the only one asked for)."""
-        return self.agrees and self.coverage in ("compared", "alone")
-
-    @property
-    def not_compared(self):
-        """Everything that ran agrees, but fewer than two frameworks ran though several were asked for."""
-        return self.agrees and self.coverage == "not compared"
 
 
 def trace_problem(trace, shapes, dtype):

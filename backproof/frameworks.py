@@ -182,6 +182,26 @@ def parse_frameworks(text):
     return tuple(dict.fromkeys(names))
 
 
+class Covered:
+    """``ok`` and ``not_compared`` from ``agrees`` and ``coverage``: the one rule for check's and train's reports, which
+    define ``agrees``, ``ran`` (the frameworks that produced a result), ``asked`` and ``required``."""
+
+    @property
+    def coverage(self):
+        """"compared", "alone", "not compared" or "missing": see frameworks.coverage."""
+        return coverage(self.ran, self.asked, self.required)
+
+    @property
+    def ok(self):
+        """Everything agrees and something was compared (or one framework ran, the only one asked for)."""
+        return self.agrees and self.coverage in ("compared", "alone")
+
+    @property
+    def not_compared(self):
+        """Everything that ran agrees, but fewer than two frameworks ran though several were asked for."""
+        return self.agrees and self.coverage == "not compared"
+
+
 def coverage(ran, asked, required=()):
     """What a verdict may claim, from the frameworks that ran, were asked for, and are required (--require):
 

@@ -32,7 +32,7 @@ from reference.optim import update
 from reference.trace import state_names
 
 from .compare import TOLERANCES, compare_arrays
-from .frameworks import FRAMEWORKS, as_frameworks, coverage, run_each
+from .frameworks import FRAMEWORKS, Covered, as_frameworks, run_each
 from .names import state_shapes
 from .scenario_file import as_scenario
 
@@ -182,7 +182,7 @@ def noise_floor(scenario, epochs, reference_result=None):
 
 
 @dataclass
-class TrainReport:
+class TrainReport(Covered):
     scenario: Scenario
     epochs: int
     batch_size: int
@@ -198,23 +198,13 @@ class TrainReport:
     required: tuple = ()                        # the frameworks that must run (--require)
 
     @property
-    def coverage(self):
-        """"compared", "alone", "not compared" or "missing": see frameworks.coverage."""
-        return coverage(self.results, self.asked, self.required)
+    def ran(self):
+        return self.results
 
     @property
     def agrees(self):
         """No framework failed and every drift is within tolerance (or explained, unless strict)."""
         return not self.errors and all(d.ok or (d.explained and not self.strict) for d in self.drifts)
-
-    @property
-    def ok(self):
-        """Everything agrees and something was compared (or one framework trained, the only one asked for)."""
-        return self.agrees and self.coverage in ("compared", "alone")
-
-    @property
-    def not_compared(self):
-        return self.agrees and self.coverage == "not compared"
 
     @property
     def explained(self):
