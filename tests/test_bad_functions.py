@@ -61,7 +61,7 @@ def test_a_non_finite_gradient_fails_in_the_json_too(capsys):
     assert any("not finite" in note for note in doc["results"][0]["verify"]["notes"])
 
 
-@pytest.mark.slow       # the child imports torch (~1.5 s): the fast tier converts the same tensors in-process below
+@pytest.mark.slow       # the child imports torch itself: the fast tier converts the same tensors in-process below
 def test_torch_tensors_that_require_grad_are_accepted(capsys):
     pytest.importorskip("torch", reason="torch is not installed")
     code, out, err = verify("torch_tensors.py", capsys, "--timeout", "30")   # the child imports torch itself

@@ -21,7 +21,7 @@ def test_an_exception_in_one_framework_is_its_error_and_the_others_run():
     assert set(runs.results) | {s.framework for s in runs.skipped} == {"torch", "jax"}
 
 
-@pytest.mark.slow       # 3 s (a worker imports torch); the fast tier sends work to worker processes below
+@pytest.mark.slow       # a worker process imports torch; the fast tier sends work to worker processes below
 @pytest.mark.skipif(NUMPY_ONLY, reason="concurrency needs more than one framework")
 def test_concurrent_results_equal_serial_ones_in_order():
     work = functools.partial(run_scenarios, scenarios=[load("blog-2-3-3-1")], training=False)

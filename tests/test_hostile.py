@@ -62,7 +62,7 @@ def test_writes_to_file_descriptor_1_never_reach_the_json(capfd):
     assert "written to fd 1, not JSON" in err and "a subprocess printing" in err
 
 
-@pytest.mark.slow       # 2 s of waiting; the fast tier interrupts a CLI run in test_bad_input.py
+@pytest.mark.slow       # it waits for the child to run; the fast tier interrupts a CLI run in test_bad_input.py
 def test_ctrl_c_ends_the_child_promptly():
     """SIGINT to backproof alone (not its process group): the child, in a session of its own, is killed too."""
     # a background shell (make test &) leaves SIGINT ignored in its children: the child restores Python's handler
@@ -86,7 +86,7 @@ def test_ctrl_c_ends_the_child_promptly():
     ("exits_0", "factories.py:exits_0 called sys.exit(0) instead of returning"),
     ("exits_3", "factories.py:exits_3 called sys.exit(3) instead of returning"),
     ("os_exits_0", "factories.py:os_exits_0 ended its process (exit code 0, as os._exit does) before it answered"),
-    # the child imports torch for these two (~1.5 s each): make test-all
+    # the child imports torch for these two: make test-all
     pytest.param("bfloat16", "factories.py:bfloat16: the module's weights cannot be read as float64 or float32 "
                  "arrays", marks=pytest.mark.slow),
     pytest.param("meta_device", "factories.py:meta_device: the module's weights cannot be read as float64 or "
@@ -288,7 +288,7 @@ def wide_document(width, rows=2, epochs=5):
             "layers": [layer(1, width, "relu"), layer(width, width, "relu"), layer(width, 1, "identity")]}
 
 
-@pytest.mark.slow       # ~5 s; the fast tier runs the cap and the bulk analysis below
+@pytest.mark.slow       # a 263,000-weight net, checked and reported; the fast tier runs the cap and the bulk analysis below
 def test_a_wide_relu_net_checks_and_reports_within_a_bound(tmp_path, capsys):
     """1-512-512-1, 2 rows, 5 epochs: the kink analysis ran a full step per candidate (1-256-256-1 took 125 s; the
     report did not finish in 580 s and its page was 33 MB). Now the analysis is forward-only and in bulk, the terminal

@@ -97,7 +97,7 @@ REFUSED = [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not supp
            ("conv", "0 is a Conv2d, which backproof does not support")]
 
 
-@pytest.mark.slow       # each run's child process imports torch (~1.5 s); the fast tier reads the same modules above
+@pytest.mark.slow       # each run's child process imports torch; the fast tier reads the same modules above
 def test_import_torch_refuses_what_it_cannot_run_in_one_line(tmp_path, capsys):
     require("torch")
     (tmp_path / "nets.py").write_text(textwrap.dedent(FACTORY))
