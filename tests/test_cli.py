@@ -18,20 +18,24 @@ def run(args, capsys):
     return code, out, err
 
 
+# where torch and JAX are missing (make test-numpy-only) a check of all three compares nothing: NOT COMPARED, exit 4
+EXPECTED_CODE, EXPECTED_VERDICT = (4, "verdict: NOT COMPARED") if NUMPY_ONLY else (0, "verdict: OK")
+
+
 def test_check_blog_prints_table_expected_and_verdict(capsys):
     code, out, err = run(["check", "blog-2-3-3-1"], capsys)
-    assert code == 0, out + err
+    assert code == EXPECTED_CODE, out + err
     assert "== blog-2-3-3-1 ==" in out
     assert "grad.layers.0.weight" in out and "updated.layers.2.bias" in out
     assert "grad.w17" in out and "erratum confirmed" in out
-    assert "verdict: OK" in out
+    assert EXPECTED_VERDICT in out
 
 
 def test_check_json_for_a_hand_written_scenario(capsys):
     """Sigmoid hidden layers, two outputs, half_sse: written by hand, not a built-in."""
     code, out, err = run(["check", str(EXAMPLE), "--json"], capsys)
     doc = json.loads(out)
-    assert code == (0 if doc["ok"] else 1)
+    assert code == (0 if doc["ok"] else EXPECTED_CODE if NUMPY_ONLY else 1)
     (report,) = doc["results"]
     assert report["scenario"] == "sigmoid-2-3-2"
     assert set(report) >= {"scenario", "ok", "frameworks", "step", "expected", "training"}
@@ -41,14 +45,15 @@ def test_check_json_for_a_hand_written_scenario(capsys):
     for cs in step["comparisons"].values():
         for c in cs:
             assert set(c) >= {"a", "b", "max_abs", "max_rel", "ok"}
-    assert doc["ok"] and step["first_divergence"] is None
-    assert code == 0
+    assert doc["ok"] is (not NUMPY_ONLY) and step["first_divergence"] is None
+    assert report["coverage"] == ("not compared" if NUMPY_ONLY else "compared")
+    assert code == EXPECTED_CODE
 
 
 def test_float32_override(capsys):
     code, out, _ = run(["check", "blog-2-3-3-1", "--dtype", "float32", "--json"], capsys)
     doc = json.loads(out)
-    assert code == 0 and doc["results"][0]["dtype"] == "float32"
+    assert code == EXPECTED_CODE and doc["results"][0]["dtype"] == "float32"
 
 
 def test_a_missed_printed_value_exits_1(tmp_path, capsys):
