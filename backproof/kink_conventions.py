@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import reference
+from reference.layers import Activation
 
 from .compare import compare_arrays
 from .frameworks import implementation
@@ -109,7 +110,6 @@ class KinkNote:
 def derivative_at_zero(framework, activation, negative_slope, dtype):
     """d activation / dz at z = 0, from ``framework``'s own activation function."""
     if framework == "numpy":
-        from reference.layers import Activation
         return float(Activation(activation, negative_slope).derivative(np.zeros(1, dtype=dtype))[0])
     module = implementation(framework)
     if framework == "torch":
@@ -263,36 +263,26 @@ def explain_kinks(scenario, traces, comparisons, measured=None):
 def effective_derivatives(scenario, layer, positions, trace, at_zero):
     """{(row, unit): f'} the framework of ``trace`` used at each position: its own f' at its own z, ``at_zero`` (its
     measured convention) where its z is exactly 0."""
-    from reference.layers import Activation
     spec = scenario.layers[layer]
     z = np.asarray(trace[f"layers.{layer}.z"])
     slope = Activation(spec.activation, spec.negative_slope).derivative(z)
     return {p: float(at_zero) if z[p] == 0 else float(slope[p]) for p in positions}
 
 
-class KinkDerivatives:
-    """A reference activation layer whose f' is replaced at given (row, unit) elements (another framework's f'
-    there); everything else is the wrapped layer's. Lives here, not in the reference, which stays a textbook."""
+class KinkDerivatives(Activation):
+    """A reference activation whose f' is replaced at given (row, unit) elements (another framework's f' there).
+    Only ``derivative`` is overridden: the reference's own backward, relu's handling of non-finite values included,
+    calls it whenever ``at_zero`` is set. Lives here, not in the reference, which stays a textbook."""
 
     def __init__(self, layer, values):
-        object.__setattr__(self, "layer", layer)
-        object.__setattr__(self, "values", values)
+        super().__init__(layer.name, layer.negative_slope, at_zero=0.0)     # at_zero set: backward asks derivative
+        self.values = values
 
-    def backward(self, da):
-        layer = self.layer
-        slope = np.array(layer.derivative(layer.z))
+    def derivative(self, z):
+        slope = np.array(self.fn_grad(z, *self.extra))
         for position, value in self.values.items():
             slope[position] = value
-        if layer.name != "relu":
-            return da * slope
-        with np.errstate(invalid="ignore"):            # as the reference: an off relu passes nothing back
-            return np.where(slope == 0, np.zeros_like(da), da * slope)
-
-    def __getattr__(self, name):
-        return getattr(self.layer, name)
-
-    def __setattr__(self, name, value):
-        setattr(self.layer, name, value)
+        return slope
 
 
 def reference_with_kink_derivatives(scenario, derivatives):
