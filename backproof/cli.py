@@ -421,12 +421,14 @@ def array_argument(text, option):
         except json.JSONDecodeError as exc:
             raise UsageError(f"{option}: not a JSON list or a .npy file: {exc}") from None
         where = option
+
     def numbers(item, depth=0):        # booleans are refused, not read as 1.0 and 0.0
         if isinstance(item, bool) or depth > 2:
             return False
         if isinstance(item, list):
             return all(numbers(element, depth + 1) for element in item)
         return isinstance(item, (int, float))
+
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "iuf":
             raise UsageError(f"{where}: holds {value.dtype} values; give numbers")
@@ -436,10 +438,8 @@ def array_argument(text, option):
             raise UsageError(f"{where}: give a JSON list of numbers (rows of numbers), not {text[:40]!r}")
         try:
             array = np.array(value)             # whole numbers stay whole: class indices for --targets
-        except ValueError:
+        except ValueError:                      # NumPy refuses ragged rows
             raise UsageError(f"{where}: the rows have different lengths") from None
-        if array.dtype.kind not in "iuf":
-            raise UsageError(f"{where}: the rows have different lengths")
     if array.ndim not in (1, 2) or array.size == 0:
         raise UsageError(f"{where}: give rows of numbers (n, features), or n class indices for --targets")
     if not np.all(np.isfinite(array)):

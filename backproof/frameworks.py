@@ -170,7 +170,7 @@ def as_frameworks(frameworks):
     names = list(frameworks)
     if not all(isinstance(name, str) for name in names):
         raise ValueError(f"frameworks must be names from {', '.join(FRAMEWORKS)}; got {names!r}")
-    return parse_frameworks(",".join(names)) if names else parse_frameworks("")
+    return parse_frameworks(",".join(names))
 
 
 def parse_frameworks(text):
