@@ -210,6 +210,17 @@ def add_common(command):
     command.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
 
+def epochs_within_caps(epochs, scenarios):
+    """UsageError when --epochs takes a scenario over the step or work cap (the caps a file's train block has)."""
+    if epochs is None:
+        return
+    for scenario in scenarios:
+        rows = scenario.inputs.shape[0]
+        over = over_step_cap(epochs, rows // scenario.schedule(epochs)[1], rows, parameter_count(scenario.layers))
+        if over:
+            raise UsageError(f"--epochs {epochs} {over}")
+
+
 def verdict_code(reports):
     """1 if any report fails, else 4 if any compared nothing (fewer than two of several frameworks ran), else 0."""
     if any(not r.ok and not r.not_compared for r in reports):
@@ -304,11 +315,7 @@ def cmd_train(args):
     (scenario,) = load_scenarios([args.scenario], args.dtype)
     if scenario.train is None and args.epochs is None:
         raise UsageError(f"{args.scenario}: train is missing; add a train block or give --epochs")
-    if args.epochs is not None:
-        over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1],
-                             scenario.inputs.shape[0], parameter_count(scenario.layers))
-        if over:
-            raise UsageError(f"--epochs {args.epochs} {over}")
+    epochs_within_caps(args.epochs, [scenario])
     if args.plot:
         from .output import OutputError, check_writable
         from .report import ReportError, matplotlib_or_error
@@ -351,12 +358,7 @@ def cmd_report(args):
     except ReportError as exc:
         raise UsageError(str(exc)) from None
     scenarios = load_scenarios(args.scenarios, args.dtype)
-    if args.epochs is not None:
-        for scenario in scenarios:
-            over = over_step_cap(args.epochs, scenario.inputs.shape[0] // scenario.schedule(args.epochs)[1],
-                             scenario.inputs.shape[0], parameter_count(scenario.layers))
-            if over:
-                raise UsageError(f"--epochs {args.epochs} {over}")
+    epochs_within_caps(args.epochs, scenarios)
     folder = Path(args.output) if args.output and (len(scenarios) > 1 or Path(args.output).is_dir()) else None
     if len(scenarios) > 1 and (folder is None or not folder.is_dir()):
         raise UsageError(f"{shown(args.output or '.')}: with several scenarios, -o names an existing folder")
