@@ -25,7 +25,7 @@ from .frameworks import FRAMEWORKS, parse_frameworks
 from .names import network_shape
 from .output import OutputError
 from .render import scenario_text, train_text
-from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, over_step_cap, parameter_count
+from .scenario_file import ScenarioError, builtin_names, fit_dtype, load, multiply_adds, over_step_cap
 from .training import train
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL, EXIT_NOT_COMPARED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -216,7 +216,8 @@ def epochs_within_caps(epochs, scenarios):
         return
     for scenario in scenarios:
         rows = scenario.inputs.shape[0]
-        over = over_step_cap(epochs, rows // scenario.schedule(epochs)[1], rows, parameter_count(scenario.layers))
+        over = over_step_cap(epochs, rows // scenario.schedule(epochs)[1], rows,
+                             multiply_adds(scenario.layers, scenario.inputs.shape[1:]))
         if over:
             raise UsageError(f"--epochs {epochs} {over}")
 

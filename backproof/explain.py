@@ -197,6 +197,12 @@ def explain(scenario: "Scenario | str | os.PathLike[str]", parameter: str,
         """The label of layer i's local step in the recursion."""
         return f"J{i}ᵀ·" if slope[i] is None else ""
     rows = inputs.shape[0]
+    if scenario.typed:
+        widths = [math.prod(shape) for shape in scenario.layer_shapes()]
+        path_count = rows * math.prod(widths[layer + 1:])
+        recursion, total = _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward)
+        return _finish(scenario, tensor, index, names, total, path_count, [], recursion, trace, max_paths, coupled,
+                       frameworks, None)
     widths = [spec.shape[0] for spec in scenario.layers]
     path_count = rows * math.prod(widths[layer + 1:])      # exact: Python ints never wrap
 
@@ -253,6 +259,57 @@ def explain(scenario: "Scenario | str | os.PathLike[str]", parameter: str,
             recursion.append((f"∂E/∂W{layer}[{unit},{source}] = Σ_rows δ{layer}[:, {unit}]·{feed_name}[:, {source}]",
                               np.asarray(total)))
 
+    return _finish(scenario, tensor, index, names, total, path_count, paths, recursion, trace, max_paths, coupled,
+                   frameworks, path)
+
+
+def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward):
+    """The δ recursion of a network of typed layers, each step the reference's own backward of the layer above:
+    δ_i = f'(z_i) ⊙ backward_{i+1}(δ_{i+1}); then the parameter's gradient from δ_L. For a conv weight W[o, c, i, j]
+    that is Σ over rows and output positions of δ_L[:, o, h, w]·x[:, c, h·s + i·d, w·s + j·d] (the input each
+    position's window put under that weight); for a bias, Σ δ_L[:, o, …] over rows and positions."""
+    from reference.layers import build
+    last = len(scenario.layers) - 1
+    feeds = [inputs] + a[:-1]
+    delta = backward(last, d_output)
+    recursion = [(f"δ{last} = ∂E/∂a{last} ⊙ f'(z{last})", delta)]
+    for i in range(last - 1, layer - 1, -1):
+        upper = build(scenario.layers[i + 1])
+        upper.forward(np.array(feeds[i + 1]))
+        delta = backward(i, upper.backward(delta))
+        recursion.append((f"δ{i} = backward of layer {i + 1} ({scenario.layers[i + 1].type}) applied to δ{i + 1}, "
+                          f"⊙ f'(z{i})", delta))
+    spec, unit = scenario.layers[layer], index[0]
+    column = delta[:, unit]                                  # (n,) or (n, oH, oW) or (n, oL)
+    if kind == "bias":
+        total = float(np.sum(column))
+        recursion.append((f"∂E/∂b{layer}[{unit}] = Σ over rows{' and positions' if column.ndim > 1 else ''} of "
+                          f"δ{layer}[:, {unit}]", np.asarray(total)))
+        return recursion, total
+    feed = np.asarray(feeds[layer])
+    if spec.type == "linear":
+        under = feed[:, index[1]]
+        label = f"a{layer - 1}[:, {index[1]}]" if layer else f"x[:, {index[1]}]"
+    else:
+        conv = build(spec)
+        x_pad = np.pad(feed if feed.ndim == 4 else feed[:, :, None, :], ((0, 0), (0, 0)) + conv.pads)
+        windows = conv.windows(x_pad)                        # (n, groups, C/groups, oH, oW, kH, kW)
+        group = unit // (spec.weight.shape[0] // conv.groups)
+        offset = index[2:] if spec.type == "conv2d" else (0, index[2])
+        under = windows[:, group, index[1], :, :, offset[0], offset[1]]
+        under = under if spec.type == "conv2d" else under[:, 0, :]
+        label = f"the input under W{layer}[{','.join(map(str, index))}] at each output position"
+    recursion.append((label, under))
+    total = float(np.sum(column * under))
+    recursion.append((f"∂E/∂W{layer}[{','.join(map(str, index))}] = Σ over rows"
+                      f"{' and positions' if column.ndim > 1 else ''} of δ{layer}[:, {unit}]·(that input)",
+                      np.asarray(total)))
+    return recursion, total
+
+
+def _finish(scenario, tensor, index, names, total, path_count, paths, recursion, trace, max_paths, coupled,
+            frameworks, path):
+    """The Explanation with every oracle: the hand-derived backward pass, the other frameworks, finite differences."""
     value = float(scenario.parameters()[tensor][index])
     result = Explanation(scenario, format_element(tensor, index), tensor, index, names.parameter(tensor, index),
                          total, path_count, paths, recursion, value=value,
@@ -267,7 +324,7 @@ def explain(scenario: "Scenario | str | os.PathLike[str]", parameter: str,
     exact = scenario.with_dtype("float64")
     params = {k: np.array(v, np.float64) for k, v in exact.parameters().items()}
     result.oracles[FD] = float(gradcheck.coordinate_differences(loss_of(exact), params, [(tensor, index)])[0])
-    result.errata = _path_errata(scenario, names, result, path)
+    result.errata = _path_errata(scenario, names, result, path) if path is not None else []
     return result
 
 

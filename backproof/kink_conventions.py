@@ -125,10 +125,10 @@ def derivative_at_zero(framework, activation, negative_slope, dtype):
 def exact_kinks(scenario, traces):
     """{layer: [(row, unit)]} where z == 0 exactly in every trace, for relu-family layers."""
     found = {}
-    for i, spec in enumerate(scenario.layers):
+    for i, (spec, shape) in enumerate(zip(scenario.layers, scenario.layer_shapes())):
         if spec.activation not in KINKED:
             continue
-        zero = np.ones(scenario.inputs.shape[0:1] + (spec.shape[0],), dtype=bool)
+        zero = np.ones(scenario.inputs.shape[0:1] + shape, dtype=bool)
         for trace in traces.values():
             z = trace.get(f"layers.{i}.z")
             if z is None or np.shape(z) != zero.shape:
@@ -145,14 +145,16 @@ KINK_BAND_TERMS = 2     # the band is (fan_in + KINK_BAND_TERMS)·ε·magnitude:
 
 
 def kink_band(scenario, trace, layer):
-    """(n, out): how far rounding can move each z of ``layer`` from its real value, (fan_in + 2)·ε·(|x|·|W|ᵀ + |b|),
-    with x the layer's input in ``trace`` (any framework's: they agree to rounding)."""
+    """The shape of z: how far rounding can move each z of ``layer`` from its real value, (fan_in + 2)·ε·(|x|·|W|ᵀ +
+    |b|), with x the layer's input in ``trace`` (any framework's: they agree to rounding). For a conv, the same
+    layer applied to |x| with |W| and |b|, fan_in its weight's size per output channel; a layer without weights
+    (a pool) moves nothing by more than its input's own rounding, the layer applied to |x| with fan_in 0."""
+    from reference.layers import build
     spec = scenario.layers[layer]
     below = np.asarray(scenario.inputs if layer == 0 else trace[f"layers.{layer - 1}.a"], np.float64)
-    magnitude = np.abs(below) @ np.abs(np.asarray(spec.weight, np.float64)).T
-    if spec.bias is not None:
-        magnitude = magnitude + np.abs(np.asarray(spec.bias, np.float64))
-    fan_in = spec.weight.shape[1]
+    absolute = (lambda a: None if a is None else np.abs(np.asarray(a, np.float64)))
+    magnitude = build(spec, absolute(spec.weight), absolute(spec.bias), copy=False).forward(np.abs(below))
+    fan_in = 0 if spec.weight is None else int(np.prod(spec.weight.shape[1:]))
     return (fan_in + KINK_BAND_TERMS) * np.finfo(scenario.dtype).eps * magnitude
 
 
@@ -161,10 +163,10 @@ def kinks_within_rounding(scenario, traces):
     zero included)."""
     found = {}
     first = next(iter(traces.values()), None)
-    for i, spec in enumerate(scenario.layers):
+    for i, (spec, layer_shape) in enumerate(zip(scenario.layers, scenario.layer_shapes())):
         if spec.activation not in KINKED or first is None:
             continue
-        shape = scenario.inputs.shape[0:1] + (spec.shape[0],)
+        shape = scenario.inputs.shape[0:1] + layer_shape
         zs = [np.asarray(trace.get(f"layers.{i}.z")) for trace in traces.values()]
         if any(z.shape != shape for z in zs):
             return {}                       # a trace that breaks the contract: reported elsewhere, never a crash

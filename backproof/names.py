@@ -15,15 +15,16 @@ def tensor_shapes(scenario):
     """Every canonical trace name of ``scenario`` -> its shape, in canonical order."""
     n = scenario.inputs.shape[0]
     params = {name: value.shape for name, value in scenario.parameters().items()}
+    outputs = [(n,) + shape for shape in scenario.layer_shapes()]
     count = len(scenario.layers)
     shapes = {}
-    for i, spec in enumerate(scenario.layers):
-        shapes[f"layers.{i}.z"] = (n, spec.shape[0])
-        shapes[f"layers.{i}.a"] = (n, spec.shape[0])
-    shapes["output"] = (n, scenario.layers[-1].shape[0])
+    for i, shape in enumerate(outputs):
+        shapes[f"layers.{i}.z"] = shape
+        shapes[f"layers.{i}.a"] = shape
+    shapes["output"] = outputs[-1]
     shapes["loss"] = ()
     for i in reversed(range(count)):
-        shapes[f"layers.{i}.dz"] = (n, scenario.layers[i].shape[0])
+        shapes[f"layers.{i}.dz"] = outputs[i]
     for i in reversed(range(count)):
         for kind in ("weight", "bias"):
             name = f"layers.{i}.{kind}"
@@ -43,8 +44,9 @@ def state_shapes(scenario, prefix="state."):
 
 
 def network_shape(scenario):
-    """'2-3-3-1': the input width, then each layer's width."""
-    return "-".join([str(scenario.inputs.shape[1])] + [str(spec.shape[0]) for spec in scenario.layers])
+    """'2-3-3-1': the input width, then each layer's width; '1x8x8-4x8x8-…-3' for a network of typed layers."""
+    shapes = [scenario.inputs.shape[1:]] + scenario.layer_shapes()
+    return "-".join("x".join(str(n) for n in shape) for shape in shapes)
 
 
 def stage(name):

@@ -13,13 +13,14 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-SKELETON = ("ACTIVATIONS", "LOSSES", "Model", "forward", "gradients", "OPTIMIZERS", "update", "run_step", "train")
+SKELETON = ("ACTIVATIONS", "LOSSES", "LAYERS", "Model", "forward", "gradients", "OPTIMIZERS", "update", "run_step", "train")
 PLUMBING = "# --- plumbing"
 
 # what each stage is, for headings
 STAGE_NOTES = {
     "ACTIVATIONS": "name -> activation function",
     "LOSSES": "name -> loss function L(y, t)",
+    "LAYERS": "layer type -> the layer: forward (and in the reference, backward by hand)",
     "Model": "the scenario's layers, weights copied in",
     "forward": "x -> (zs, activations)",
     "gradients": "forward, loss and backward on one batch -> StepValues",
@@ -31,7 +32,7 @@ STAGE_NOTES = {
 
 # each implementation's files, in reading order (the reference is one small file per concept)
 FILES = {
-    "numpy": ("reference", ("activations.py", "losses.py", "network.py", "optim.py", "train.py")),
+    "numpy": ("reference", ("activations.py", "losses.py", "layers.py", "network.py", "optim.py", "train.py")),
     "torch": ("torch_impl", ("network.py",)),
     "jax": ("jax_impl", ("network.py",)),
 }
@@ -173,6 +174,7 @@ def stage_tensors(scenario, stage):
     return {
         "ACTIVATIONS": [f"layers.{i}.a" for i in range(n)],
         "LOSSES": ["loss"],
+        "LAYERS": [f"layers.{i}.z" for i in range(n)],
         "Model": params,
         "forward": [name for i in range(n) for name in (f"layers.{i}.z", f"layers.{i}.a")],
         "gradients": ["loss"] + [f"layers.{i}.dz" for i in reversed(range(n))]

@@ -136,7 +136,7 @@ class KinkReport:
 def applies(scenario):
     """Kink positions are defined for 1-input networks with a relu-family hidden layer."""
     hidden = [spec.activation for spec in scenario.layers[:-1]]
-    return scenario.inputs.shape[1] == 1 and any(a in ("relu", "leaky_relu") for a in hidden)
+    return not scenario.typed and scenario.inputs.shape[1] == 1 and any(a in ("relu", "leaky_relu") for a in hidden)
 
 
 def framework_checks(scenario, framework, trained):

@@ -405,6 +405,11 @@ def explain_text(result):
     lines = [f"== explain {named} on {sc.name} ==  {sc.dtype} · batch of {rows} · loss {sc.loss}",
              f"   ∂E/∂{result.symbol} is a sum over {count}"
              + (f", in each of the {rows} rows: {result.path_count} products" if rows > 1 else "")]
+    if sc.typed:
+        lines[1:] = [f"   ∂E/∂{result.symbol}, layer by layer: the network's layers ({', '.join(dict.fromkeys(s.type for s in sc.layers))}) "
+                     "are not units joined by single weights, so the sum is taken by the δ recursion, each step the "
+                     "reference's hand-derived backward of the layer above (values per row, flattened in torch's "
+                     "order with the shape beside them):"]
     if result.paths:
         width = max(len(_factor_label(f)) for p in result.paths for f in p.factors) + 2
         for number, path in enumerate(result.paths, 1):
@@ -427,7 +432,7 @@ def explain_text(result):
                           "unit of its row (its Jacobian is not diagonal), so a chain of units is not one product; "
                           "the layer-wise δ recursion, with the Jacobian J = diag(a) − a·aᵀ applied as "
                           "a ⊙ (g − Σ g ⊙ a), computes the sum:"]
-        else:
+        elif not sc.typed:
             lines += ["", f"   {result.path_count} products are too many to print (more than {result.max_paths}); "
                           "the layer-wise δ recursion computes the same sum:"]
         for label, value in result.recursion:
@@ -436,7 +441,9 @@ def explain_text(result):
                 lines.append(f"     {label} = {_array(value)}")
             else:            # one line per row
                 lines.append(f"     {label} =")
-                lines += [f"       row {r}: {_array(row)}" for r, row in enumerate(value)]
+                lines += [f"       row {r}: {_array(row)}" if row.ndim < 2 else
+                          f"       row {r} ({'×'.join(map(str, row.shape))}): {_array(row.ravel())}"
+                          for r, row in enumerate(value)]
         lines.append(f"   ∂E/∂{result.symbol} = {result.total:.8g}")
     checks = " · ".join(f"{ORACLE_LABELS.get(name, name)} {value:.8g}" for name, value in result.oracles.items())
     lines.append(f"   beside it: {checks}")

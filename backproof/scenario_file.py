@@ -22,6 +22,7 @@ import numpy as np
 from reference import DTYPES, Optimizer, Scenario
 from reference.activations import ACTIVATIONS
 from reference.losses import CLASSIFICATION, LOSSES
+from reference.registry import LAYER_TYPES, normalize
 from reference.scenario import OPTIMIZER_DEFAULTS
 
 from .names import PARAMETER_RE, check_index, parse_element, resolve, tensor_shapes
@@ -42,7 +43,8 @@ FLOAT32_MAX = 3.4028234663852886e38
 KNOWN = {
     "scenario": {"name", "description", "source", "dtype", "layers", "loss", "inputs", "targets",
                  "optimizer", "aliases", "expected", "train", "node_names", "init", "errata"},
-    "layer": {"weight", "bias", "activation", "negative_slope"},
+    "layer": {"type", "weight", "bias", "activation", "negative_slope"}
+             | {key for layer in LAYER_TYPES.values() for key in layer.options},
     "optimizer": {"name", "lr"} | {key for fields in OPTIMIZER_DEFAULTS.values() for key in fields},
     "loss": {"name", "label_smoothing"},
     "train": {"epochs", "batch_size"},
@@ -189,13 +191,16 @@ def parse(data: object, label: str = "<scenario>") -> Scenario:
     loss, label_smoothing = read_loss(r, data, layers)
     inputs, targets, target_format = read_data(r, data, layers, loss)
     optimizer = read_optimizer(r, data)
+    if len(inputs) * multiply_adds(layers, shape_of(inputs)[1:]) > MAX_WORK:
+        r.fail("inputs", f"take {len(inputs) * multiply_adds(layers, shape_of(inputs)[1:]):,} multiply-adds through "
+                         f"the layers in one step, over the cap of {MAX_WORK:,}")
     extra = {
         "optimizer": optimizer,
         "label_smoothing": label_smoothing,
         "target_format": target_format,
         "description": r.string(data, "description", required=False),
         "source": r.string(data, "source", required=False),
-        "train": read_train(r, data, len(inputs), parameter_count(layers)),
+        "train": read_train(r, data, len(inputs), multiply_adds(layers, shape_of(inputs)[1:])),
         "errata": read_errata(r, data),
         "init": read_init(r, data),
         "node_names": read_node_names(r, data),
@@ -213,7 +218,7 @@ def fit_dtype(scenario: Scenario, dtype: str, label: str) -> Scenario:
     cannot hold: 1e39 would silently become inf."""
     if dtype == "float32":
         fields = [(f"layers[{i}].{kind}", array) for i, spec in enumerate(scenario.layers)
-                  for kind, array in (("weight", spec.weight), ("bias", spec.bias)) if array is not None]
+                  for kind, array in spec.arrays()]
         for field, array in fields + [("inputs", scenario.inputs), ("targets", scenario.targets)]:
             over = np.argwhere(np.abs(array) > FLOAT32_MAX)
             if over.size:
@@ -225,11 +230,11 @@ def fit_dtype(scenario: Scenario, dtype: str, label: str) -> Scenario:
 
 def check_node_names(r, scenario):
     """node_names keys are inputs.{i} or layers.{i}.{unit} of this network; names are non-empty."""
-    widths = [spec.shape[0] for spec in scenario.layers]
+    widths = [shape[0] if len(shape) == 1 else 0 for shape in scenario.layer_shapes()]
     for key, value in scenario.node_names.items():
         field = f"node_names.{key}"
         parts = key.split(".")
-        ok = (len(parts) == 2 and parts[0] == "inputs" and parts[1].isdigit()
+        ok = (len(parts) == 2 and parts[0] == "inputs" and parts[1].isdigit() and scenario.inputs.ndim == 2
               and int(parts[1]) < scenario.inputs.shape[1]) or \
              (len(parts) == 3 and parts[0] == "layers" and parts[1].isdigit() and parts[2].isdigit()
               and int(parts[1]) < len(widths) and int(parts[2]) < widths[int(parts[1])])
@@ -381,28 +386,49 @@ class Reader:
 # --- one function per section ----------------------------------------------------------------
 
 def read_layers(r, data):
+    """The layer list, each layer checked on its own; how the shapes chain is checked with the inputs (``walk``).
+    A layer without ``type`` is linear, as in the first files: weight (out, in), bias, activation (required)."""
     layers = r.required(data, "layers", "layers")
     if not isinstance(layers, list):
         r.fail("layers", f"must be a list of layer objects, not {kind(layers)}")
     if not layers:
         r.fail("layers", "is empty; a network needs at least one layer")
+    typed = any(isinstance(layer, dict) and "type" in layer for layer in layers)
     total = 0
     for i, layer in enumerate(layers):
         field = f"layers[{i}]"
         r.object(layer, field, "an object")
+        type_name = r.string(layer, "type", f"{field}.type", required=False, default="linear")
+        if type_name not in LAYER_TYPES:
+            r.fail(f"{field}.type", f"{type_name!r} is not a known layer type (known: {', '.join(LAYER_TYPES)})")
         r.unknown_keys(layer, "layer", field)
-        weight = r.matrix(r.required(layer, "weight", f"{field}.weight"), f"{field}.weight", "shape (out, in)")
-        out_features, in_features = len(weight), len(weight[0])
-        if i > 0:
-            previous_out = len(layers[i - 1]["weight"])
-            if in_features != previous_out:
-                r.fail(f"{field}.weight", f"has {in_features} columns but layers[{i - 1}] has {previous_out} outputs")
+        for key in layer:
+            if key in KNOWN["layer"] - {"type", "weight", "bias", "activation", "negative_slope"} \
+                    and key not in LAYER_TYPES[type_name].options:
+                warnings.warn(f"{r.label}: {field}.{key} is not a field of a {type_name} layer and is ignored",
+                              ScenarioWarning, stacklevel=2)
+        holds = LAYER_TYPES[type_name].parameters
+        for key in ("weight", "bias"):
+            if key in layer and key not in holds:
+                r.fail(f"{field}.{key}", f"is not a parameter of {type_name}: it has none")
+        if type_name == "linear" and not typed:
+            weight = r.matrix(r.required(layer, "weight", f"{field}.weight"), f"{field}.weight", "shape (out, in)")
+            if i > 0:
+                in_features, previous_out = len(weight[0]), len(layers[i - 1]["weight"])
+                if in_features != previous_out:
+                    r.fail(f"{field}.weight", f"has {in_features} columns but layers[{i - 1}] has {previous_out} outputs")
+        elif "weight" in holds:
+            weight = r.nested(r.required(layer, "weight", f"{field}.weight"), f"{field}.weight")
+            rank = {"linear": 2, "conv1d": 3, "conv2d": 4}[type_name]
+            if len(shape_of(weight)) != rank:
+                r.fail(f"{field}.weight", f"has shape {shape_of(weight)}; a {type_name} weight has {rank} axes "
+                                          f"({ {2: '(out, in)', 3: '(out, in/groups, k)', 4: '(out, in/groups, kH, kW)'}[rank]})")
         bias = layer.get("bias")
         if bias is not None:
             r.vector(bias, f"{field}.bias")
-            if len(bias) != out_features:
-                r.fail(f"{field}.bias", f"has {len(bias)} entries but {field}.weight has {out_features} rows (out)")
-        activation = r.string(layer, "activation", f"{field}.activation")
+            if len(bias) != len(weight):
+                r.fail(f"{field}.bias", f"has {len(bias)} entries but {field}.weight has {len(weight)} rows (out)")
+        activation = r.string(layer, "activation", f"{field}.activation", required=not typed, default="identity")
         if activation not in ACTIVATIONS:
             r.fail(f"{field}.activation", f"{activation!r} is not a known activation (known: {', '.join(ACTIVATIONS)})")
         if "negative_slope" in layer:
@@ -410,10 +436,47 @@ def read_layers(r, data):
             if activation != "leaky_relu":
                 warnings.warn(f"{r.label}: {field}.negative_slope is ignored by {activation}", ScenarioWarning,
                               stacklevel=2)
-        total += out_features * in_features + (0 if bias is None else out_features)
+        options = {key: value for key, value in layer.items() if key in LAYER_TYPES[type_name].options}
+        if type_name == "dropout":
+            r.required(layer, "mask", f"{field}.mask")
+        try:
+            normalize(type_name, options)
+        except ValueError as exc:
+            key, _, why = str(exc).partition(": ")
+            r.fail(f"{field}.{key}", why)
+        total += parameter_count([layer])
         if total > MAX_PARAMETERS:
             r.fail("layers", f"hold more than {MAX_PARAMETERS:,} parameters, the size cap (at {field})")
     return layers
+
+
+def walk(r, layers, in_shape, rows):
+    """Each layer's output shape (without the batch axis) from the input's, failing at the first layer whose
+    hyperparameters or weight do not fit what reaches it; a dropout mask must be 0s and 1s shaped like its input."""
+    shapes, shape = [], tuple(in_shape)
+    for i, layer in enumerate(layers):
+        field = f"layers[{i}]"
+        type_name = layer.get("type", "linear")
+        spatial = LAYER_TYPES[type_name].spatial
+        if spatial >= 0 and len(shape) != spatial + 1 and not (spatial == 0 and len(shape) == 1):
+            what = "(n, features)" if spatial == 0 else {1: "(n, C, L)", 2: "(n, C, H, W)"}[spatial]
+            r.fail(f"{field}.type", f"{type_name} takes {what}, but what reaches it has shape (n, "
+                                    f"{', '.join(map(str, shape))}){' (add a flatten before it)' if spatial == 0 else ''}")
+        options = normalize(type_name, {key: value for key, value in layer.items()
+                                        if key in LAYER_TYPES[type_name].options})
+        weight_shape = shape_of(layer["weight"]) if "weight" in layer else None
+        if type_name == "dropout":
+            mask = r.nested(layer["mask"], f"{field}.mask")
+            if shape_of(mask) != (rows,) + shape:
+                r.fail(f"{field}.mask", f"has shape {shape_of(mask)}, but its input has shape {(rows,) + shape}")
+            if any(value not in (0.0, 1.0) for value in np.ravel(mask)):
+                r.fail(f"{field}.mask", "must hold only 0s and 1s (1 keeps a unit)")
+        try:
+            shape = LAYER_TYPES[type_name].output_shape(dict(options), shape, weight_shape)
+        except ValueError as exc:
+            r.fail(f"{field}.weight" if type_name in ("linear",) else field, str(exc))
+        shapes.append(shape)
+    return shapes
 
 
 def read_loss(r, data, layers):
@@ -435,7 +498,7 @@ def read_loss(r, data, layers):
         name = r.string(data, "loss")
     if name not in LOSSES:
         r.fail(field, f"{name!r} is not a known loss (known: {', '.join(LOSSES)})")
-    last = layers[-1].get("activation")
+    last = layers[-1].get("activation", "identity")
     squash = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid"}.get(name)
     if squash and last != "identity":
         warnings.warn(f"{r.label}: layers[{len(layers) - 1}].activation is {last}, but {name} takes logits and "
@@ -445,16 +508,30 @@ def read_loss(r, data, layers):
 
 
 def read_data(r, data, layers, loss):
-    """(inputs (n, in), targets (n, out), target format), checked against the first and last layer and
-    the loss: cross_entropy takes class indices (a list of n integers) or probability rows."""
-    inputs = r.matrix(r.required(data, "inputs", "inputs"), "inputs", "shape (n, in)")
+    """(inputs (n, in) or (n, C, …), targets (n, out), target format), checked against the layers and the loss:
+    cross_entropy takes class indices (a list of n integers) or probability rows."""
+    typed = any("type" in layer for layer in layers)
+    raw_inputs = r.required(data, "inputs", "inputs")
+    if typed:
+        inputs = r.nested(raw_inputs, "inputs")
+        if len(shape_of(inputs)) < 2:
+            r.fail("inputs", "must be a list of rows, (n, features), (n, C, L) or (n, C, H, W)")
+    else:
+        inputs = r.matrix(raw_inputs, "inputs", "shape (n, in)")
     if len(inputs) > MAX_ROWS:
         r.fail("inputs", f"has {len(inputs)} rows, over the cap of {MAX_ROWS}")
-    in_width = len(layers[0]["weight"][0])
-    if len(inputs[0]) != in_width:
-        r.fail("inputs", f"has {len(inputs[0])} columns but layers[0].weight has {in_width} (in)")
+    if typed:
+        out_shape = walk(r, layers, shape_of(inputs)[1:], len(inputs))[-1]
+        if len(out_shape) != 1:
+            r.fail(f"layers[{len(layers) - 1}]", f"outputs shape (n, {', '.join(map(str, out_shape))}); the last "
+                                                 "layer must output (n, out): add a flatten and a linear layer")
+        out_width = out_shape[0]
+    else:
+        in_width = len(layers[0]["weight"][0])
+        if len(inputs[0]) != in_width:
+            r.fail("inputs", f"has {len(inputs[0])} columns but layers[0].weight has {in_width} (in)")
+        out_width = len(layers[-1]["weight"])
     raw = r.required(data, "targets", "targets")
-    out_width = len(layers[-1]["weight"])
     if loss == "cross_entropy" and isinstance(raw, list) and raw and not isinstance(raw[0], list):
         return inputs, class_rows(r, raw, len(inputs), out_width), "indices"
     targets = r.matrix(raw, "targets", "shape (n, out)" + (", or a list of n class indices"
@@ -539,10 +616,44 @@ def parameter_count(layers):
     return sum(size(layer, "weight") + size(layer, "bias") for layer in layers)
 
 
+def multiply_adds(layers, in_shape):
+    """The multiply-adds of one row through the layers (LayerSpecs or the file's layer objects): a weight's size for
+    a linear layer, as many as its parameters; a conv's weight applied at every output position; a pool's window
+    at every output position."""
+    if all(layer.get("type", "linear") == "linear" if isinstance(layer, dict) else layer.type == "linear"
+           for layer in layers):
+        return parameter_count(layers)
+    total, shape = 0, tuple(in_shape)
+    for layer in layers:
+        get = layer.get if isinstance(layer, dict) else (lambda key, default=None: getattr(layer, key, default))
+        type_name = get("type", "linear")
+        options = dict(normalize(type_name, {key: value for key, value in (layer.items() if isinstance(layer, dict)
+                                                                          else layer.options)
+                                             if key in LAYER_TYPES[type_name].options}))
+        weight = get("weight")
+        weight_shape = None if weight is None else np.shape(weight)
+        out = LAYER_TYPES[type_name].output_shape(options, shape, weight_shape)
+        positions = int(np.prod(out[1:])) if len(out) > 1 else 1
+        if weight is not None:
+            total += positions * int(np.prod(weight_shape)) + (0 if get("bias") is None else int(np.prod(out)))
+        elif "kernel_size" in options:
+            total += int(np.prod(out)) * int(np.prod(options["kernel_size"]))
+        else:
+            total += int(np.prod(out))
+        shape = out
+    return total
+
+
 def read_train(r, data, rows, parameters):
+    """The train block; ``parameters``: the multiply-adds of one row's forward pass (the parameter count for a
+    dense network)."""
     train = data.get("train")
     if train is None:
         return None
+    for i, layer in enumerate(data["layers"]):
+        if layer.get("type") == "dropout":
+            r.fail("train", f"cannot train through layers[{i}], a dropout: its mask is fixed for the one step the "
+                            "scenario traces, and training would need a new one per step")
     r.object(train, "train", 'an object like {"epochs": 60, "batch_size": 1}')
     r.unknown_keys(train, "train", "train")
     epochs = r.count(r.required(train, "epochs", "train.epochs"), "train.epochs")

@@ -143,7 +143,7 @@ def noise_floor_run(scenario, epochs, seed=0):
     eps = np.finfo(scenario.dtype).eps
     noise = lambda shape: eps * rng.integers(-1, 2, shape)                         # noqa: E731
     model, state, losses = Model(scenario), {}, []
-    model.dense = [Rounded(layer, noise, activation=False) for layer in model.dense]
+    model.layers = [Rounded(layer, noise, activation=False) for layer in model.layers]
     model.activations = [Rounded(layer, noise, activation=True) for layer in model.activations]
     batches = [(np.array(scenario.inputs[s:s + batch_size]), scenario.targets[s:s + batch_size])
                for s in range(0, scenario.inputs.shape[0], batch_size)]
@@ -153,8 +153,7 @@ def noise_floor_run(scenario, epochs, seed=0):
                 values = gradients(model, x, t, scenario.criterion)
                 grads = dict(values.grads)
                 for i, (dz, below) in enumerate(zip(values.dzs, [x] + values.activations[:-1])):
-                    for name, magnitude in ((f"layers.{i}.weight", np.abs(dz).T @ np.abs(below)),
-                                            (f"layers.{i}.bias", np.abs(dz).sum(axis=0))):
+                    for name, magnitude in gradient_magnitudes(scenario.layers[i], i, np.abs(dz), np.abs(below)):
                         if name in grads:
                             grads[name] = (grads[name] + noise(magnitude.shape) * magnitude).astype(scenario.dtype)
                 params, state = update(model.parameters(), grads, state, scenario.optimizer)
@@ -166,6 +165,19 @@ def noise_floor_run(scenario, epochs, seed=0):
     result.update({f"trained.{name}": value for name, value in model.parameters().items()})
     result.update({f"trained.{name}": value for name, value in state_names(state).items()})
     return result
+
+
+def gradient_magnitudes(spec, i, dz_abs, below_abs):
+    """[(parameter name, the magnitudes its gradient is summed from)]: the layer's own backward pass run on |∂L/∂z| and
+    |input| (|dZ|ᵀ·|A| for a linear weight and Σ|dZ| for its bias; for a conv the same sums over positions)."""
+    from reference.layers import build
+    if spec.weight is None:
+        return []
+    layer = build(spec, np.abs(spec.weight), None if spec.bias is None else np.abs(spec.bias), copy=False)
+    layer.forward(below_abs)
+    layer.backward(dz_abs)
+    found = [(f"layers.{i}.weight", layer.weight_grad)]
+    return found + ([(f"layers.{i}.bias", layer.bias_grad)] if spec.bias is not None else [])
 
 
 def noise_floor(scenario, epochs, reference_result=None):

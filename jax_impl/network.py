@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from reference.registry import conv_pads
 from reference.trace import StepValues, canonical_trace, state_names
 
 # name -> f(z); leaky_relu's takes the negative slope as its second argument
@@ -51,37 +52,95 @@ LOSSES = {
 }
 
 
-@functools.partial(jax.tree_util.register_dataclass, data_fields=["params"], meta_fields=["activations"])
+def conv(dimensions):
+    """The conv layer for lax's dimension numbers, e.g. ("NHWC", "HWIO", "NHWC"): Flax's layouts. The pads are the
+    scenario's per side; torch's padding="same" is written out as its pads, not as lax's "SAME", which differs at
+    an even kernel (registry row same-padding-even-kernel)."""
+    def apply(layer, x, o, buffers):
+        pads = conv_pads(dict(o), layer["kernel"].shape[:-2])
+        z = jax.lax.conv_general_dilated(x, layer["kernel"], window_strides=o["stride"], padding=pads,
+                                         rhs_dilation=o["dilation"], feature_group_count=o["groups"],
+                                         dimension_numbers=dimensions)
+        return z + layer["bias"] if "bias" in layer else z
+    return apply
+
+
+def max_pool(layer, x, o, buffers):
+    """lax.reduce_window with max over each (1, kH, kW, 1) window of the NHWC input, padding as −∞."""
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *o["kernel_size"], 1), (1, *o["stride"], 1),
+                                 ((0, 0), *o["padding"], (0, 0)))
+
+
+def avg_pool(layer, x, o, buffers):
+    """The window sums over the count: kH·kW, or with count_include_pad false the elements inside the input."""
+    window, strides, pads = (1, *o["kernel_size"], 1), (1, *o["stride"], 1), ((0, 0), *o["padding"], (0, 0))
+    sums = jax.lax.reduce_window(x, 0.0, jax.lax.add, window, strides, pads)
+    if o["count_include_pad"]:
+        return sums / (o["kernel_size"][0] * o["kernel_size"][1])
+    inside = jax.lax.reduce_window(jnp.ones((1, *x.shape[1:3], 1), x.dtype), 0.0, jax.lax.add,
+                                   window, strides, pads)
+    return sums / inside
+
+
+def flatten(layer, x, o, buffers):
+    """torch's order: channels first. The NHWC (or NWC) input goes back to NCHW before the reshape; a Flax port that
+    flattens NHWC as it is must permute the next Dense kernel's rows instead (registry row flatten-order)."""
+    if x.ndim > 2:
+        x = jnp.moveaxis(x, -1, 1)
+    return x.reshape(x.shape[0], -1)
+
+
+# name -> (params, x, hyperparameters, buffers) -> z, over Flax's NHWC/NWC layouts (reference.registry.LAYER_TYPES)
+LAYERS = {
+    "linear": lambda layer, x, o, buffers: x @ layer["kernel"] + layer["bias"] if "bias" in layer
+    else x @ layer["kernel"],
+    "conv1d": conv(("NWC", "WIO", "NWC")),
+    "conv2d": conv(("NHWC", "HWIO", "NHWC")),
+    "max_pool2d": max_pool,
+    "avg_pool2d": avg_pool,
+    "flatten": flatten,
+    "dropout": lambda layer, x, o, buffers: x * buffers["mask"] / (1.0 - o["p"]),
+}
+
+
+@functools.partial(jax.tree_util.register_dataclass, data_fields=["params", "buffers"], meta_fields=["layers"])
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """Flax-layout params (the pytree jax.grad differentiates) and each layer's (activation, slope), static."""
+    """Flax-layout params (the pytree jax.grad differentiates), each layer's buffers (dropout's mask, NHWC; not
+    differentiated) and each layer's (type, hyperparameters, activation, slope), static."""
 
-    params: list            # [{"kernel": (in, out), "bias": (out,)}, …]
-    activations: tuple      # (("relu", 0.01), …)
+    params: list            # [{"kernel": (in, out) or (kH, kW, in, out), "bias": (out,)}, {} for a pool, …]
+    buffers: list           # [{}, {"mask": …}, …]
+    layers: tuple           # (("conv2d", (("stride", (1, 1)), …), "relu", 0.01), …)
 
     @classmethod
     def from_scenario(cls, scenario):
         """The scenario's weights as JAX arrays in its dtype (call inside ``precision``)."""
         params = jax.tree.map(lambda p: jnp.asarray(p, dtype=scenario.dtype),
                               to_flax([(spec.weight, spec.bias) for spec in scenario.layers]))
-        return cls(params, tuple((spec.activation, spec.negative_slope) for spec in scenario.layers))
+        buffers = [{} if spec.mask is None else {"mask": jnp.asarray(to_nhwc(spec.mask), dtype=scenario.dtype)}
+                   for spec in scenario.layers]
+        return cls(params, buffers, tuple((spec.type, spec.options, spec.activation, spec.negative_slope)
+                                          for spec in scenario.layers))
+
+    def replace(self, params):
+        return Model(params, self.buffers, self.layers)
 
 
 def forward(model, x, taps=None):
-    """x (n, in) -> ([z_0, …], [a_0, …]).
+    """x (n, in) or NHWC (n, H, W, C) -> ([z_0, …], [a_0, …]).
 
     taps: None, or one zero array per layer, shaped like z_i and added to it. Their value
     changes nothing; differentiating the loss with respect to them gives ∂L/∂z_i.
     """
     zs, acts = [], []
     a = x
-    for i, (layer, (name, slope)) in enumerate(zip(model.params, model.activations)):
-        z = a @ layer["kernel"]                             # z_i = a_{i-1}·K_i + b_i    (n, out_i)
-        if "bias" in layer:
-            z = z + layer["bias"]
+    for i, (layer, buffers, (kind, options, name, slope)) in enumerate(zip(model.params, model.buffers,
+                                                                          model.layers)):
+        z = LAYERS[kind](layer, a, dict(options), buffers)  # z_i = layer_i(a_{i-1}), e.g. a_{i-1}·K_i + b_i
         if taps is not None:
             z = z + taps[i]
-        a = activation(name, slope)(z)                      # a_i = f(z_i)              (n, out_i)
+        a = activation(name, slope)(z)                      # a_i = f(z_i)              same shape as z_i
         zs.append(z)
         acts.append(a)
     return zs, acts
@@ -94,10 +153,10 @@ def gradients(model, x, t, loss):
     and the inputs (∂L/∂x).
     """
     def loss_of(params, taps, x):
-        zs, acts = forward(Model(params, model.activations), x, taps)
+        zs, acts = forward(model.replace(params), x, taps)
         return LOSSES[loss.name](acts[-1], t, **loss.options()), (zs, acts)
 
-    taps = [jnp.zeros((x.shape[0], layer["kernel"].shape[1]), x.dtype) for layer in model.params]
+    taps = [jnp.zeros(z.shape, x.dtype) for z in jax.eval_shape(forward, model, x)[0]]
     (value, (zs, acts)), (grads, dzs, dx) = jax.value_and_grad(loss_of, argnums=(0, 1, 2), has_aux=True)(
         model.params, taps, x)
     return StepValues(zs, acts, value, dzs, grads, dx)
@@ -149,8 +208,7 @@ def run_step(scenario):
         model = Model.from_scenario(scenario)
         x, t = arrays(scenario)                             # (n, in), (n, out) or (n,) class indices
         values, updated, state = step(model, x, t, scenario.criterion, scenario.optimizer)
-        values = values._replace(grads=canonical(values.grads))
-        return canonical_trace(numpy(values, scenario.dtype), numpy(canonical(updated), scenario.dtype),
+        return canonical_trace(numpy(canonical_values(values), scenario.dtype), numpy(canonical(updated), scenario.dtype),
                                numpy(optimizer_state(state), scenario.dtype))
 
 
@@ -177,7 +235,7 @@ def train(scenario, epochs=None):
         model = Model.from_scenario(scenario)
         x, t = arrays(scenario)
         steps = x.shape[0] // batch_size
-        x_batches, t_batches = x.reshape(steps, batch_size, -1), t.reshape(steps, batch_size, *t.shape[1:])
+        x_batches, t_batches = x.reshape(steps, batch_size, *x.shape[1:]), t.reshape(steps, batch_size, *t.shape[1:])
         (params, state), losses = compiled_train_scan(scenario)(model, x_batches, t_batches, scenario.criterion,
                                                                 scenario.optimizer, epochs)
         result = {"train.loss": numpy(losses, scenario.dtype)}
@@ -193,7 +251,7 @@ def train_scan(model, x_batches, t_batches, loss, optimizer, epochs):
     def train_step(carry, batch):
         params, state = carry
         x, t = batch
-        values = gradients(Model(params, model.activations), x, t, loss)
+        values = gradients(model.replace(params), x, t, loss)
         return update(params, values.grads, state, optimizer), values.loss
 
     def epoch(carry, _):
@@ -279,58 +337,81 @@ def activation(name, negative_slope=0.01):
     return ACTIVATIONS[name]
 
 
+# torch's weight layout -> Flax's kernel layout, by the weight's rank: the one place where layouts are converted
+TO_FLAX_KERNEL = {2: (1, 0),            # (out, in) -> (in, out)                      nn.Linear -> nn.Dense
+                  3: (2, 1, 0),         # (out, in, k) -> (k, in, out)                nn.Conv1d -> nn.Conv
+                  4: (2, 3, 1, 0)}      # (out, in, kH, kW) -> (kH, kW, in, out)      nn.Conv2d -> nn.Conv (HWIO)
+
+
 def to_flax(layers):
     """Canonical layer params -> Flax params.
 
-    layers: a list of (weight (out, in), bias (out,) or None) pairs.
-    Returns a list of {"kernel": (in, out)[, "bias": (out,)]} dicts of NumPy arrays.
+    layers: a list of (weight or None, bias or None) pairs in torch's layout.
+    Returns a list of {"kernel": …[, "bias": (out,)]} dicts of NumPy arrays ({} for a layer without parameters).
     """
     params = []
     for weight, bias in layers:
-        out_features, in_features = weight.shape
-        layer = {"kernel": np.array(weight, copy=True).T}
-        assert layer["kernel"].shape == (in_features, out_features)
+        layer = {}
+        if weight is not None:
+            layer["kernel"] = np.array(weight, copy=True).transpose(TO_FLAX_KERNEL[np.ndim(weight)])
         if bias is not None:
-            assert np.shape(bias) == (out_features,), (np.shape(bias), out_features)
+            assert weight is not None and np.shape(bias) == (np.shape(weight)[0],), (np.shape(bias), np.shape(weight))
             layer["bias"] = np.array(bias, copy=True)
         params.append(layer)
     return params
 
 
 def from_flax(params):
-    """Flax params -> a list of canonical (weight (out, in), bias or None) pairs, as NumPy arrays."""
+    """Flax params -> a list of canonical (weight or None, bias or None) pairs, as NumPy arrays."""
     layers = []
     for layer in params:
-        kernel = np.asarray(layer["kernel"])
-        in_features, out_features = kernel.shape
-        weight = kernel.T.copy()
-        assert weight.shape == (out_features, in_features)
-        bias = None
+        weight = bias = None
+        if "kernel" in layer:
+            kernel = np.asarray(layer["kernel"])
+            weight = kernel.transpose(np.argsort(TO_FLAX_KERNEL[kernel.ndim])).copy()
         if "bias" in layer:
             bias = np.array(layer["bias"], copy=True)
-            assert bias.shape == (out_features,), (bias.shape, out_features)
+            assert weight is not None and bias.shape == (weight.shape[0],), (bias.shape, weight.shape)
         layers.append((weight, bias))
     return layers
 
 
 def canonical(params):
-    """Flax params -> {canonical name: array}: ``layers.{i}.weight`` (out, in), ``layers.{i}.bias``."""
+    """Flax params -> {canonical name: array}: ``layers.{i}.weight`` in torch's layout, ``layers.{i}.bias``."""
     named = {}
     for i, (weight, bias) in enumerate(from_flax(params)):
-        named[f"layers.{i}.weight"] = weight
+        if weight is not None:
+            named[f"layers.{i}.weight"] = weight
         if bias is not None:
             named[f"layers.{i}.bias"] = bias
     return named
 
 
+def to_nhwc(x):
+    """torch's NCHW (or NCL) -> Flax's NHWC (or NLC); (n, features) as it is."""
+    return x if np.ndim(x) <= 2 else np.moveaxis(x, 1, -1)
+
+
+def to_nchw(x):
+    """Flax's NHWC (or NLC) -> torch's NCHW (or NCL), the canonical layout of every traced value."""
+    return x if np.ndim(x) <= 2 else np.moveaxis(np.asarray(x), -1, 1)
+
+
+def canonical_values(values):
+    """StepValues computed over NHWC -> the same values in torch's layouts: NCHW activations, canonical params."""
+    return values._replace(zs=[to_nchw(z) for z in values.zs], activations=[to_nchw(a) for a in values.activations],
+                           dzs=[to_nchw(dz) for dz in values.dzs], grads=canonical(values.grads),
+                           input_grad=to_nchw(values.input_grad))
+
+
 def arrays(scenario):
-    """The scenario's inputs and targets as JAX arrays in its dtype (call inside ``precision``); class
-    targets as the integer labels optax's integer-label cross-entropy takes."""
+    """The scenario's inputs (NHWC for images) and targets as JAX arrays in its dtype (call inside ``precision``);
+    class targets as the integer labels optax's integer-label cross-entropy takes."""
     if scenario.target_format == "indices":
         targets = jnp.asarray(scenario.class_indices(), dtype=jnp.int32)
     else:
         targets = jnp.asarray(scenario.targets, dtype=scenario.dtype)
-    return jnp.asarray(scenario.inputs, dtype=scenario.dtype), targets
+    return jnp.asarray(to_nhwc(scenario.inputs), dtype=scenario.dtype), targets
 
 
 def numpy(value, dtype):
@@ -375,7 +456,7 @@ def loss_function(scenario):
     x, t = arrays(scenario)
 
     def f(params):
-        _, acts = forward(Model(params, model.activations), x)
+        _, acts = forward(model.replace(params), x)
         return LOSSES[scenario.loss](acts[-1], t, **scenario.criterion.options())
 
     return f, model.params

@@ -1,6 +1,7 @@
-"""Layers with a forward pass and a hand-derived backward pass.
+"""Layers with a forward pass and a hand-derived backward pass, one class per layer type of
+``reference.registry.LAYER_TYPES``, each backward written under its forward.
 
-Batch convention: x has shape (n, in), one example per row, and
+Dense batch convention: x has shape (n, in), one example per row, and
 
     forward:   z  = x·Wᵀ + b                    (n, out)
     backward:  dW = dZᵀ·X                       (out, in)
@@ -13,8 +14,10 @@ changes a weight: updating is the optimizer's job (``reference.optim``).
 """
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from .activations import ACTIVATIONS
+from .registry import conv_pads
 
 
 class Layer:
@@ -53,6 +56,189 @@ class Dense(Layer):
         if self.bias is not None:
             self.bias_grad = dz.sum(axis=0)                                 # db = Σ dZ    (out,)
         return dz @ self.weight                                             # dX = dZ·W    (n, in)
+
+
+class Conv2d(Layer):
+    """Cross-correlation, as torch's nn.Conv2d: x (n, C, H, W), weight (out, C/groups, kH, kW), bias (out,) or None.
+
+    With the input padded (pads per side) and the windows cut out of it,
+
+        X[n, c, h, w, i, j] = x_pad[n, c, h·sH + i·dH, w·sW + j·dW]        one window per output position
+        z[n, o, h, w]       = Σ_{c,i,j} W[o, c, i, j]·X[n, c, h, w, i, j] + b[o]     (c within o's group)
+
+    so the weight is *slid*, not flipped: flipping it would be a convolution, which no framework computes.
+    """
+
+    def __init__(self, weight, bias=None, copy=True, stride=(1, 1), padding=0, dilation=(1, 1), groups=1):
+        keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.weight = keep(weight)                                          # (out, C/groups, kH, kW)
+        self.bias = None if bias is None else keep(bias)                    # (out,)
+        self.stride, self.dilation, self.groups = stride, dilation, groups
+        self.pads = conv_pads({"padding": padding, "dilation": dilation}, self.kernel.shape[2:])
+        self.weight_grad = None
+        self.bias_grad = None
+
+    def windows(self, x_pad):
+        """X (n, groups, C/groups, oH, oW, kH, kW): every window of the padded input, as a view (no copy)."""
+        (s_h, s_w), (d_h, d_w), (k_h, k_w) = self.stride, self.dilation, self.kernel.shape[2:]
+        view = sliding_window_view(x_pad, (d_h * (k_h - 1) + 1, d_w * (k_w - 1) + 1), axis=(2, 3))
+        view = view[:, :, ::s_h, ::s_w, ::d_h, ::d_w]                       # (n, C, oH, oW, kH, kW)
+        n, c = view.shape[:2]
+        return view.reshape(n, self.groups, c // self.groups, *view.shape[2:])
+
+    def forward(self, x):
+        self.in_shape = x.shape                                             # (n, C, H, W)
+        x_pad = np.pad(x, ((0, 0), (0, 0)) + self.pads)
+        self.x_windows = self.windows(x_pad)                                # kept for backward
+        w = self.grouped_weight()                                           # (groups, out/groups, C/groups, kH, kW)
+        z = np.einsum("ngchwij,gocij->ngohw", self.x_windows, w, optimize=True)
+        z = z.reshape(z.shape[0], -1, *z.shape[3:])                         # (n, out, oH, oW)
+        if self.bias is not None:
+            z = z + self.bias[:, None, None]
+        return z
+
+    def backward(self, dz):
+        n, out, o_h, o_w = dz.shape
+        dz_g = dz.reshape(n, self.groups, out // self.groups, o_h, o_w)
+        # dW[o, c, i, j] = Σ_{n,h,w} dz[n, o, h, w]·X[n, c, h, w, i, j]: each weight met every window
+        self.weight_grad = np.einsum("ngohw,ngchwij->gocij", dz_g, self.x_windows,
+                                     optimize=True).reshape(self.weight.shape)
+        if self.bias is not None:
+            self.bias_grad = dz.sum(axis=(0, 2, 3))                         # db[o] = Σ_{n,h,w} dz[n, o, h, w]
+        # dX[n, c, h, w, i, j] = Σ_o dz[n, o, h, w]·W[o, c, i, j], then each window's share added back where it
+        # was cut from: input position (h·sH + i·dH, w·sW + j·dW), one kernel offset (i, j) at a time
+        d_windows = np.einsum("ngohw,gocij->ngchwij", dz_g, self.grouped_weight(), optimize=True)
+        d_windows = d_windows.reshape(n, -1, o_h, o_w, *self.kernel.shape[2:])
+        (s_h, s_w), (d_h, d_w), (k_h, k_w) = self.stride, self.dilation, self.kernel.shape[2:]
+        (top, bottom), (left, right) = self.pads
+        _, c, h, w = self.in_shape
+        dx_pad = np.zeros((n, c, h + top + bottom, w + left + right), dz.dtype)
+        for i in range(k_h):
+            for j in range(k_w):
+                dx_pad[:, :, i * d_h:i * d_h + s_h * (o_h - 1) + 1:s_h,
+                       j * d_w:j * d_w + s_w * (o_w - 1) + 1:s_w] += d_windows[..., i, j]
+        return dx_pad[:, :, top:top + h, left:left + w]                     # the padding's share is dropped
+
+    @property
+    def kernel(self):
+        """The weight as (out, C/groups, kH, kW)."""
+        return self.weight
+
+    def grouped_weight(self):
+        out, per_group = self.kernel.shape[:2]
+        return self.kernel.reshape(self.groups, out // self.groups, per_group, *self.kernel.shape[2:])
+
+
+class Conv1d(Conv2d):
+    """nn.Conv1d: x (n, C, L), weight (out, C/groups, k); computed as a Conv2d over (n, C, 1, L)."""
+
+    def __init__(self, weight, bias=None, copy=True, stride=(1,), padding=0, dilation=(1,), groups=1):
+        padding = padding if isinstance(padding, str) else ((0, 0),) + tuple(padding)
+        super().__init__(weight, bias, copy, (1,) + tuple(stride), padding, (1,) + tuple(dilation), groups)
+
+    def forward(self, x):
+        return super().forward(x[:, :, None, :])[:, :, 0, :]
+
+    def backward(self, dz):
+        return super().backward(dz[:, :, None, :])[:, :, 0, :]              # weight_grad is (out, C/groups, k)
+
+    @property
+    def kernel(self):
+        return self.weight[:, :, None, :]
+
+
+class MaxPool2d(Layer):
+    """nn.MaxPool2d: z[n, c, h, w] = the largest element of its window; padding counts as −∞.
+
+    backward: the window's gradient goes to the element that was the largest, and only to it. At a tie the
+    first in the window's row-major order takes it all, as torch's kernel (registry row max-pool-ties).
+    """
+
+    def __init__(self, kernel_size, stride, padding):
+        self.kernel_size, self.stride, self.pads = kernel_size, stride, padding
+
+    def windows(self, x_pad):
+        (k_h, k_w), (s_h, s_w) = self.kernel_size, self.stride
+        return sliding_window_view(x_pad, (k_h, k_w), axis=(2, 3))[:, :, ::s_h, ::s_w]   # (n, C, oH, oW, kH, kW)
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        x_pad = np.pad(x, ((0, 0), (0, 0)) + self.pads, constant_values=-np.inf)
+        windows = self.windows(x_pad)
+        flat = windows.reshape(*windows.shape[:4], -1)                      # (n, C, oH, oW, kH·kW)
+        self.argmax = flat.argmax(axis=-1)                                  # the first largest, kept for backward
+        return np.take_along_axis(flat, self.argmax[..., None], axis=-1)[..., 0]
+
+    def backward(self, dz):
+        (k_h, k_w), (s_h, s_w) = self.kernel_size, self.stride
+        (top, bottom), (left, right) = self.pads
+        n, c, h, w = self.in_shape
+        o_h, o_w = dz.shape[2:]
+        dx_pad = np.zeros((n, c, h + top + bottom, w + left + right), dz.dtype)
+        for i in range(k_h):
+            for j in range(k_w):
+                chosen = self.argmax == i * k_w + j                         # the windows whose max sat at (i, j)
+                dx_pad[:, :, i:i + s_h * (o_h - 1) + 1:s_h, j:j + s_w * (o_w - 1) + 1:s_w] += np.where(chosen, dz, 0)
+        return dx_pad[:, :, top:top + h, left:left + w]
+
+
+class AvgPool2d(MaxPool2d):
+    """nn.AvgPool2d: z[n, c, h, w] = Σ window / count, padding zeros. count is kH·kW when count_include_pad
+    (torch's default), else the number of the window's elements that are inside the input.
+
+    backward: each element of a window receives dz / count, added up over the windows that hold it.
+    """
+
+    def __init__(self, kernel_size, stride, padding, count_include_pad=True):
+        super().__init__(kernel_size, stride, padding)
+        self.count_include_pad = count_include_pad
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        sums = self.windows(np.pad(x, ((0, 0), (0, 0)) + self.pads)).sum(axis=(-2, -1))
+        if self.count_include_pad:
+            self.count = np.array(self.kernel_size[0] * self.kernel_size[1], x.dtype)
+        else:                                                               # pool a map of ones: what is inside
+            inside = np.pad(np.ones((1, 1) + x.shape[2:], x.dtype), ((0, 0), (0, 0)) + self.pads)
+            self.count = self.windows(inside).sum(axis=(-2, -1))            # (1, 1, oH, oW)
+        return sums / self.count
+
+    def backward(self, dz):
+        (k_h, k_w), (s_h, s_w) = self.kernel_size, self.stride
+        (top, bottom), (left, right) = self.pads
+        n, c, h, w = self.in_shape
+        o_h, o_w = dz.shape[2:]
+        share = dz / self.count                                             # what each element of a window gets
+        dx_pad = np.zeros((n, c, h + top + bottom, w + left + right), dz.dtype)
+        for i in range(k_h):
+            for j in range(k_w):
+                dx_pad[:, :, i:i + s_h * (o_h - 1) + 1:s_h, j:j + s_w * (o_w - 1) + 1:s_w] += share
+        return dx_pad[:, :, top:top + h, left:left + w]
+
+
+class Flatten(Layer):
+    """nn.Flatten: (n, C, H, W) -> (n, C·H·W), C slowest and W fastest (torch's order); backward reshapes back."""
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dz):
+        return dz.reshape(self.in_shape)
+
+
+class Dropout(Layer):
+    """Train-mode dropout with a given mask: z = x ⊙ m / (1 − p), m of 0s and 1s shaped like x (inverted dropout:
+    the kept units are scaled up so the expected value is unchanged). backward: dx = dz ⊙ m / (1 − p)."""
+
+    def __init__(self, p, mask):
+        self.scale = np.asarray(mask) / (1.0 - p)                           # m / (1 − p)
+
+    def forward(self, x):
+        return x * self.scale.astype(x.dtype)
+
+    def backward(self, dz):
+        return dz * self.scale.astype(dz.dtype)
 
 
 class Activation(Layer):
@@ -96,3 +282,26 @@ class Activation(Layer):
         # torch's and JAX's relu select instead of multiplying (registry row relu-backward-non-finite)
         with np.errstate(invalid="ignore"):
             return np.where(slope == 0, np.zeros_like(da), da * slope)
+
+
+def build(spec, weight=None, bias=None, copy=True):
+    """The layer of a LayerSpec, with ``weight`` and ``bias`` in place of the spec's when given."""
+    o = spec.hyper
+    weight = spec.weight if weight is None else weight
+    bias = spec.bias if bias is None else bias
+    if spec.type == "linear":
+        return Dense(weight, bias, copy)
+    if spec.type in ("conv1d", "conv2d"):
+        return LAYERS[spec.type](weight, bias, copy, o["stride"], o["padding"], o["dilation"], o["groups"])
+    if spec.type == "max_pool2d":
+        return MaxPool2d(o["kernel_size"], o["stride"], o["padding"])
+    if spec.type == "avg_pool2d":
+        return AvgPool2d(o["kernel_size"], o["stride"], o["padding"], o["count_include_pad"])
+    if spec.type == "dropout":
+        return Dropout(o["p"], spec.mask)
+    return LAYERS[spec.type]()
+
+
+# name -> the layer class (reference.registry.LAYER_TYPES declares each name, its hyperparameters and shapes)
+LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool2d": MaxPool2d, "avg_pool2d": AvgPool2d,
+          "flatten": Flatten, "dropout": Dropout}

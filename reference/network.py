@@ -5,6 +5,7 @@ The stages, in the same names and order as ``torch_impl/network.py`` and
 
     ACTIVATIONS                           activations.py  name -> (f, f')
     LOSSES                                losses.py       name -> (L, ∂L/∂y)
+    LAYERS                                layers.py       name -> layer class, forward and backward by hand
     Model                                 here            the scenario's layers, weights copied in
     forward(model, x)                     here            -> ([z_0, …], [a_0, …])
     gradients(model, x, t, loss)          here            -> StepValues, the backward pass by hand
@@ -16,13 +17,14 @@ The stages, in the same names and order as ``torch_impl/network.py`` and
 
 import numpy as np
 
-from .layers import Activation, Dense
+from .layers import Activation, build
 from .losses import LOSSES
 from .trace import StepValues
 
 
 class Model:
-    """A stack of (Dense, Activation) pairs built from a Scenario's layers; the weights are copied in.
+    """The scenario's layers, each followed by its activation (layers.py, one class per layer type); the
+    weights are copied in.
 
     params: canonical name -> array, used as the weights as they are (not copied), for probes
     that only run forward; default: copies of the scenario's own weights.
@@ -30,37 +32,39 @@ class Model:
 
     def __init__(self, scenario, params=None):
         if params is None:
-            self.dense = [Dense(spec.weight, spec.bias) for spec in scenario.layers]
+            self.layers = [build(spec) for spec in scenario.layers]
         else:
-            self.dense = [Dense(params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias"), copy=False)
-                          for i in range(len(scenario.layers))]
-        self.names = [(f"layers.{i}.weight", f"layers.{i}.bias") for i in range(len(self.dense))]
+            self.layers = [build(spec, params.get(f"layers.{i}.weight"), params.get(f"layers.{i}.bias"), copy=False)
+                           for i, spec in enumerate(scenario.layers)]
+        self.names = [(f"layers.{i}.weight", f"layers.{i}.bias") for i in range(len(self.layers))]
         self.activations = [Activation(spec.activation, spec.negative_slope) for spec in scenario.layers]
 
     def parameters(self):
-        """Canonical name -> array: ``layers.{i}.weight`` (out, in) and ``layers.{i}.bias`` (out,)."""
+        """Canonical name -> array: ``layers.{i}.weight`` and ``layers.{i}.bias`` in torch's layout."""
         params = {}
-        for (weight, bias), dense in zip(self.names, self.dense):
-            params[weight] = dense.weight
-            if dense.bias is not None:
-                params[bias] = dense.bias
+        for (weight, bias), layer in zip(self.names, self.layers):
+            if getattr(layer, "weight", None) is not None:
+                params[weight] = layer.weight
+            if getattr(layer, "bias", None) is not None:
+                params[bias] = layer.bias
         return params
 
     def set_parameters(self, params):
         """Take ``params[canonical name]`` as every weight and bias (the arrays are used, not copied)."""
-        for (weight, bias), dense in zip(self.names, self.dense):
-            dense.weight = params[weight]
-            if dense.bias is not None:
-                dense.bias = params[bias]
+        for (weight, bias), layer in zip(self.names, self.layers):
+            if weight in params:
+                layer.weight = params[weight]
+            if bias in params:
+                layer.bias = params[bias]
 
 
 def forward(model, x):
-    """x (n, in) -> ([z_0, …], [a_0, …]); the last a is the network's output."""
+    """x (n, in) or (n, C, H, W) -> ([z_0, …], [a_0, …]); the last a is the network's output."""
     zs, acts = [], []
     a = x
-    for dense, activation in zip(model.dense, model.activations):
-        z = dense.forward(a)                                # z_i = a_{i-1}·W_iᵀ + b_i   (n, out_i)
-        a = activation.forward(z)                           # a_i = f(z_i)              (n, out_i)
+    for layer, activation in zip(model.layers, model.activations):
+        z = layer.forward(a)                                # z_i = layer_i(a_{i-1}), e.g. a_{i-1}·W_iᵀ + b_i
+        a = activation.forward(z)                           # a_i = f(z_i)              same shape as z_i
         zs.append(z)
         acts.append(a)
     return zs, acts
@@ -71,8 +75,9 @@ def gradients(model, x, t, loss):
 
     loss: the scenario's ``Loss`` (name and options). Backward runs from the loss down:
     ∂L/∂a_last from the loss, then in each layer ∂L/∂z_i = ∂L/∂a_i ⊙ f'(z_i) (softmax:
-    its Jacobian, Activation.backward) and ∂L/∂a_{i-1} = ∂L/∂z_i·W_i (Dense.backward,
-    which also leaves dW_i and db_i on the layer).
+    its Jacobian, Activation.backward) and ∂L/∂a_{i-1} from the layer's own backward
+    (Dense: ∂L/∂z_i·W_i; layers.py derives each type's), which also leaves dW_i and db_i
+    on the layer.
     """
     loss_fn, loss_grad = LOSSES[loss.name]
     options = loss.options()                                # label_smoothing for cross_entropy, else none
@@ -80,15 +85,16 @@ def gradients(model, x, t, loss):
     value = loss_fn(acts[-1], t, **options)
     grad = loss_grad(acts[-1], t, **options)                # ∂L/∂a_last             (n, out)
     dzs = []
-    for dense, activation in zip(reversed(model.dense), reversed(model.activations)):
-        dz = activation.backward(grad)                      # ∂L/∂z_i                (n, out_i)
-        grad = dense.backward(dz)                           # ∂L/∂a_{i-1}            (n, in_i)
+    for layer, activation in zip(reversed(model.layers), reversed(model.activations)):
+        dz = activation.backward(grad)                      # ∂L/∂z_i                shape of z_i
+        grad = layer.backward(dz)                           # ∂L/∂a_{i-1}            shape of a_{i-1}
         dzs.insert(0, dz)
     grads = {}
-    for (weight, bias), dense in zip(model.names, model.dense):
-        grads[weight] = dense.weight_grad                   # (out_i, in_i)
-        if dense.bias is not None:
-            grads[bias] = dense.bias_grad                   # (out_i,)
+    for (weight, bias), layer in zip(model.names, model.layers):
+        if getattr(layer, "weight", None) is not None:
+            grads[weight] = layer.weight_grad               # shape of W_i
+        if getattr(layer, "bias", None) is not None:
+            grads[bias] = layer.bias_grad                   # (out_i,)
     return StepValues(zs, acts, value, dzs, grads, grad)
 
 
@@ -116,7 +122,7 @@ def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
     model = Model(scenario)
     if params is not None:
         model.set_parameters({name: np.array(value, copy=True) for name, value in params.items()})
-    x = np.array(scenario.inputs if inputs is None else inputs, copy=True)        # (n, in)
+    x = np.array(scenario.inputs if inputs is None else inputs, copy=True)        # (n, in) or (n, C, H, W)
     t = scenario.targets if targets is None else targets                           # (n, out)
     values = gradients(model, x, t, scenario.criterion)
     return values.loss, values.grads

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .registry import LAYER_TYPES, normalize
+
 DTYPES = ("float64", "float32")
 
 # torch.optim's defaults, which every optimizer field not given in the file takes (AdamW's
@@ -43,21 +45,37 @@ def frozen_array(values, dtype):
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """One dense layer followed by its activation.
+    """One layer followed by its activation.
 
-    weight: (out, in); bias: (out,) or None; activation: a name in
-    ``reference.activations.ACTIVATIONS``; negative_slope is used by leaky_relu.
+    type: a name in ``reference.registry.LAYER_TYPES`` ("linear" for the dense layers of older files);
+    weight: (out, in) for linear, (out, in/groups, kH, kW) for conv2d, None for a layer without
+    parameters; bias: (out,) or None; activation: a name in ``reference.activations.ACTIVATIONS``,
+    negative_slope used by leaky_relu; options: the type's hyperparameters as (name, value) pairs,
+    normalized by ``registry.normalize``; mask: dropout's 0/1 mask, shaped like its input.
     """
 
-    weight: np.ndarray
+    weight: "np.ndarray | None"
     bias: "np.ndarray | None"
-    activation: str
+    activation: str = "identity"
     negative_slope: float = 0.01
+    type: str = "linear"
+    options: tuple = ()
+    mask: "np.ndarray | None" = None
 
     @property
     def shape(self):
-        """(out, in)"""
+        """The weight's shape: (out, in) for linear."""
         return self.weight.shape
+
+    @property
+    def hyper(self):
+        """The hyperparameters as a dict."""
+        return dict(self.options)
+
+    def arrays(self):
+        """(field, array) for each array the layer holds: weight, bias, mask."""
+        return [(key, value) for key, value in (("weight", self.weight), ("bias", self.bias), ("mask", self.mask))
+                if value is not None]
 
 
 @dataclass(frozen=True)
@@ -158,21 +176,12 @@ class Scenario:
     def build(name, layers, loss, inputs, targets, lr, dtype="float64", **extra):
         """Make a Scenario from nested lists or arrays, copying every array.
 
-        layers: a list of dicts with keys weight, bias (optional), activation
-        and negative_slope (optional), as in the JSON file.
+        layers: a list of dicts as in the JSON file: weight, bias (optional), activation,
+        negative_slope (optional), and for a typed layer ``type`` and its hyperparameters.
         """
-        specs = tuple(
-            LayerSpec(
-                weight=frozen_array(layer["weight"], dtype),
-                bias=None if layer.get("bias") is None else frozen_array(layer["bias"], dtype),
-                activation=layer["activation"],
-                negative_slope=float(layer.get("negative_slope", 0.01)),
-            )
-            for layer in layers
-        )
         return Scenario(
             name=name,
-            layers=specs,
+            layers=tuple(layer_spec(layer, dtype) for layer in layers),
             loss=loss,
             inputs=frozen_array(inputs, dtype),
             targets=frozen_array(targets, dtype),
@@ -181,20 +190,28 @@ class Scenario:
             **extra,
         )
 
+    @property
+    def typed(self):
+        """True when a layer is anything but linear on (n, in) rows: the network is not a dense stack."""
+        return self.inputs.ndim != 2 or any(spec.type != "linear" for spec in self.layers)
+
+    def layer_shapes(self):
+        """Each layer's output shape without the batch axis, e.g. [(4, 8, 8), (4, 4, 4), (64,), (3,)]."""
+        shapes, shape = [], self.inputs.shape[1:]
+        for spec in self.layers:
+            shape = LAYER_TYPES[spec.type].output_shape(spec.hyper, shape, None if spec.weight is None
+                                                        else spec.weight.shape)
+            shapes.append(shape)
+        return shapes
+
     def with_dtype(self, dtype):
         """The same scenario with every array cast to ``dtype``."""
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
         if dtype == self.dtype:
             return self
-        layers = tuple(
-            replace(
-                spec,
-                weight=frozen_array(spec.weight, dtype),
-                bias=None if spec.bias is None else frozen_array(spec.bias, dtype),
-            )
-            for spec in self.layers
-        )
+        layers = tuple(replace(spec, **{key: frozen_array(value, dtype) for key, value in spec.arrays()})
+                       for spec in self.layers)
         return replace(
             self,
             layers=layers,
@@ -215,10 +232,11 @@ class Scenario:
         return int(epochs), int(train.get("batch_size", self.inputs.shape[0]))
 
     def parameters(self):
-        """Canonical name -> array, e.g. ``layers.0.weight``; layers without bias are skipped."""
+        """Canonical name -> array, e.g. ``layers.0.weight``; layers without a bias or without parameters are skipped."""
         params = {}
         for i, spec in enumerate(self.layers):
-            params[f"layers.{i}.weight"] = spec.weight
+            if spec.weight is not None:
+                params[f"layers.{i}.weight"] = spec.weight
             if spec.bias is not None:
                 params[f"layers.{i}.bias"] = spec.bias
         return params
@@ -226,11 +244,19 @@ class Scenario:
     def with_parameters(self, params):
         """The same scenario with its weights and biases replaced by ``params``."""
         layers = tuple(
-            replace(
-                spec,
-                weight=frozen_array(params[f"layers.{i}.weight"], self.dtype),
-                bias=None if spec.bias is None else frozen_array(params[f"layers.{i}.bias"], self.dtype),
-            )
+            replace(spec, **{key: frozen_array(params[f"layers.{i}.{key}"], self.dtype)
+                             for key, _ in spec.arrays() if key != "mask"})
             for i, spec in enumerate(self.layers)
         )
         return replace(self, layers=layers)
+
+
+def layer_spec(layer, dtype):
+    """A layer dict as in the JSON file -> a LayerSpec with copied, read-only arrays in ``dtype``."""
+    type_name = layer.get("type", "linear")
+    options = {key: value for key, value in layer.items()
+               if key in LAYER_TYPES[type_name].options and key != "mask"}
+    array = (lambda key: None if layer.get(key) is None else frozen_array(layer[key], dtype))
+    return LayerSpec(weight=array("weight"), bias=array("bias"), activation=layer.get("activation", "identity"),
+                     negative_slope=float(layer.get("negative_slope", 0.01)), type=type_name,
+                     options=normalize(type_name, options), mask=array("mask"))

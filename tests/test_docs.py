@@ -96,13 +96,14 @@ def test_the_readme_excerpt_is_what_check_prints(capsys):
 
 
 def test_the_scenario_format_documents_every_field():
-    text = (DOCS / "templates" / "scenario-format.md").read_text(encoding="utf-8")
+    """The generated page: the layer types' hyperparameters are a table derived from reference.registry."""
+    text = (DOCS / "scenario-format.md").read_text(encoding="utf-8")
     prefixes = {"scenario": "", "layer": "layers[i].", "optimizer": "optimizer.", "loss": "loss.", "train": "train.",
                 "errata": "errata[i].", "expected": "expected[key]."}
     for block, fields in KNOWN.items():
         for field in fields:
             assert f"`{prefixes[block]}{field}`" in text or f"`{field}`" in text and block == "scenario", \
-                f"docs/templates/scenario-format.md does not document {prefixes[block]}{field}"
+                f"docs/scenario-format.md does not document {prefixes[block]}{field}"
 
 
 class Page(HTMLParser):

@@ -103,6 +103,8 @@ def test_delta_recursion_replaces_paths_when_there_are_too_many(scenario_name):
         short = explain(sc, element, ("numpy",), max_paths=1)
         if full.softmax_layers:           # a softmax on the way couples the paths: always the recursion
             assert full.paths == [] and "the paths are not independent" in str(full)
+        elif sc.typed:                    # conv, pool, flatten: no single-weight paths, always the recursion
+            assert full.paths == [] and "layer by layer" in str(full)
         else:
             assert len(full.paths) == full.path_count
         assert short.paths == [] or short.path_count <= 1

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 ALLOWED_IMPORTS = {
     "reference": {"numpy", "dataclasses", "typing", "reference"},
-    "torch_impl": {"numpy", "torch", "contextlib", "reference", "torch_impl"},
+    "torch_impl": {"numpy", "torch", "contextlib", "warnings", "reference", "torch_impl"},
     "jax_impl": {"numpy", "jax", "optax", "contextlib", "dataclasses", "functools", "typing", "reference", "jax_impl"},
 }
 
@@ -92,9 +92,9 @@ def test_torch_weights_are_copied_not_shared():
     sc = scenario("blog-2-3-3-1")
     model = torch_impl.Model(sc)
     with torch.no_grad():
-        model.linears[0].weight.fill_(7.0)
+        model.layers[0].weight.fill_(7.0)
     assert sc.layers[0].weight[0, 0] == 0.1
-    assert model.linears[2].weight.dtype == torch.float64
+    assert model.layers[2].weight.dtype == torch.float64
 
 
 # --- JAX ---------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_stages_out_of_order_fail(tmp_path):
     text = text.replace("# --- plumbing", update + "# --- plumbing")     # update moved after train
     network.write_text(text)
     (problem,) = skeleton_problems(paths)
-    assert problem.startswith("jax (network.py): stages out of order: ACTIVATIONS, LOSSES, Model, forward, "
+    assert problem.startswith("jax (network.py): stages out of order: ACTIVATIONS, LOSSES, LAYERS, Model, forward, "
                               "gradients, OPTIMIZERS, run_step, train, update")
 
 
@@ -100,5 +100,5 @@ def test_read_without_torch_and_jax_says_skipped_with_the_hint():
 def test_read_an_unknown_stage_is_one_line_and_exit_2(capsys):
     assert main(["read", "backward"]) == 2
     err = capsys.readouterr().err
-    assert err == ("error: read: 'backward' is not a stage (stages: ACTIVATIONS, LOSSES, Model, forward, "
+    assert err == ("error: read: 'backward' is not a stage (stages: ACTIVATIONS, LOSSES, LAYERS, Model, forward, "
                    "gradients, OPTIMIZERS, update, run_step, train)\n")

@@ -181,7 +181,30 @@ def table_kink_band():
                        "`make calibrate` (`tools/calibrate.py --kink-band`)."]
 
 
-TABLES = {"kink-band": table_kink_band, "conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
+def table_layer_types():
+    """The layer types and their hyperparameters, from reference.registry: what a scenario's layer may say."""
+    from reference.registry import LAYER_TYPES, OPTION_TEXT
+    axes = {0: "(n, features)", 1: "(n, C, L)", 2: "(n, C, H, W)", -1: "any"}
+    rows = ["| `layers[i].type` | torch | JAX mirror | input | parameters | hyperparameters (torch's defaults) | what |",
+            "|---|---|---|---|---|---|---|"]
+    for layer in LAYER_TYPES.values():
+        options = ", ".join(f"`{key}`" + ("" if default is None else f" = {json_text(default)}")
+                            for key, default in layer.options.items()) or "none"
+        rows.append(f"| `{layer.name}` | `{layer.torch}` | {layer.jax} | {axes[layer.spatial]} | "
+                    f"{', '.join(layer.parameters) or 'none'} | {options} | {layer.text} |")
+    rows += ["", "| field | layer types | meaning |", "|---|---|---|"]
+    for key, text in OPTION_TEXT.items():
+        types = ", ".join(f"`{name}`" for name, layer in LAYER_TYPES.items() if key in layer.options)
+        rows.append(f"| `layers[i].{key}` | {types} | {text} |")
+    return rows
+
+
+def json_text(value):
+    import json
+    return f"`{json.dumps(value)}`"
+
+
+TABLES = {"layer-types": table_layer_types, "kink-band": table_kink_band, "conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
           "noise-floor": table_noise_floor,
           "bench": table_bench, "epsilon-sweep": table_epsilon_sweep, "skeleton": table_skeleton,
           "scenarios": table_scenarios}

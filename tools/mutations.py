@@ -105,7 +105,7 @@ def _transpose_square(self, dz):
 
 
 def _square_weight_expected(scenario, clean):
-    i = _top_layer(scenario, lambda i, spec: spec.shape[0] == spec.shape[1]
+    i = _top_layer(scenario, lambda i, spec: spec.type == "linear" and spec.shape[0] == spec.shape[1]
                    and not np.allclose(clean[f"grad.layers.{i}.weight"], clean[f"grad.layers.{i}.weight"].T))
     return None if i is None else f"grad.layers.{i}.weight"
 
@@ -122,6 +122,78 @@ def _dense_backward(weight_grad=None, bias_grad=None, update_lr=None, reuse_inpu
             return np.matmul(dz, self.weight, out=self.x)
         return dz @ self.weight
     return backward
+
+
+def _flipped_kernel(patch, scenario):
+    """Conv2d.forward with the kernel flipped in both spatial axes: a true convolution, which no framework computes
+    (backward left as it is, so the forward pass shows it first)."""
+    forward = layers.Conv2d.forward
+
+    def convolution(self, x):
+        weight = self.weight
+        self.weight = weight[..., ::-1, ::-1] if weight.ndim == 4 else weight[..., ::-1]
+        try:
+            return forward(self, x)
+        finally:
+            self.weight = weight
+    patch.setattr(layers.Conv2d, "forward", convolution)
+
+
+def _first_of_type(types, tensor):
+    def expected(scenario, clean):
+        found = [i for i, spec in enumerate(scenario.layers) if spec.type in types]
+        return tensor.format(i=found[0]) if found else None
+    return expected
+
+
+def _padding_ignored_in_backward(patch, scenario):
+    """Conv2d.backward that crops the padded input gradient from its corner, as if there were no padding."""
+    backward = layers.Conv2d.backward
+
+    def unpadded(self, dz):
+        dx = backward(self, dz)
+        (top, _), (left, _) = self.pads
+        if top == 0 and left == 0:
+            return dx
+        shifted = np.zeros_like(dx)                             # bug: the padded gradient cut at [0:H, 0:W]
+        shifted[:, :, top:, left:] = dx[:, :, :dx.shape[2] - top, :dx.shape[3] - left]
+        return shifted
+    patch.setattr(layers.Conv2d, "backward", unpadded)
+
+
+def _padded_conv_input_expected(scenario, clean):
+    """The gradient below the topmost conv padded before its first row or column: that layer's input gradient, the
+    dz of the layer under it (∂L/∂x for layer 0)."""
+    padded = [i for i, spec in enumerate(scenario.layers) if spec.type in ("conv1d", "conv2d")
+              and any(p[0] for p in layers.build(spec).pads)]
+    if not padded:
+        return None
+    i = max(padded)
+    return "grad.inputs" if i == 0 else f"layers.{i - 1}.dz"
+
+
+def _flatten_channels_last(patch, scenario):
+    """Flatten in NHWC order (H, W, C), as a Flax port that flattens its NHWC maps without permuting the next kernel."""
+    def forward(self, x):
+        self.in_shape = x.shape
+        return np.moveaxis(x, 1, -1).reshape(x.shape[0], -1) if x.ndim > 2 else x.reshape(x.shape[0], -1)
+
+    def backward(self, dz):
+        if len(self.in_shape) <= 2:
+            return dz.reshape(self.in_shape)
+        n, c, *rest = self.in_shape
+        return np.moveaxis(dz.reshape(n, *rest, c), -1, 1)
+    patch.setattr(layers.Flatten, "forward", forward)
+    patch.setattr(layers.Flatten, "backward", backward)
+
+
+def _flatten_expected(scenario, clean):
+    """The first flatten of a map with more than one channel and more than one position (else the orders agree)."""
+    shapes = [scenario.inputs.shape[1:]] + scenario.layer_shapes()
+    for i, spec in enumerate(scenario.layers):
+        if spec.type == "flatten" and len(shapes[i]) > 1 and shapes[i][0] > 1 and np.prod(shapes[i][1:]) > 1:
+            return f"layers.{i}.z"
+    return None
 
 
 def _sgd_ascent(params, grads, state, o):
@@ -248,11 +320,13 @@ MUTANTS = (
            else None),
     Mutant("backward-with-updated-weights", "dz of layer i computed with layer i+1's updated weights",
            lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(update_lr=sc.lr)),
-           lambda sc, clean: f"layers.{len(sc.layers) - 2}.dz" if len(sc.layers) > 1 else None),
+           lambda sc, clean: f"layers.{len(sc.layers) - 2}.dz" if len(sc.layers) > 1
+           and sc.layers[-1].type == "linear" else None),
     Mutant("input-buffer-overwritten", "dX written into the layer's stored input (an aliased array changed "
            "in place during backward)",
            lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(reuse_input=True)),
-           lambda sc, clean: "layers.0.a" if len(sc.layers) > 1 else None),
+           lambda sc, clean: next((f"layers.{i - 1}.a" for i, spec in enumerate(sc.layers)
+                                   if i > 0 and spec.type == "linear"), None)),
     Mutant("leaky-slope-on-positive-side", "leaky_relu' with the slope on the positive side",
            lambda patch, sc: patch.setitem(activations.ACTIVATIONS, "leaky_relu", (
                activations.leaky_relu,
@@ -283,6 +357,12 @@ MUTANTS = (
            lambda patch, sc: patch.setitem(optim.OPTIMIZERS, "rmsprop", _rmsprop_eps_inside),
            lambda sc, clean: _first_update(("rmsprop",), tensor="state.{name}.momentum_buffer" if sc.optimizer.momentum
                                            else "updated.{name}")(sc, clean)),
+    Mutant("conv-flipped-kernel", "convolution instead of cross-correlation: the kernel flipped in both axes",
+           _flipped_kernel, _first_of_type(("conv1d", "conv2d"), "layers.{i}.z")),
+    Mutant("conv-padding-ignored-in-backward", "the conv's input gradient cut from the padded one at its corner, "
+           "as if there were no padding", _padding_ignored_in_backward, _padded_conv_input_expected),
+    Mutant("flatten-channels-last", "flatten in (H, W, C) order, channels last, where torch's is (C, H, W)",
+           _flatten_channels_last, _flatten_expected),
 )
 
 

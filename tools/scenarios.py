@@ -118,7 +118,151 @@ def softmax():
     }
 
 
-RECIPES = (spiral, xor_nesterov, mixed_rmsprop, rmsprop_defaults, softmax)
+def torch_style(rng, shape, **fields):
+    """A linear or conv layer with torch's default init: weight and bias uniform in ±1/√fan_in, fan_in = the
+    weight's size over its first axis (in/groups·kH·kW for a conv), drawn weight then bias."""
+    bound = 1.0 / math.sqrt(math.prod(shape[1:]))
+    return {**fields, "weight": rng.uniform(-bound, bound, shape).tolist(),
+            "bias": rng.uniform(-bound, bound, shape[0]).tolist()}
+
+
+def init(seed, data, order, recipe):
+    return {"rng": "numpy.random.default_rng", "seed": seed, "data": data,
+            "distribution": "uniform(±1/√fan_in), torch's default for nn.Linear and nn.Conv2d, drawn after the data",
+            "order": order, "generator": f"tools/scenarios.py: {recipe}()"}
+
+
+def strokes(rng, rows, size=8, noise=0.1):
+    """8×8 one-channel images of a horizontal, a vertical or a diagonal stroke at a random place, plus noise;
+    the class is the stroke's direction."""
+    images, labels = [], []
+    for r in range(rows):
+        label, at = r % 3, int(rng.integers(1, size - 1))
+        image = noise * rng.standard_normal((size, size))
+        if label == 0:
+            image[at, :] += 1.0
+        elif label == 1:
+            image[:, at] += 1.0
+        else:
+            image[np.arange(size), np.arange(size)] += 1.0
+        images.append([image.tolist()])
+        labels.append(label)
+    return images, labels
+
+
+def cnn():
+    """Two conv + pool blocks and a linear head on 8×8 images, trained with Adam."""
+    seed, rows = 3, 12
+    rng = np.random.default_rng(seed)
+    inputs, targets = strokes(rng, rows)
+    layers = [torch_style(rng, (4, 1, 3, 3), type="conv2d", padding=1, activation="relu"),
+              {"type": "max_pool2d", "kernel_size": 2},
+              torch_style(rng, (6, 4, 3, 3), type="conv2d", padding=1, activation="relu"),
+              {"type": "avg_pool2d", "kernel_size": 2},
+              {"type": "flatten"},
+              torch_style(rng, (3, 24), type="linear")]
+    return {
+        "name": "cnn-1x8x8-strokes",
+        "description": "A small CNN on 8×8 images of strokes (horizontal, vertical, diagonal): conv 4@3×3 "
+                       "padding 1, relu, max-pool 2, conv 6@3×3 padding 1, relu, avg-pool 2, flatten, linear 24→3; "
+                       "cross-entropy on class indices; Adam lr 0.01, 40 epochs in batches of 4.",
+        "source": "written for backproof: the images drawn from the seed below",
+        "dtype": "float64",
+        "init": init(seed, f"{rows} images: stroke class r mod 3 at integers(1, 7), plus 0.1·standard_normal((8, 8))",
+                     ["data", "layers[0].weight", "layers[0].bias", "layers[2].weight", "layers[2].bias",
+                      "layers[5].weight", "layers[5].bias"], "cnn"),
+        "layers": layers,
+        "loss": "cross_entropy",
+        "inputs": inputs,
+        "targets": targets,
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 40, "batch_size": 4},
+    }
+
+
+def conv_same_even():
+    """padding="same" with an even kernel: torch pads the extra row and column after (registry row
+    same-padding-even-kernel)."""
+    seed = 4
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((2, 2, 5, 5)).tolist()
+    layers = [torch_style(rng, (3, 2, 2, 2), type="conv2d", padding="same", activation="tanh"),
+              {"type": "flatten"}, torch_style(rng, (2, 75), type="linear")]
+    return {
+        "name": "conv-same-even-kernel",
+        "description": "conv 3@2×2 with padding \"same\" on 2×5×5 inputs, tanh, flatten, linear 75→2; mse; SGD "
+                       "lr 0.1. An even kernel cannot be padded evenly: torch puts the extra row and column "
+                       "after (bottom, right), as lax's \"SAME\" does at stride 1 (registry row "
+                       "same-padding-even-kernel).",
+        "source": "written for backproof: inputs and targets drawn from the seed below",
+        "dtype": "float64",
+        "init": init(seed, "inputs standard_normal((2, 2, 5, 5)), then targets standard_normal((2, 2)) last",
+                     ["inputs", "layers[0].weight", "layers[0].bias", "layers[2].weight", "layers[2].bias",
+                      "targets"], "conv_same_even"),
+        "layers": layers,
+        "loss": "mse",
+        "inputs": inputs,
+        "targets": rng.standard_normal((2, 2)).tolist(),
+        "optimizer": {"name": "sgd", "lr": 0.1},
+    }
+
+
+def conv_stride2_stem():
+    """ResNet's stem (conv 7×7 stride 2 padding 3, max-pool 3 stride 2 padding 1), the flax #2993 situation."""
+    seed = 5
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((2, 3, 12, 12)).tolist()
+    layers = [torch_style(rng, (4, 3, 7, 7), type="conv2d", stride=2, padding=3, activation="relu"),
+              {"type": "max_pool2d", "kernel_size": 3, "stride": 2, "padding": 1},
+              {"type": "flatten"}, torch_style(rng, (2, 36), type="linear")]
+    return {
+        "name": "conv-stride2-stem",
+        "description": "ResNet's stem on 3×12×12 inputs: conv 4@7×7 stride 2 padding 3, relu, max-pool 3 stride 2 "
+                       "padding 1, flatten, linear 36→2; binary cross-entropy; SGD lr 0.1. A Flax port that "
+                       "writes padding=\"SAME\" here pads (2, 3), not torch's (3, 3), and every output moves "
+                       "(flax #2993; registry row same-padding-stride-2).",
+        "source": "written for backproof: inputs and targets drawn from the seed below",
+        "dtype": "float64",
+        "init": init(seed, "inputs standard_normal((2, 3, 12, 12)), then targets integers(0, 2, (2, 2)) last",
+                     ["inputs", "layers[0].weight", "layers[0].bias", "layers[3].weight", "layers[3].bias",
+                      "targets"], "conv_stride2_stem"),
+        "layers": layers,
+        "loss": "binary_cross_entropy",
+        "inputs": inputs,
+        "targets": rng.integers(0, 2, (2, 2)).astype(float).tolist(),
+        "optimizer": {"name": "sgd", "lr": 0.1},
+    }
+
+
+def conv1d_dropout():
+    """conv1d with dilation and per-side padding, then train-mode dropout with a given mask."""
+    seed = 6
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((3, 2, 10)).tolist()
+    layers = [torch_style(rng, (4, 2, 3), type="conv1d", padding=[[2, 1]], dilation=2, activation="sigmoid"),
+              {"type": "dropout", "p": 0.25, "mask": (rng.random((3, 4, 9)) > 0.25).astype(float).tolist()},
+              {"type": "flatten"}, torch_style(rng, (2, 36), type="linear")]
+    return {
+        "name": "conv1d-dropout",
+        "description": "conv1d 4@3 dilation 2 padding [2, 1] (more before than after) on 2×10 sequences, sigmoid, "
+                       "dropout p 0.25 with a given mask (kept units scaled by 1/(1 − p)), flatten, linear 36→2; "
+                       "half_sse; SGD lr 0.05.",
+        "source": "written for backproof: inputs, mask and targets drawn from the seed below",
+        "dtype": "float64",
+        "init": init(seed, "inputs standard_normal((3, 2, 10)); mask random((3, 4, 9)) > 0.25 after layers[0]; "
+                           "targets standard_normal((3, 2)) last",
+                     ["inputs", "layers[0].weight", "layers[0].bias", "layers[1].mask", "layers[3].weight",
+                      "layers[3].bias", "targets"], "conv1d_dropout"),
+        "layers": layers,
+        "loss": "half_sse",
+        "inputs": inputs,
+        "targets": rng.standard_normal((3, 2)).tolist(),
+        "optimizer": {"name": "sgd", "lr": 0.05},
+    }
+
+
+RECIPES = (spiral, xor_nesterov, mixed_rmsprop, rmsprop_defaults, softmax, cnn, conv_same_even, conv_stride2_stem,
+           conv1d_dropout)
 
 
 def generated(recipe):

@@ -6,6 +6,7 @@ layout, so weights are copied in unchanged.
 """
 
 import contextlib
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -34,41 +35,96 @@ LOSSES = {
 }
 
 
+def conv(module):
+    """(spec, dtype) -> nn.Conv1d/nn.Conv2d with the spec's hyperparameters; a padding that differs before and after
+    (which nn.Conv2d cannot take) is an nn.ZeroPad1d/2d in front of a conv without padding."""
+    def make(spec, dtype):
+        o = spec.hyper
+        out_channels, per_group, *kernel = spec.shape
+        padding = o["padding"]
+        if not isinstance(padding, str) and all(before == after for before, after in padding):
+            padding = tuple(before for before, _ in padding)
+        layer = module(per_group * o["groups"], out_channels, tuple(kernel), stride=o["stride"],
+                       padding=0 if not isinstance(padding, (str, int)) and isinstance(padding[0], tuple) else padding,
+                       dilation=o["dilation"], groups=o["groups"], bias=spec.bias is not None, dtype=dtype)
+        if isinstance(padding, tuple) and isinstance(padding[0], tuple):            # per side: F.pad's order is
+            sides = tuple(side for pair in reversed(padding) for side in pair)       # last axis first
+            return nn.Sequential((nn.ZeroPad1d if len(kernel) == 1 else nn.ZeroPad2d)(sides), layer)
+        return layer
+    return make
+
+
+class FixedDropout(nn.Module):
+    """nn.Dropout in train mode, with the scenario's mask instead of a random one: x·m / (1 − p)."""
+
+    def __init__(self, p, mask):
+        super().__init__()
+        self.p = p
+        self.register_buffer("mask", mask)
+
+    def forward(self, x):
+        return x * self.mask / (1.0 - self.p)
+
+
+def pool(module, *options):
+    """(spec, dtype) -> nn.MaxPool2d/nn.AvgPool2d; their padding is symmetric, one int per axis."""
+    def make(spec, dtype):
+        o = spec.hyper
+        extra = {key: o[key] for key in options}
+        return module(o["kernel_size"], o["stride"], tuple(before for before, _ in o["padding"]), **extra)
+    return make
+
+
+# name -> (LayerSpec, dtype) -> the nn.Module (reference.registry.LAYER_TYPES declares each one)
+LAYERS = {
+    "linear": lambda spec, dtype: nn.Linear(spec.shape[1], spec.shape[0], bias=spec.bias is not None, dtype=dtype),
+    "conv1d": conv(nn.Conv1d),
+    "conv2d": conv(nn.Conv2d),
+    "max_pool2d": pool(nn.MaxPool2d),
+    "avg_pool2d": pool(nn.AvgPool2d, "count_include_pad"),
+    "flatten": lambda spec, dtype: nn.Flatten(),
+    "dropout": lambda spec, dtype: FixedDropout(spec.hyper["p"], torch.tensor(spec.mask, dtype=dtype)),
+}
+
+
 class Model(nn.Module):
-    """nn.Linear layers, each followed by its activation module, built from a Scenario."""
+    """The scenario's layers as torch modules, each followed by its activation module."""
 
     def __init__(self, scenario):
         super().__init__()
         dtype = DTYPES[scenario.dtype]
-        self.linears = nn.ModuleList()
+        self.layers = nn.ModuleList()
         self.activations = nn.ModuleList()
         for spec in scenario.layers:
-            out_features, in_features = spec.shape
-            linear = nn.Linear(in_features, out_features, bias=spec.bias is not None, dtype=dtype)
+            layer = LAYERS[spec.type](spec, dtype)
             with torch.no_grad():       # torch.tensor copies: the scenario's arrays are never shared
-                linear.weight.copy_(torch.tensor(spec.weight, dtype=dtype))
-                if spec.bias is not None:
-                    linear.bias.copy_(torch.tensor(spec.bias, dtype=dtype))
-            self.linears.append(linear)
+                for name, value in (("weight", spec.weight), ("bias", spec.bias)):
+                    if value is not None:
+                        parameter(layer, name).copy_(torch.tensor(value, dtype=dtype))
+            self.layers.append(layer)
             self.activations.append(activation(spec.activation, spec.negative_slope))
 
+    def forward(self, x):
+        """``forward(model, x)`` below, so that the model can be called as torch.func.functional_call calls it."""
+        return forward(self, x)
+
     def canonical_parameters(self):
-        """Canonical name -> nn.Parameter: ``layers.{i}.weight`` (out, in), ``layers.{i}.bias`` (out,)."""
+        """Canonical name -> nn.Parameter: ``layers.{i}.weight`` and ``layers.{i}.bias``, in torch's layout."""
         params = {}
-        for i, linear in enumerate(self.linears):
-            params[f"layers.{i}.weight"] = linear.weight
-            if linear.bias is not None:
-                params[f"layers.{i}.bias"] = linear.bias
+        for i, layer in enumerate(self.layers):
+            for name in ("weight", "bias"):
+                if parameter(layer, name) is not None:
+                    params[f"layers.{i}.{name}"] = parameter(layer, name)
         return params
 
 
 def forward(model, x):
-    """x (n, in) -> ([z_0, …], [a_0, …]); the last a is the network's output."""
+    """x (n, in) or (n, C, H, W) -> ([z_0, …], [a_0, …]); the last a is the network's output."""
     zs, acts = [], []
     a = x
-    for linear, activation_module in zip(model.linears, model.activations):
-        z = linear(a)                                       # z_i = a_{i-1}·W_iᵀ + b_i   (n, out_i)
-        a = activation_module(z)                            # a_i = f(z_i)              (n, out_i)
+    for layer, activation_module in zip(model.layers, model.activations):
+        z = layer(a)                                        # z_i = layer_i(a_{i-1}), e.g. a_{i-1}·W_iᵀ + b_i
+        a = activation_module(z)                            # a_i = f(z_i)              same shape as z_i
         zs.append(z)
         acts.append(a)
     return zs, acts
@@ -159,6 +215,14 @@ def train(scenario, epochs=None):
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
+def parameter(layer, name):
+    """The layer's weight or bias (inside an nn.Sequential of padding and conv, the conv's), or None."""
+    if isinstance(layer, nn.Sequential):
+        layer = layer[-1]
+    value = getattr(layer, name, None)
+    return value if isinstance(value, nn.Parameter) else None
+
+
 def activation(name, negative_slope=0.01):
     """The activation module for a layer: ``ACTIVATIONS[name]``, with the slope for leaky_relu and the
     row axis for softmax."""
@@ -215,7 +279,9 @@ def precision():
     matmul.fp32_precision = "ieee"
     cudnn.fp32_precision = "ieee"
     try:
-        yield
+        with warnings.catch_warnings():     # padding="same" at an even kernel pads a copy: what it is for, not news
+            warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
+            yield
     finally:
         torch.set_float32_matmul_precision(saved[0])
         matmul.fp32_precision, cudnn.fp32_precision = saved[1], saved[2]
@@ -229,19 +295,18 @@ def settings():
 
 
 def loss_function(scenario):
-    """(f, params): the scenario's loss as a function of its parameters, f(*params) -> loss, built from the same
-    activation modules and LOSSES with F.linear, and the parameters as float64 leaf tensors: what
-    torch.autograd.gradcheck differentiates (torch's own autodiff against its own finite differences)."""
+    """(f, params): the scenario's loss as a function of its parameters, f(*params) -> loss, the model applied with
+    torch.func.functional_call, and the parameters as float64 leaf tensors: what torch.autograd.gradcheck
+    differentiates (torch's own autodiff against its own finite differences)."""
     sc = scenario.with_dtype("float64")
     model = Model(sc)
-    names = list(model.canonical_parameters())
+    canonical = model.canonical_parameters()
+    module_names = {id(param): name for name, param in model.named_parameters()}
+    names = [module_names[id(param)] for param in canonical.values()]
     x, t = tensors(sc)
 
     def f(*values):
-        params = dict(zip(names, values))
-        a = x
-        for i, activation_module in enumerate(model.activations):
-            a = activation_module(F.linear(a, params[f"layers.{i}.weight"], params.get(f"layers.{i}.bias")))
-        return LOSSES[sc.loss](a, t, **sc.criterion.options())
+        _, acts = torch.func.functional_call(model, dict(zip(names, values)), (x,))    # Model.forward is ``forward``
+        return LOSSES[sc.loss](acts[-1], t, **sc.criterion.options())
 
-    return f, [param.detach().clone().requires_grad_(True) for param in model.canonical_parameters().values()]
+    return f, [param.detach().clone().requires_grad_(True) for param in canonical.values()]

@@ -1,0 +1,220 @@
+"""The layer types, declared once: their hyperparameters with torch's defaults, their parameters in torch's
+layout, and the shape each one computes.
+
+Everything else is derived from ``LAYER_TYPES``: the scenario reader's checks and messages, the
+canonical names and shapes of the trace, the docs table (docs/scenario-format.md), the Hypothesis
+strategies, the import and export maps. Each implementation defines ``LAYERS`` with one entry per
+name here (tests/test_skeleton.py fails naming a missing one).
+
+Layouts are torch's: inputs (n, C, H, W) for 2-D layers and (n, C, L) for 1-D ones, conv weights
+(out, in/groups, kH, kW) and (out, in/groups, k), linear weights (out, in). Paddings are held per side,
+one (before, after) pair per spatial axis, except conv's "same" and "valid", kept as written because
+torch takes them as they are.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """One layer type: what a scenario file may say about it and how it shapes its input."""
+
+    name: str
+    torch: str              # the torch module it mirrors
+    jax: str                # what the JAX mirror calls
+    spatial: int            # spatial axes of its input: 0 (n, features), 1 (n, C, L), 2 (n, C, H, W); -1 any
+    parameters: tuple       # the parameters it holds, in state_dict order
+    options: dict           # hyperparameter -> torch's default (None: required, or derived, see ``text``)
+    text: str               # one line for the docs table
+
+    def output_shape(self, options, in_shape, weight_shape=None):
+        """The output's shape without the batch axis, or ValueError naming the hyperparameter that does not fit."""
+        return SHAPES[self.name](options, tuple(in_shape), weight_shape)
+
+
+def window_output(size, kernel, stride, pad, dilation=1):
+    """Output length of a sliding window over ``size`` padded by (before, after): torch's floor formula."""
+    span = dilation * (kernel - 1) + 1
+    padded = size + pad[0] + pad[1]
+    if padded < span:
+        raise ValueError(f"a window of {span} does not fit in {size} (+ padding {pad[0]}, {pad[1]})")
+    return (padded - span) // stride + 1
+
+
+def same_padding(kernel, dilation=1):
+    """torch's padding="same" (stride 1 only): dilation·(k − 1) in all, the odd one after (right or bottom)."""
+    total = dilation * (kernel - 1)
+    return (total // 2, total - total // 2)
+
+
+def conv_pads(options, kernel):
+    """A conv's padding as one (before, after) pair per spatial axis."""
+    padding = options["padding"]
+    if padding == "valid":
+        return tuple((0, 0) for _ in kernel)
+    if padding == "same":
+        return tuple(same_padding(k, d) for k, d in zip(kernel, options["dilation"]))
+    return padding
+
+
+def _conv_shape(options, in_shape, weight_shape):
+    channels, *size = in_shape
+    out, per_group, *kernel = weight_shape
+    groups = options["groups"]
+    if channels != per_group * groups:
+        raise ValueError(f"weight takes {per_group} channels per group × groups {groups}, but the input has "
+                         f"{channels} channels")
+    if out % groups:
+        raise ValueError(f"groups {groups} does not divide the {out} output channels")
+    pads = conv_pads(options, kernel)
+    return (out,) + tuple(window_output(n, k, s, p, d) for n, k, s, p, d
+                          in zip(size, kernel, options["stride"], pads, options["dilation"]))
+
+
+def _pool_shape(options, in_shape, _weight_shape):
+    channels, *size = in_shape
+    for k, p in zip(options["kernel_size"], options["padding"]):
+        if p[0] > k // 2:
+            raise ValueError(f"padding {p[0]} is more than half the kernel {k} (torch refuses it)")
+    return (channels,) + tuple(window_output(n, k, s, p) for n, k, s, p
+                               in zip(size, options["kernel_size"], options["stride"], options["padding"]))
+
+
+def _linear_shape(_options, in_shape, weight_shape):
+    if in_shape != (weight_shape[1],):
+        raise ValueError(f"weight has {weight_shape[1]} columns (in) but its input has shape {in_shape}")
+    return (weight_shape[0],)
+
+
+def _flatten_shape(_options, in_shape, _weight_shape):
+    size = 1
+    for n in in_shape:
+        size *= n
+    return (size,)
+
+
+SHAPES = {
+    "linear": _linear_shape,
+    "conv1d": _conv_shape,
+    "conv2d": _conv_shape,
+    "max_pool2d": _pool_shape,
+    "avg_pool2d": _pool_shape,
+    "flatten": _flatten_shape,
+    "dropout": lambda _options, in_shape, _weight_shape: in_shape,
+}
+
+CONV_OPTIONS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+
+LAYER_TYPES = {layer.name: layer for layer in (
+    LayerType("linear", "nn.Linear", "x @ kernel + bias", 0, ("weight", "bias"), {},
+              "z = x·Wᵀ + b; weight (out, in), bias (out,) or none"),
+    LayerType("conv1d", "nn.Conv1d", "lax.conv_general_dilated, NWC/WIO", 1, ("weight", "bias"), CONV_OPTIONS,
+              "cross-correlation over L; weight (out, in/groups, k)"),
+    LayerType("conv2d", "nn.Conv2d", "lax.conv_general_dilated, NHWC/HWIO", 2, ("weight", "bias"), CONV_OPTIONS,
+              "cross-correlation over H, W; weight (out, in/groups, kH, kW)"),
+    LayerType("max_pool2d", "nn.MaxPool2d", "lax.reduce_window(max), NHWC", 2, (),
+              {"kernel_size": None, "stride": None, "padding": 0},
+              "the largest of each window; stride defaults to kernel_size, padding counts as −∞"),
+    LayerType("avg_pool2d", "nn.AvgPool2d", "lax.reduce_window(add) / count, NHWC", 2, (),
+              {"kernel_size": None, "stride": None, "padding": 0, "count_include_pad": True},
+              "the mean of each window; count_include_pad: padded zeros count in the divisor"),
+    LayerType("flatten", "nn.Flatten", "transpose to NCHW, reshape", -1, (), {},
+              "(n, C, H, W) -> (n, C·H·W) in torch's (C, H, W) order"),
+    LayerType("dropout", "nn.Dropout (mask given)", "x * mask / (1 - p)", -1, (), {"p": 0.5, "mask": None},
+              "train-mode dropout with the scenario's 0/1 mask (shape of the input), scaled by 1/(1 − p)"),
+)}
+
+
+def parameter_names(spec_type, has_bias=True):
+    """The parameters a layer of this type holds (``bias`` only if it has one)."""
+    return tuple(name for name in LAYER_TYPES[spec_type].parameters if name != "bias" or has_bias)
+
+
+def normalize(type_name, options, kernel=None):
+    """A layer's hyperparameters as written (ints, lists, strings) -> (hyperparameter, value) pairs with torch's defaults
+    filled in and every per-axis value a tuple; ValueError("FIELD: why") for one that does not fit.
+
+    kernel: the conv weight's spatial shape, which fixes how many axes the per-axis values have.
+    """
+    layer = LAYER_TYPES[type_name]
+    values = dict(layer.options, **options)
+    axes = layer.spatial if layer.spatial > 0 else 0
+    if type_name in ("conv1d", "conv2d"):
+        values["stride"] = per_axis(values["stride"], axes, "stride", minimum=1)
+        values["dilation"] = per_axis(values["dilation"], axes, "dilation", minimum=1)
+        values["groups"] = whole(values["groups"], "groups", minimum=1)
+        padding = values["padding"]
+        if padding in ("same", "valid"):
+            if padding == "same" and values["stride"] != (1,) * axes:
+                raise ValueError("padding: \"same\" needs stride 1, as torch (give the pads per side instead)")
+        else:
+            values["padding"] = pads(padding, axes, "padding")
+    elif type_name in ("max_pool2d", "avg_pool2d"):
+        if values["kernel_size"] is None:
+            raise ValueError("kernel_size: is missing")
+        values["kernel_size"] = per_axis(values["kernel_size"], axes, "kernel_size", minimum=1)
+        values["stride"] = values["kernel_size"] if values["stride"] is None else \
+            per_axis(values["stride"], axes, "stride", minimum=1)
+        values["padding"] = tuple((p, p) for p in per_axis(values["padding"], axes, "padding", minimum=0))
+        if type_name == "avg_pool2d" and not isinstance(values["count_include_pad"], bool):
+            raise ValueError("count_include_pad: must be true or false")
+    elif type_name == "dropout":
+        p = values["p"]
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
+            raise ValueError(f"p: must be a number in [0, 1), not {p!r}")
+        values["p"] = float(p)
+        values.pop("mask")              # an array, held on the LayerSpec
+    return tuple(sorted(values.items()))
+
+
+def whole(value, field, minimum):
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{field}: must be a whole number ≥ {minimum}, not {value!r}")
+    return value
+
+
+def per_axis(value, axes, field, minimum):
+    """An int (every axis) or a list of one int per axis -> a tuple of ``axes`` ints."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != axes:
+            raise ValueError(f"{field}: has {len(value)} entries for {axes} spatial axes")
+        return tuple(whole(v, f"{field}", minimum) for v in value)
+    return (whole(value, field, minimum),) * axes
+
+
+def pads(value, axes, field):
+    """An int, a list of one int per axis, or per axis [before, after] -> ((before, after), …) per axis."""
+    if not isinstance(value, (list, tuple)):
+        p = whole(value, field, 0)
+        return ((p, p),) * axes
+    if len(value) != axes:
+        raise ValueError(f"{field}: has {len(value)} entries for {axes} spatial axes "
+                         f"(an int, \"same\", \"valid\", or per axis an int or [before, after])")
+    result = []
+    for item in value:
+        if isinstance(item, (list, tuple)):
+            if len(item) != 2:
+                raise ValueError(f"{field}: a per-side entry is [before, after], not {list(item)!r}")
+            result.append((whole(item[0], field, 0), whole(item[1], field, 0)))
+        else:
+            p = whole(item, field, 0)
+            result.append((p, p))
+    return tuple(result)
+
+
+# what each hyperparameter means, for the docs table (docs/scenario-format.md, generated from this file)
+OPTION_TEXT = {
+    "stride": "an int or one per spatial axis, ≥ 1; a pool's defaults to its kernel_size",
+    "padding": "conv: an int, one per axis, per axis `[before, after]` (torch has no per-side padding: its mirror "
+               "puts an nn.ZeroPad2d in front), `\"valid\"` (none) or `\"same\"` (stride 1 only; with an even "
+               "kernel the extra row and column go after, torch's rule); pool: an int or one per axis, at most half "
+               "the kernel, padded with −∞ (max) or 0 (avg)",
+    "dilation": "an int or one per spatial axis, ≥ 1: the kernel's taps are this far apart",
+    "groups": "a whole number dividing the input and output channels; the weight's second axis is in/groups",
+    "kernel_size": "required: an int or one per spatial axis",
+    "count_include_pad": "avg_pool2d: true (torch's default) divides every window by kH·kW, padding included; false "
+                         "by the elements inside the input",
+    "p": "dropout's probability in [0, 1): the kept units are scaled by 1/(1 − p)",
+    "mask": "required: 0s and 1s shaped like the layer's input, (n, …) (1 keeps a unit); a scenario with a dropout "
+            "layer cannot have a train block",
+}
