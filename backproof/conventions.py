@@ -395,6 +395,115 @@ def _default_init(label):
     return (round(float(weight.std() * scale), 1), bool(np.all(np.abs(weight) <= 1 / scale)), start)
 
 
+# --- convolution and pooling rows: 1-D probes stand for each spatial axis --------------------
+
+STEM = {"size": 224, "kernel": 7, "stride": 2}      # ResNet's first conv (flax #2993)
+
+
+def _conv_probe(label, size, kernel, stride):
+    """(pad before, output length) of a conv over one axis of ``size``, measured: with the input 1, 2, …, size and a
+    kernel whose only 1 is its last tap, the first output reads x[kernel − 1 − before] (0 if that is padding)."""
+    import numpy as np
+    x = np.arange(1.0, size + 1.0)
+    w = np.zeros(kernel)
+    w[-1] = 1.0
+    if label.startswith("torch"):
+        import torch
+        import torch.nn.functional as F
+        import warnings
+        padding = {"torch padding=\"same\"": "same", "torch padding=3": 3}[label]
+        with warnings.catch_warnings():     # torch notes that an even kernel pads a copy: the point of the row
+            warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
+            out = F.conv1d(torch.tensor(x).view(1, 1, -1), torch.tensor(w).view(1, 1, -1), stride=stride,
+                           padding=padding).numpy().ravel()
+    elif label.startswith("numpy"):
+        from reference.layers import Conv1d
+        from reference.registry import same_padding
+        out = Conv1d(w.reshape(1, 1, -1), None, stride=(stride,), padding=(same_padding(kernel),) if stride == 1
+                     else ((3, 3),)).forward(x.reshape(1, 1, -1)).ravel()
+    else:
+        import jax
+        padding = {"jax lax \"SAME\"": "SAME", "jax lax ((2, 3),)": ((2, 3),)}[label]
+        with jax.enable_x64(True):
+            out = np.asarray(jax.lax.conv_general_dilated(x.reshape(1, -1, 1), w.reshape(-1, 1, 1), (stride,), padding,
+                                                          dimension_numbers=("NWC", "WIO", "NWC"))).ravel()
+    first = int(out[0])
+    return (kernel - 1 - (first - 1) if first else "more than kernel − 1", len(out))
+
+
+def _kernel_layout(label):
+    """The weight's shape for 3 input channels, 8 output channels and a 5×4 kernel, as each library creates it."""
+    if label.startswith("torch"):
+        import torch
+        return tuple(torch.nn.Conv2d(3, 8, (5, 4)).weight.shape)
+    if label.startswith("flax"):
+        from flax import nnx
+        return tuple(nnx.Conv(3, 8, (5, 4), rngs=nnx.Rngs(0)).kernel[...].shape)
+    import numpy as np
+    import jax_impl
+    return np.shape(jax_impl.to_flax([(np.zeros((8, 3, 5, 4)), None)])[0]["kernel"])
+
+
+def _flatten_order(label):
+    """Which element of a (C, H, W) = (2, 2, 3) map, numbered in torch's NCHW order, lands at each flattened position."""
+    import numpy as np
+    numbered = np.arange(12.0).reshape(1, 2, 2, 3)
+    if label.startswith("torch"):
+        import torch
+        out = torch.nn.Flatten()(torch.tensor(numbered)).numpy()
+    elif label.startswith("jax reshape"):
+        import jax.numpy as jnp
+        out = np.asarray(jnp.reshape(jnp.asarray(np.moveaxis(numbered, 1, -1)), (1, -1)))
+    else:
+        import jax_impl
+        import jax.numpy as jnp
+        out = np.asarray(jax_impl.network.flatten({}, jnp.asarray(np.moveaxis(numbered, 1, -1)), {}, {}))
+    return tuple(int(v) for v in out.ravel())
+
+
+def _max_pool_ties(label):
+    """∂(max of a 2×2 window of equal values)/∂(each element), row-major."""
+    import numpy as np
+    x = np.ones((1, 1, 2, 2))
+    if label.startswith("torch"):
+        import torch
+        t = torch.tensor(x, requires_grad=True)
+        torch.nn.MaxPool2d(2)(t).sum().backward()
+        grad = t.grad.numpy()
+    elif label.startswith("jax"):
+        import jax
+        import jax.numpy as jnp
+        with jax.enable_x64(True):
+            grad = np.asarray(jax.grad(lambda v: jax.lax.reduce_window(v, -jnp.inf, jax.lax.max, (1, 2, 2, 1),
+                                                                         (1, 2, 2, 1), "VALID").sum())(
+                jnp.asarray(np.moveaxis(x, 1, -1))))
+    else:
+        from reference.layers import MaxPool2d
+        pool = MaxPool2d((2, 2), (2, 2), ((0, 0), (0, 0)))
+        pool.forward(x)
+        grad = pool.backward(np.ones((1, 1, 1, 1)))
+    return tuple(float(v) for v in grad.ravel())
+
+
+def _avg_pool_padding(label):
+    """The corner output of a 2×2 average pool, stride 1, padding 1, over a 2×2 map of ones."""
+    import numpy as np
+    x = np.ones((1, 1, 2, 2))
+    include = "False" not in label and "count_include_pad=false" not in label
+    if label.startswith("torch"):
+        import torch
+        out = torch.nn.AvgPool2d(2, 1, 1, count_include_pad=include)(torch.tensor(x)).numpy()
+    elif label.startswith("flax"):
+        import jax.numpy as jnp
+        from flax import linen
+        out = np.asarray(linen.avg_pool(jnp.asarray(np.moveaxis(x, 1, -1)), (2, 2), (1, 1), ((1, 1), (1, 1)),
+                                        count_include_pad=include))
+    else:
+        from reference.layers import AvgPool2d
+        out = AvgPool2d((2, 2), (1, 1), ((1, 1), (1, 1)), include).forward(x)
+    return float(out.ravel()[0])
+
+
 def flax_missing_hint():
     """'' when Flax is installed, else the install line the registry shows in its row."""
     import importlib.util
@@ -523,6 +632,57 @@ def _registry():
                    {label: (lambda label=label: _label_smoothing(label)) for label in (
                        "numpy", "torch F.cross_entropy(label_smoothing=0.1)",
                        "optax.smooth_labels + softmax_cross_entropy")}),
+        Convention("same-padding-even-kernel", "padding \"same\" with a kernel of 2 over 5 inputs, stride 1: "
+                   "(pad before, output length); the one pad an even kernel needs goes after",
+                   {"numpy": (0, 5), "torch padding=\"same\"": (0, 5), "jax lax \"SAME\"": (0, 5)},
+                   "torch's rule, dilation·(k − 1) split with the odd one after (reference/registry.py "
+                   "same_padding), which lax's \"SAME\" matches at stride 1; torch refuses \"same\" at stride 2",
+                   {label: (lambda label=label: _conv_probe(label, 5, 2, 1)) for label in (
+                       "numpy", "torch padding=\"same\"", "jax lax \"SAME\"")}),
+        Convention("same-padding-stride-2", f"ResNet's stem, kernel {STEM['kernel']} stride {STEM['stride']} over "
+                   f"{STEM['size']}: (pad before, output length)",
+                   {"numpy": (3, 112), "torch padding=3": (3, 112), "jax lax \"SAME\"": (2, 112),
+                    "jax lax ((2, 3),)": (2, 112)},
+                   "the scenario's pads as written (torch's padding=3), passed to lax as explicit pairs. lax's "
+                   "\"SAME\" gives the same output length but pads (2, 3): every window starts one input later "
+                   "and every output differs (flax #2993); reproducing lax's \"SAME\" in torch takes F.pad "
+                   "(2, 3), not a padding= argument (built-in conv-stride2-stem)",
+                   {label: (lambda label=label: _conv_probe(label, STEM["size"], STEM["kernel"], STEM["stride"]))
+                    for label in ("numpy", "torch padding=3", "jax lax \"SAME\"", "jax lax ((2, 3),)")}),
+        Convention("conv-kernel-layout", "the weight of a conv from 3 to 8 channels with a 5×4 kernel: its shape",
+                   {"torch nn.Conv2d": (8, 3, 5, 4), "flax.nnx.Conv": (5, 4, 3, 8), "jax_impl.to_flax": (5, 4, 3, 8)},
+                   "torch's OIHW is canonical, inputs NCHW; the JAX mirror holds Flax's HWIO with NHWC inputs, "
+                   "converted in jax_impl/network.py (TO_FLAX_KERNEL, to_nhwc, to_nchw) and nowhere else",
+                   {label: (lambda label=label: _kernel_layout(label)) for label in (
+                       "torch nn.Conv2d", "flax.nnx.Conv", "jax_impl.to_flax")}),
+        Convention("flatten-order", "a (C, H, W) = (2, 2, 3) map numbered in NCHW order, flattened: which number "
+                   "lands at each position",
+                   {"torch nn.Flatten": tuple(range(12)),
+                    "jax reshape of the NHWC map": (0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11),
+                    "jax_impl flatten": tuple(range(12))},
+                   "torch's (C, H, W) order: the JAX mirror moves channels first, then reshapes. A port that "
+                   "flattens the NHWC map as it is must permute the next Linear's input columns: kernel rows "
+                   "W[:, p] with p the jax-reshape order above (tools/mutations.py flatten-channels-last plants it)",
+                   {label: (lambda label=label: _flatten_order(label)) for label in (
+                       "torch nn.Flatten", "jax reshape of the NHWC map", "jax_impl flatten")}),
+        Convention("max-pool-ties", "∂ max / ∂ each element of a 2×2 window of four equal values (row-major)",
+                   {"numpy": (1.0, 0.0, 0.0, 0.0), "torch nn.MaxPool2d": (1.0, 0.0, 0.0, 0.0),
+                    "jax lax.reduce_window(max)": (1.0, 0.0, 0.0, 0.0)},
+                   "the whole gradient to the first maximum in the window's row-major order, as torch (argmax's "
+                   "first); sending it to every tied element would count it four times",
+                   {label: (lambda label=label: _max_pool_ties(label)) for label in (
+                       "numpy", "torch nn.MaxPool2d", "jax lax.reduce_window(max)")}),
+        Convention("avg-pool-count-include-pad", "the corner of a 2×2 average pool, stride 1, padding 1, over a "
+                   "2×2 map of ones",
+                   {"numpy": 0.25, "numpy count_include_pad=false": 1.0, "torch nn.AvgPool2d": 0.25,
+                    "torch nn.AvgPool2d(count_include_pad=False)": 1.0, "flax.linen.avg_pool": 0.25,
+                    "flax.linen.avg_pool(count_include_pad=False)": 1.0},
+                   "count_include_pad true by default, as torch and Flax: the window's zeros of padding count in "
+                   "the divisor; the scenario's count_include_pad says otherwise",
+                   {label: (lambda label=label: _avg_pool_padding(label)) for label in (
+                       "numpy", "numpy count_include_pad=false", "torch nn.AvgPool2d",
+                       "torch nn.AvgPool2d(count_include_pad=False)", "flax.linen.avg_pool",
+                       "flax.linen.avg_pool(count_include_pad=False)")}),
         Convention("linear-default-init", f"a default {FAN_IN}→{FAN_OUT} layer: (std·√fan_in, every |w| ≤ "
                    "1/√fan_in, how the bias starts)",
                    {"torch nn.Linear": (0.6, True, "uniform ±1/√fan_in"),

@@ -13,7 +13,7 @@ def needed_libraries(label):
     first = label.split()[0].split(".")[0]
     if first == "flax":
         return ("jax", "flax")
-    return REQUIRES.get({"jnp": "jax", "optax": "jax"}.get(first, first), ("numpy",))
+    return REQUIRES.get({"jnp": "jax", "optax": "jax", "jax_impl": "jax"}.get(first, first), ("numpy",))
 
 
 @pytest.mark.parametrize("row_id, framework", CASES, ids=[f"{r}-{f}" for r, f in CASES])
