@@ -406,9 +406,10 @@ def cmd_export(args):
     return EXIT_OK
 
 
-def array_argument(text, option):
+def array_argument(text, option, images=False):
     """--inputs/--targets: a JSON list of numbers, or a .npy file of numbers read without pickle -> a float64 array
-    (class indices for --targets stay whole numbers); UsageError naming the option for anything else."""
+    (class indices for --targets stay whole numbers); UsageError naming the option for anything else. images: the
+    inputs of a conv net may be (n, C, L) or (n, C, H, W)."""
     import json
 
     import numpy as np
@@ -425,8 +426,10 @@ def array_argument(text, option):
             raise UsageError(f"{option}: not a JSON list or a .npy file: {exc}") from None
         where = option
 
+    deepest = 4 if images else 2
+
     def numbers(item, depth=0):        # booleans are refused, not read as 1.0 and 0.0
-        if isinstance(item, bool) or depth > 2:
+        if isinstance(item, bool) or depth > deepest:
             return False
         if isinstance(item, list):
             return all(numbers(element, depth + 1) for element in item)
@@ -443,14 +446,15 @@ def array_argument(text, option):
             array = np.array(value)             # whole numbers stay whole: class indices for --targets
         except ValueError:                      # NumPy refuses ragged rows
             raise UsageError(f"{where}: the rows have different lengths") from None
-    if array.ndim not in (1, 2) or array.size == 0:
-        raise UsageError(f"{where}: give rows of numbers (n, features), or n class indices for --targets")
+    if array.ndim not in ((1, 2, 3, 4) if images else (1, 2)) or array.size == 0:
+        raise UsageError(f"{where}: give rows of numbers (n, features)" + (", (n, C, L) or (n, C, H, W)" if images
+                                                                            else ", or n class indices for --targets"))
     if not np.all(np.isfinite(array)):
         raise UsageError(f"{where}: every number must be finite")
     return array
 
 
-def write_imported(args, layers, dtype, source):
+def write_imported(args, layers, dtype, source, proof=None):
     import json
     from pathlib import Path
 
@@ -458,16 +462,36 @@ def write_imported(args, layers, dtype, source):
     from .scenario_file import parse
     from .weights import scenario_document
     name = args.name or Path(source.split(":")[0]).stem
-    document = scenario_document(name, layers, dtype, array_argument(args.inputs, "--inputs"),
+    document = scenario_document(name, layers, dtype, array_argument(args.inputs, "--inputs", images=proof is not None),
                                  array_argument(args.targets, "--targets"), args.loss, args.lr, source)
     try:        # exactly what `check` will read; errors name the user's inputs, not the file not yet written
-        parse(json.loads(json.dumps(document)), f"{shown(source)} with --inputs and --targets")
+        scenario = parse(json.loads(json.dumps(document)), f"{shown(source)} with --inputs and --targets")
         check_writable(args.output)
     except (ScenarioError, OutputError) as exc:
         raise UsageError(str(exc)) from None
+    if proof is not None:
+        prove_import(scenario, proof, shown(source))
     write_text(args.output, json.dumps(document, indent=1) + "\n")
     print(f"wrote {args.output} ({len(layers)} layers, {dtype}); check it with: backproof check {args.output}")
     return EXIT_OK
+
+
+def prove_import(scenario, proof, source):
+    """UsageError unless the scenario computes what the module computed on the same inputs, layer by layer (the
+    reference's forward against the module's own value after each layer, within the step tolerance of the dtype):
+    a scenario that differs from its module is never written."""
+    import numpy as np
+
+    import reference
+    from .compare import compare_arrays
+    _, activations = reference.forward(reference.Model(scenario), np.array(scenario.inputs))
+    for i, ((nodes, theirs), ours) in enumerate(zip(proof, activations)):
+        comparison = compare_arrays(f"layers.{i}.a", "module", np.asarray(theirs, scenario.dtype), "scenario", ours,
+                                    scenario.dtype)
+        if not comparison.ok:
+            raise UsageError(f"{source}: the scenario does not compute what the module computes: layers[{i}] "
+                             f"({scenario.layers[i].type}, read from {nodes}) differs from the module's own output "
+                             f"by up to {comparison.max_abs:.3g}; nothing was written")
 
 
 def cmd_import(args):
@@ -481,13 +505,20 @@ def cmd_import(args):
 
 def cmd_import_torch(args):
     from .sandbox import SandboxError, run
+    inputs = array_argument(args.inputs, "--inputs", images=True)
     try:      # the factory runs in a child process (backproof/sandbox.py), with a hard timeout
-        metadata, values = run("torch_module", args.target, {}, args.timeout)
+        metadata, values = run("torch_module", args.target, {"inputs": inputs}, args.timeout)
     except SandboxError as exc:
         raise UsageError(str(exc)) from None
-    layers = [(values[f"weight{k}"], values.get(f"bias{k}"), layer["activation"], layer["negative_slope"])
-              for k, layer in enumerate(metadata["layers"])]
-    return write_imported(args, layers, metadata["dtype"], args.target)
+    layers, outputs = [], []
+    for k, layer in enumerate(metadata["layers"]):
+        entry = {key: value for key, value in layer.items() if key not in ("bias", "weight", "nodes")}
+        if layer["weight"]:
+            entry["weight"] = values[f"weight{k}"]
+            entry["bias"] = values.get(f"bias{k}")
+        layers.append(entry)
+        outputs.append((", ".join(layer["nodes"]), values[f"output{k}"]))
+    return write_imported(args, layers, metadata["dtype"], args.target, proof=outputs)
 
 
 def cmd_list(args):

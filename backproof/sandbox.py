@@ -175,22 +175,33 @@ def _gradients(function, request, folder):
 
 
 def _torch_module(function, request, folder):
-    from .weights import WeightsError, from_torch_module
+    """The module the factory returns, read as torch.fx traces it (weights.from_torch_module), and its own output after
+    each layer on the given inputs (weights.layer_outputs): the parent proves the scenario against them."""
+    from .weights import WeightsError, from_torch_module, layer_outputs
     module = function()
     (folder / "returned").touch()
     try:
-        layers, dtype = from_torch_module(module, request["label"])
+        layers, dtype, names = from_torch_module(module, request["label"])
     except WeightsError as exc:
         return {"error": str(exc)}, {}
     except Exception as exc:  # a bfloat16, lazy or meta-device module: its weights are no NumPy arrays
         return {"error": f"{request['label']}: the module's weights cannot be read as float64 or float32 arrays "
                          f"({_described(exc)})"}, {}
+    with np.load(folder / "arrays.npz", allow_pickle=False) as data:
+        inputs = np.array(data["inputs"])
+    try:
+        seen = layer_outputs(module, inputs)
+    except Exception as exc:  # the inputs do not fit the module: the user's --inputs, named
+        return {"error": f"{request['label']}: the module cannot run on --inputs of shape {inputs.shape} "
+                         f"({_described(exc)})"}, {}
     values, meta = {}, []
-    for k, (weight, bias, activation, slope) in enumerate(layers):
-        values[f"weight{k}"] = weight
-        if bias is not None:
-            values[f"bias{k}"] = bias
-        meta.append({"activation": activation, "negative_slope": slope, "bias": bias is not None})
+    for k, (layer, nodes) in enumerate(zip(layers, names)):
+        for key in ("weight", "bias"):
+            if layer.get(key) is not None:
+                values[f"{key}{k}"] = layer[key]
+        values[f"output{k}"] = seen[nodes[-1]]                 # the module's own value after layer k's activation
+        meta.append({key: value for key, value in layer.items() if key not in ("weight", "bias")}
+                    | {"bias": layer.get("bias") is not None, "weight": "weight" in layer, "nodes": nodes})
     return {"layers": meta, "dtype": dtype}, values
 
 

@@ -252,46 +252,168 @@ def _sequential_to_canonical(path, state):
     return canonical
 
 
-SUPPORTED = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax",
-             "Identity": None, "Flatten": None}
+# torch's activation modules and functions -> backproof's activation names
+ACTIVATION_MODULES = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax"}
+SKIPPED_MODULES = ("Identity",)
+LAYER_MODULES = {"Linear": "linear", "Conv1d": "conv1d", "Conv2d": "conv2d", "MaxPool2d": "max_pool2d",
+                 "AvgPool2d": "avg_pool2d", "Flatten": "flatten"}
+
+
+def _activation_functions():
+    import torch
+    import torch.nn.functional as F
+    return {torch.relu: "relu", F.relu: "relu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh",
+            F.tanh: "tanh", F.leaky_relu: "leaky_relu", torch.softmax: "softmax", F.softmax: "softmax"}
+
+
+def _layer_of_module(child, kind, name, label):
+    """The scenario layer (a dict, arrays as NumPy) of a torch layer module; WeightsError for a setting it cannot hold."""
+    def refuse(what):
+        raise WeightsError(f"{label}: {name} is a {kind} with {what}, which backproof does not support")
+    layer = {"type": LAYER_MODULES[kind]}
+    if kind in ("Linear", "Conv1d", "Conv2d"):
+        layer["weight"] = child.weight.detach().numpy().copy()
+        layer["bias"] = None if child.bias is None else child.bias.detach().numpy().copy()
+    if kind in ("Conv1d", "Conv2d"):
+        if child.padding_mode != "zeros":
+            refuse(f"padding_mode={child.padding_mode!r}")
+        layer.update(stride=list(child.stride), dilation=list(child.dilation), groups=child.groups,
+                     padding=child.padding if isinstance(child.padding, str) else list(child.padding))
+    elif kind in ("MaxPool2d", "AvgPool2d"):
+        pair = (lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v])
+        if child.ceil_mode:
+            refuse("ceil_mode=True")
+        if kind == "MaxPool2d" and (pair(child.dilation) != [1, 1] or child.return_indices):
+            refuse("dilation or return_indices")
+        if kind == "AvgPool2d" and child.divisor_override is not None:
+            refuse("divisor_override")
+        layer.update(kernel_size=pair(child.kernel_size), stride=pair(child.stride), padding=pair(child.padding))
+        if kind == "AvgPool2d":
+            layer["count_include_pad"] = bool(child.count_include_pad)
+    elif kind == "Flatten" and (child.start_dim != 1 or child.end_dim != -1):
+        refuse(f"start_dim={child.start_dim}, end_dim={child.end_dim} (backproof flattens from dim 1 to the end)")
+    return layer
 
 
 def from_torch_module(module, label):
-    """(layers, dtype) of an nn.Sequential, or of a module whose children are nn.Linear and supported activations
-    in order; anything else (Conv2d, BatchNorm1d, a Dropout in train mode, …) is refused by name."""
+    """(layers, dtype, names) of a torch module as it computes: its forward traced with torch.fx, so functional calls
+    (``torch.relu(self.fc1(x))``, ``F.gelu``, ``x.flatten(1)``) are seen, not only the children. layers: the scenario
+    file's layer dicts (NumPy arrays); names: for each layer, the graph nodes it was read from (the module's own
+    names). Anything that is not a chain of supported layers and activations is refused by name (WeightsError)."""
     torch = _require("torch")
+    import torch.fx
     if not isinstance(module, torch.nn.Module):
         raise WeightsError(f"{label}: returned a {type(module).__name__}, not a torch.nn.Module")
-    layers = []
-    for name, child in module.named_children():
-        kind = type(child).__name__
-        if isinstance(child, torch.nn.Linear):
-            bias = None if child.bias is None else child.bias.detach().numpy().copy()
-            layers.append([child.weight.detach().numpy().copy(), bias, "identity", 0.01])
-        elif kind == "Dropout" and not child.training:
-            continue                            # identity in eval mode
-        elif kind in SUPPORTED:
-            if not layers:
-                raise WeightsError(f"{label}: {name} ({kind}) comes before any nn.Linear")
-            if SUPPORTED[kind] is None:
-                continue
-            if layers[-1][2] != "identity":
-                raise WeightsError(f"{label}: {name} ({kind}) follows another activation; one per nn.Linear")
-            if kind == "Softmax" and child.dim not in (1, -1):
-                raise WeightsError(f"{label}: {name} (Softmax) is over dim {child.dim}; backproof takes dim=1")
-            layers[-1][2] = SUPPORTED[kind]
-            if kind == "LeakyReLU":
-                layers[-1][3] = float(child.negative_slope)
+    try:
+        graph = torch.fx.symbolic_trace(module).graph
+    except Exception as exc:  # data-dependent control flow, an untraceable call: fx says which
+        raise WeightsError(f"{label}: torch.fx cannot trace its forward ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); backproof reads a module as fx traces it") from None
+    modules = dict(module.named_modules())
+    functions = _activation_functions()
+    layers, names, current = [], [], None
+    supported = ", ".join(list(LAYER_MODULES) + list(ACTIVATION_MODULES) + ["Identity", "Dropout in eval mode"])
+
+    def attach(activation, slope, node_name, what):
+        if not layers:
+            raise WeightsError(f"{label}: {node_name} ({what}) comes before any layer")
+        if layers[-1].get("activation", "identity") != "identity":
+            raise WeightsError(f"{label}: {node_name} ({what}) follows another activation; one per layer")
+        layers[-1]["activation"] = activation
+        if activation == "leaky_relu":
+            layers[-1]["negative_slope"] = float(slope)
+        names[-1].append(node_name)
+
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if current is not None:
+                raise WeightsError(f"{label}: its forward takes more than one input ({node.name})")
+            current = node
+            continue
+        if node.op == "output":
+            if node.args[0] is not current:
+                raise WeightsError(f"{label}: its forward does not return the last layer's output")
+            break
+        if node.op == "get_attr":
+            raise WeightsError(f"{label}: {node.target} is a tensor used directly in forward, not a layer")
+        inputs = [arg for arg in node.all_input_nodes]
+        if inputs != [current]:
+            raise WeightsError(f"{label}: {node.name} ({node.op} {getattr(node.target, '__name__', node.target)}) "
+                               f"takes {', '.join(n.name for n in inputs) or 'no tensor'}, not the output before it: "
+                               f"backproof holds a chain of layers (no residual adds, no branches)")
+        if node.op == "call_module":
+            child = modules[node.target]
+            kind = type(child).__name__
+            if kind in LAYER_MODULES:
+                layers.append(_layer_of_module(child, kind, node.target, label))
+                names.append([node.target])
+            elif kind in ACTIVATION_MODULES:
+                if kind == "Softmax" and child.dim not in (1, -1):
+                    raise WeightsError(f"{label}: {node.target} (Softmax) is over dim {child.dim}; backproof takes dim=1")
+                attach(ACTIVATION_MODULES[kind], getattr(child, "negative_slope", 0.01), node.target, kind)
+            elif kind in SKIPPED_MODULES or (kind.startswith("Dropout") and not child.training):
+                pass                                    # the identity (Dropout in eval mode)
+            else:
+                mode = " in train mode (call .eval())" if kind.startswith("Dropout") else ""
+                raise WeightsError(f"{label}: {node.target} is a {kind}{mode}, which backproof does not support "
+                                   f"(supported: {supported})")
+        elif node.op == "call_function" and node.target in functions:
+            activation = functions[node.target]
+            if activation == "softmax" and node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None) \
+                    not in (1, -1):
+                raise WeightsError(f"{label}: {node.name} (softmax) is not over dim 1")
+            slope = node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01)
+            attach(activation, slope, node.name, node.target.__name__)
+        elif (node.op == "call_method" and node.target == "flatten") or \
+                (node.op == "call_function" and node.target is torch.flatten):
+            start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
+            end = node.kwargs.get("end_dim", node.args[2] if len(node.args) > 2 else -1)
+            if start != 1 or end != -1:
+                raise WeightsError(f"{label}: {node.name} flattens from dim {start} to {end}; backproof flattens "
+                                   f"from dim 1 to the end (x.flatten(1))")
+            layers.append({"type": "flatten"})
+            names.append([node.name])
+        elif node.op == "call_method" and node.target in ("relu", "sigmoid", "tanh"):
+            attach(node.target, 0.01, node.name, f"x.{node.target}()")
         else:
-            mode = " in train mode (call .eval())" if kind.startswith("Dropout") else ""
-            raise WeightsError(f"{label}: {name} is a {kind}{mode}, which backproof does not support "
-                               f"(supported: Linear, {', '.join(SUPPORTED)}, Dropout in eval mode)")
-    if not layers:
-        raise WeightsError(f"{label}: holds no nn.Linear")
-    dtypes = {str(w.dtype) for w, *_ in layers}
+            what = getattr(node.target, "__name__", str(node.target))
+            raise WeightsError(f"{label}: {node.name} calls {what} ({node.op}), which backproof does not support "
+                               f"(supported: {supported}, and torch.relu/sigmoid/tanh/flatten, F.leaky_relu, "
+                               f"F.softmax over dim 1)")
+        current = node
+    if not any("weight" in layer for layer in layers):
+        raise WeightsError(f"{label}: holds no nn.Linear or nn.Conv layer")
+    dtypes = {str(layer["weight"].dtype) for layer in layers if "weight" in layer}
     if dtypes - {"float64", "float32"} or len(dtypes) != 1:
         raise WeightsError(f"{label}: the weights are {', '.join(sorted(dtypes))}; backproof takes float64 or float32")
-    return [tuple(layer) for layer in layers], dtypes.pop()
+    if all(layer["type"] == "linear" for layer in layers):        # a dense stack: the file format of dense networks
+        for layer in layers:
+            del layer["type"]
+            layer.setdefault("activation", "identity")
+    return layers, dtypes.pop(), names
+
+
+def layer_outputs(module, inputs):
+    """The output of every node of the module's fx graph on ``inputs`` (node name -> NumPy array), from torch.fx's
+    Interpreter: what the import is proved against."""
+    import torch
+    import torch.fx
+    traced = torch.fx.symbolic_trace(module)
+    seen = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            value = super().run_node(node)
+            if isinstance(value, torch.Tensor):
+                seen[node.target if node.op == "call_module" else node.name] = value.detach().numpy().copy()
+            return value
+
+    import warnings
+    dtype = next(module.parameters()).dtype
+    with torch.no_grad(), warnings.catch_warnings():     # torch's note that padding="same" at an even kernel pads a copy
+        warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
+        Recorder(traced).run(torch.tensor(inputs, dtype=dtype))
+    return seen
 
 
 def scenario_document(name, layers, dtype, inputs, targets, loss="mse", lr=0.01, source=""):
@@ -302,7 +424,12 @@ def scenario_document(name, layers, dtype, inputs, targets, loss="mse", lr=0.01,
                 "layers": [], "loss": loss, "inputs": plain(inputs),
                 "targets": np.asarray(targets).tolist() if np.asarray(targets).ndim == 1 else plain(targets),
                 "optimizer": {"name": "sgd", "lr": lr}}
-    for weight, bias, activation, slope in layers:
+    for entry in layers:
+        if isinstance(entry, dict):         # a layer read from a module: arrays as NumPy, the rest as the file has it
+            document["layers"].append({key: plain(value) if isinstance(value, np.ndarray) else value
+                                       for key, value in entry.items()})
+            continue
+        weight, bias, activation, slope = entry
         layer = {"weight": plain(weight), "bias": None if bias is None else plain(bias), "activation": activation}
         if activation == "leaky_relu":
             layer["negative_slope"] = float(slope)

@@ -68,8 +68,52 @@ def with_batchnorm():
 def with_dropout_training():
     return nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.5), nn.Linear(3, 1))
 
-def conv():
-    return nn.Sequential(nn.Conv2d(1, 1, 3))
+def conv3d():
+    return nn.Sequential(nn.Conv3d(1, 1, 3))
+
+class Functional(nn.Module):            # relu applied functionally: no child says so, only the forward
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(2, 3), nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(x)))
+
+def functional():
+    torch.manual_seed(0)
+    return Functional().double()
+
+class CNN(nn.Module):                   # a user's CNN: conv with stride and padding, "same" at an even kernel, pools
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(4, 6, 2, padding="same"),
+                                      nn.AvgPool2d(2, padding=1, count_include_pad=False))
+        self.head = nn.Linear(6 * 2 * 2, 3)
+
+    def forward(self, x):
+        return self.head(nn.functional.leaky_relu(self.features(x), 0.2).flatten(1))
+
+def cnn():
+    torch.manual_seed(1)
+    return CNN().double()
+
+def hooked():                           # a forward hook doubles fc's output: nothing in the graph shows it
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 1)).double()
+    model[2].register_forward_hook(lambda module, args, output: 2 * output)
+    return model
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(2, 2)
+
+    def forward(self, x):
+        return x + self.fc(x)
+
+def residual():
+    return Residual().double()
 """
 
 
@@ -83,10 +127,7 @@ def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot
     assert [s.activation for s in sc.layers] == ["leaky_relu", "tanh", "identity"] and sc.layers[0].negative_slope == 0.2
     assert sc.layers[1].bias is None and main(["check", str(out), "--frameworks", "numpy,torch"]) == 0
     capsys.readouterr()
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("nets_in_process", tmp_path / "nets.py")
-    nets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(nets)
+    nets = nets_module(tmp_path)
     for factory, message in REFUSED:       # what the child process reads of each module (the CLI's line: below)
         with pytest.raises(WeightsError, match=re.escape(message)):
             from_torch_module(getattr(nets, factory)(), f"nets.py:{factory}")
@@ -94,7 +135,66 @@ def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot
 
 REFUSED = [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not support"),
            ("with_dropout_training", "2 is a Dropout in train mode (call .eval())"),
-           ("conv", "0 is a Conv2d, which backproof does not support")]
+           ("conv3d", "0 is a Conv3d, which backproof does not support"),
+           ("residual", "add (call_function add) takes x, fc, not the output before it: backproof holds a chain")]
+
+
+def nets_module(tmp_path):
+    import importlib.util
+    (tmp_path / "nets.py").write_text(textwrap.dedent(FACTORY))
+    spec = importlib.util.spec_from_file_location("nets_in_process", tmp_path / "nets.py")
+    nets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nets)
+    return nets
+
+
+def test_a_functional_relu_is_read_from_the_forward_not_the_children(tmp_path):
+    require("torch")
+    layers, dtype, names = from_torch_module(nets_module(tmp_path).functional(), "nets.py:functional")
+    assert [layer["activation"] for layer in layers] == ["relu", "identity"] and dtype == "float64"
+    assert names == [["fc1", "relu"], ["fc2"]]
+
+
+IMAGES = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).round(3).tolist()
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")     # torch's, from calling the module here
+def test_a_users_cnn_imports_and_all_three_frameworks_reproduce_the_modules_output(tmp_path, capsys):
+    require("torch")
+    (tmp_path / "nets.py").write_text(textwrap.dedent(FACTORY))
+    out = tmp_path / "cnn.json"
+    assert main(["import-torch", f"{tmp_path / 'nets.py'}:cnn", "--inputs", json.dumps(IMAGES), "--targets", "[0, 2]",
+                 "--loss", "cross_entropy", "-o", str(out)]) == 0
+    sc = backproof.load(out)
+    assert [spec.type for spec in sc.layers] == ["conv2d", "max_pool2d", "conv2d", "avg_pool2d", "flatten", "linear"]
+    assert [spec.activation for spec in sc.layers] == ["relu", "identity", "identity", "leaky_relu", "identity",
+                                                       "identity"]
+    assert sc.layers[2].hyper["padding"] == "same" and sc.layers[3].hyper["count_include_pad"] is False
+    module = nets_module(tmp_path).cnn()
+    import torch
+    expected = module(torch.tensor(IMAGES, dtype=torch.float64)).detach().numpy()
+    report = backproof.check(sc)
+    assert report.ok and report.coverage == "compared"
+    for framework, trace in report.traces.items():         # each framework's output is the module's own
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+
+
+def test_an_import_that_computes_differently_from_its_module_is_refused_naming_the_layer(tmp_path):
+    require("torch")
+    from backproof.cli import UsageError, prove_import
+    from backproof.scenario_file import parse
+    from backproof.weights import layer_outputs, scenario_document
+    module = nets_module(tmp_path).hooked()
+    layers, dtype, names = from_torch_module(module, "nets.py:hooked")        # the graph has no trace of the hook
+    inputs = np.array([[0.5, -1.0], [1.5, 0.25]])
+    seen = layer_outputs(module, inputs)
+    scenario = parse(json.loads(json.dumps(scenario_document("hooked", layers, dtype, inputs, [[1.0], [0.0]]))))
+    with pytest.raises(UsageError, match=r"layers\[1\] \(linear, read from 2\) differs from the module's own output"):
+        prove_import(scenario, [(", ".join(n), seen[n[-1]]) for n in names], "nets.py:hooked")
+    prove_import(scenario.with_parameters({**scenario.parameters(), **{                  # the hook's doubling, made
+        "layers.1.weight": 2 * scenario.parameters()["layers.1.weight"],                 # explicit: the proof passes
+        "layers.1.bias": 2 * scenario.parameters()["layers.1.bias"]}}),
+        [(", ".join(n), seen[n[-1]]) for n in names], "nets.py:hooked")
 
 
 @pytest.mark.slow       # each run's child process imports torch; the fast tier reads the same modules above
@@ -134,7 +234,7 @@ def test_a_module_that_is_not_a_stack_of_linears_is_refused():
     torch = require("torch") and __import__("torch")
     with pytest.raises(WeightsError, match="holds no nn.Linear"):
         from_torch_module(torch.nn.Sequential(), "m")
-    with pytest.raises(WeightsError, match="0 \\(ReLU\\) comes before any nn.Linear"):
+    with pytest.raises(WeightsError, match="0 \\(ReLU\\) comes before any layer"):
         from_torch_module(torch.nn.Sequential(torch.nn.ReLU()), "m")
     with pytest.raises(WeightsError, match="returned a int, not a torch.nn.Module"):
         from_torch_module(3, "m")
