@@ -399,7 +399,11 @@ def cmd_export(args):
     except (OutputError, WeightsError) as exc:
         raise UsageError(str(exc)) from None
     print(f"wrote {args.output} ({args.to}, {scenario.dtype}: {scenario.name})")
-    if args.to == "torch":          # a state_dict holds tensors only: the activations and slopes travel as an option
+    if args.to == "torch" and scenario.typed:       # the module it loads into, as torch prints it
+        from .weights import typed_sequential
+        print(f"load it with model.load_state_dict(torch.load({str(args.output)!r}), strict=True) into this "
+              f"model:\n{typed_sequential(scenario)[0]}")
+    elif args.to == "torch":        # a state_dict holds tensors only: the activations and slopes travel as an option
         from .weights import activations_option, layers_of
         print(f"import it back with: backproof import {args.output} --activations "
               f"{activations_option(layers_of(scenario))} …")

@@ -81,7 +81,34 @@ def export(scenario, fmt, path):
         _write(scenario, fmt, temporary)
 
 
+def typed_sequential(scenario):
+    """(the nn.Sequential equivalent to a network of typed layers, {canonical name: its state_dict key}): each layer
+    the module the torch mirror builds for it (torch_impl's LAYERS; per-side padding is an nn.ZeroPad2d before the
+    conv), then its activation module (none for identity)."""
+    torch = _require("torch")
+    from torch import nn
+
+    from torch_impl.network import DTYPES, LAYERS, activation
+    modules, keys = [], {}
+    for i, spec in enumerate(scenario.layers):
+        layer = LAYERS[spec.type](spec, DTYPES[scenario.dtype])
+        modules += list(layer) if isinstance(layer, nn.Sequential) else [layer]
+        with torch.no_grad():
+            for kind in ("weight", "bias"):
+                value = getattr(spec, kind)
+                if value is not None:
+                    getattr(modules[-1], kind).copy_(torch.tensor(value))
+                    keys[f"layers.{i}.{kind}"] = f"{len(modules) - 1}.{kind}"
+        if spec.mask is not None:                           # the torch mirror's dropout holds its mask as a buffer
+            keys[f"layers.{i}.mask"] = f"{len(modules) - 1}.mask"
+        if spec.activation != "identity":
+            modules.append(activation(spec.activation, spec.negative_slope))
+    return nn.Sequential(*modules), keys
+
+
 def _write(scenario, fmt, path):
+    if scenario.typed:
+        return _write_typed(scenario, fmt, path)
     layers = layers_of(scenario)
     canonical = {f"layers.{i}.{kind}": value for i, (weight, bias, _, _) in enumerate(layers)
                  for kind, value in (("weight", weight), ("bias", bias)) if value is not None}
@@ -107,6 +134,54 @@ def _write(scenario, fmt, path):
             handle.write(serialization.msgpack_serialize(
                 {"params": params, "backproof": {"activations": ",".join(activations),
                                                  "negative_slopes": json.dumps(slopes)}}))
+
+
+def layer_metadata(scenario):
+    """The layers of a typed network without their arrays (type, hyperparameters, activation, slope), as JSON: what a
+    weights file carries beside the tensors so that the network can be rebuilt."""
+    def plain(value):
+        return [plain(v) for v in value] if isinstance(value, tuple) else value
+    return json.dumps([{"type": spec.type, "activation": spec.activation, "negative_slope": spec.negative_slope,
+                        **{key: plain(value) for key, value in spec.options}} for spec in scenario.layers])
+
+
+def flax_names(scenario):
+    """{canonical layer index: Flax's module name}: linen's compact naming counts each class, Conv_0, Conv_1, Dense_0."""
+    names, counts = {}, {}
+    for i, spec in enumerate(scenario.layers):
+        if spec.weight is None:
+            continue
+        kind = "Dense" if spec.type == "linear" else "Conv"
+        names[i] = f"{kind}_{counts.get(kind, 0)}"
+        counts[kind] = counts.get(kind, 0) + 1
+    return names
+
+
+def _write_typed(scenario, fmt, path):
+    """A network of typed layers: torch as the state_dict of ``typed_sequential``, safetensors and npz under canonical
+    names with the layers as JSON beside them, Flax as linen's {"params": {"Conv_0": {"kernel": HWIO, …}, …}}."""
+    canonical = {name: np.ascontiguousarray(value) for name, value in scenario.parameters().items()}
+    if fmt == "torch":
+        import torch
+        model, _ = typed_sequential(scenario)
+        torch.save(model.state_dict(), path)
+    elif fmt == "safetensors":
+        from safetensors.numpy import save_file
+        save_file(canonical, str(path), metadata={"layers": layer_metadata(scenario),
+                                                  "format": "backproof canonical layout, torch's"})
+    elif fmt == "npz":
+        with open(path, "wb") as handle:
+            np.savez(handle, layers=np.array(layer_metadata(scenario)), **canonical)
+    else:
+        from flax import serialization
+
+        from jax_impl.network import to_flax
+        flax = to_flax([(spec.weight, spec.bias) for spec in scenario.layers])
+        params = {name: {key: np.ascontiguousarray(value) for key, value in flax[i].items()}
+                  for i, name in flax_names(scenario).items()}
+        with open(path, "wb") as handle:
+            handle.write(serialization.msgpack_serialize({"params": params,
+                                                         "backproof": {"layers": layer_metadata(scenario)}}))
 
 
 def parse_activations(text):
@@ -246,7 +321,12 @@ def _sequential_to_canonical(path, state):
                            f"{', '.join(sorted(state)[:4])}")
     canonical = {}
     for i, index in enumerate(indices):
-        canonical[f"layers.{i}.weight"] = state[f"{index}.weight"]
+        weight = state.get(f"{index}.weight")
+        if weight is None or np.ndim(weight) != 2:
+            found = ", ".join(sorted(key for key in state if key.split(".")[0] == str(index)))
+            raise WeightsError(f"{path}: {found} is not an nn.Linear's; `import` reads a dense nn.Sequential's "
+                               f"state_dict: import a conv network from its module with import-torch")
+        canonical[f"layers.{i}.weight"] = weight
         if f"{index}.bias" in state:
             canonical[f"layers.{i}.bias"] = state[f"{index}.bias"]
     return canonical

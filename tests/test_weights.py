@@ -280,3 +280,81 @@ def test_a_missing_library_is_one_line_with_its_install_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == f"error: {missing[0]} is not installed: pip install 'backproof[{missing[0]}]' -c constraints.txt\n"
     assert not target.exists()
+
+
+TYPED = ("cnn-1x8x8-strokes", "conv-stride2-stem", "conv1d-dropout")
+
+
+@pytest.mark.parametrize("name", TYPED)
+def test_a_typed_network_exports_to_torch_and_loads_strictly_into_its_nn_sequential(name, tmp_path):
+    torch = require("torch") and __import__("torch")
+    from backproof.weights import typed_sequential
+    sc = scenario(name)
+    export(sc, "torch", tmp_path / "w.pt")
+    model, keys = typed_sequential(sc.with_parameters({k: np.zeros_like(v) for k, v in sc.parameters().items()}))
+    model.load_state_dict(torch.load(tmp_path / "w.pt", weights_only=True), strict=True)
+    assert sorted(keys.values()) == sorted(model.state_dict())
+    with torch.no_grad():
+        out = model(torch.tensor(np.array(sc.inputs))).numpy()
+    np.testing.assert_allclose(out, reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
+
+
+@pytest.mark.parametrize("name", TYPED[:2])
+def test_a_typed_network_exported_for_flax_runs_in_real_flax(name, tmp_path):
+    """The .msgpack's Conv_k and Dense_k params applied by flax.linen layers written here (NHWC, explicit pads, the
+    flatten in torch's order) give the reference's output."""
+    pytest.importorskip("flax")
+    import jax
+    import jax.numpy as jnp
+    from flax import linen, serialization
+    sc = scenario(name)
+    export(sc, "flax", tmp_path / "w.msgpack")
+    tree = serialization.msgpack_restore((tmp_path / "w.msgpack").read_bytes())
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            for spec in sc.layers:
+                o = spec.hyper
+                if spec.type == "conv2d":
+                    from reference.registry import conv_pads
+                    x = linen.Conv(spec.weight.shape[0], spec.weight.shape[2:], o["stride"],
+                                   conv_pads(o, spec.weight.shape[2:]), kernel_dilation=o["dilation"],
+                                   feature_group_count=o["groups"], use_bias=spec.bias is not None,
+                                   dtype=jnp.float64, param_dtype=jnp.float64)(x)
+                elif spec.type == "max_pool2d":
+                    x = linen.max_pool(x, o["kernel_size"], o["stride"], o["padding"])
+                elif spec.type == "avg_pool2d":
+                    x = linen.avg_pool(x, o["kernel_size"], o["stride"], o["padding"],
+                                       count_include_pad=o["count_include_pad"])
+                elif spec.type == "flatten":
+                    x = jnp.moveaxis(x, -1, 1).reshape(x.shape[0], -1)
+                else:
+                    x = linen.Dense(spec.weight.shape[0], use_bias=spec.bias is not None, dtype=jnp.float64,
+                                    param_dtype=jnp.float64)(x)
+                x = {"relu": jax.nn.relu, "identity": lambda v: v}[spec.activation](x)
+            return x
+
+    with jax.enable_x64(True):
+        out = Net().apply({"params": tree["params"]}, jnp.asarray(np.moveaxis(np.array(sc.inputs), 1, -1)))
+    np.testing.assert_allclose(np.asarray(out), reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "npz"])
+def test_a_typed_network_exports_its_layers_beside_the_canonical_tensors(fmt, tmp_path):
+    pytest.importorskip(fmt if fmt != "npz" else "numpy")
+    sc = scenario("conv-stride2-stem")
+    export(sc, fmt, tmp_path / f"w.{fmt}")
+    if fmt == "npz":
+        with np.load(tmp_path / "w.npz", allow_pickle=False) as data:
+            arrays = {key: np.array(data[key]) for key in data.files}
+        layers = json.loads(str(arrays.pop("layers")))
+    else:
+        from safetensors import safe_open
+        with safe_open(str(tmp_path / "w.safetensors"), framework="numpy") as handle:
+            arrays = {key: handle.get_tensor(key) for key in handle.keys()}
+            layers = json.loads(handle.metadata()["layers"])
+    assert [layer["type"] for layer in layers] == [spec.type for spec in sc.layers]
+    assert layers[0]["stride"] == [2, 2] and layers[0]["padding"] == [[3, 3], [3, 3]]
+    for name, value in sc.parameters().items():
+        np.testing.assert_array_equal(arrays[name], value)
