@@ -186,6 +186,12 @@ def table(headers, rows, header=True, classes=None):
 # --- the diagram (SVG written here) ---------------------------------------------------------------
 
 def diagram_section(scenario, result, explanation):
+    if scenario.typed:
+        trace = next(iter(result.traces.values()), None)
+        return (f'<div class="figure">{block_diagram_svg(scenario, trace)}</div><p class="note">A network of typed '
+                "layers, drawn as blocks: each box is one layer with its hyperparameters and activation, the shape "
+                "of its output (n, C, H, W in torch's layout) and, from the first framework's trace, the range and "
+                "mean of its output a and of ∂L/∂z over the batch. The agreement map below covers every tensor.</p>")
     widths = widths_of(scenario)
     edges = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
     if edges > MAX_DIAGRAM_EDGES:
@@ -201,6 +207,68 @@ def diagram_section(scenario, result, explanation):
             f"{MAX_EDGE_LABELS} edges, its thickness only). "
             "An edge drawn in orange carries an erratum; with <code>--explain</code>, the parameter's paths are "
             "drawn in blue.</p>")
+
+
+def layer_caption(spec):
+    """'conv2d 4@3×3, stride 2, padding 1' and the like: the layer as a porter names it."""
+    o = spec.hyper
+    if spec.type == "linear":
+        return f"linear {spec.shape[1]}→{spec.shape[0]}"
+    if spec.type in ("conv1d", "conv2d"):
+        text = f"{spec.type} {spec.shape[0]}@{'×'.join(map(str, spec.shape[2:]))}"
+        padding = o["padding"]
+        if not isinstance(padding, str):
+            sides = {side for pair in padding for side in pair}
+            padding = None if sides == {0} else (sides.pop() if len(sides) == 1 else
+                                                 [list(pair) for pair in padding])
+        extras = [f"stride {o['stride']}" if set(o["stride"]) != {1} else "",
+                  f"padding {padding}" if padding is not None else "",
+                  f"dilation {o['dilation']}" if set(o["dilation"]) != {1} else "",
+                  f"groups {o['groups']}" if o["groups"] != 1 else ""]
+        return ", ".join([text] + [e for e in extras if e])
+    if spec.type in ("max_pool2d", "avg_pool2d"):
+        extras = [f"stride {o['stride']}" if o["stride"] != o["kernel_size"] else "",
+                  f"padding {o['padding']}" if any(p != (0, 0) for p in o["padding"]) else "",
+                  "count_include_pad false" if spec.type == "avg_pool2d" and not o["count_include_pad"] else ""]
+        return ", ".join([f"{spec.type} {'×'.join(map(str, o['kernel_size']))}"] + [e for e in extras if e])
+    if spec.type == "dropout":
+        return f"dropout p {o['p']} (mask given)"
+    return spec.type
+
+
+def block_diagram_svg(scenario, trace):
+    """A typed network as SVG boxes, top to bottom: the input, then each layer with its caption, output shape and a
+    summary of its values in ``trace`` (min, mean, max of a; max |∂L/∂z|)."""
+    n = scenario.inputs.shape[0]
+    boxes = [("input", "x", (n,) + scenario.inputs.shape[1:], np.asarray(scenario.inputs), None)]
+    for i, (spec, shape) in enumerate(zip(scenario.layers, scenario.layer_shapes())):
+        caption = layer_caption(spec) + ("" if spec.activation == "identity" else f" · {spec.activation}")
+        a = None if trace is None else np.asarray(trace[f"layers.{i}.a"])
+        dz = None if trace is None else np.asarray(trace[f"layers.{i}.dz"])
+        boxes.append((f"layers.{i}", caption, (n,) + shape, a, dz))
+    width, box, gap = 720, 64, 26
+    height = len(boxes) * (box + gap) + 20
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" font-family="ui-monospace, Menlo, Consolas, monospace" font-size="12">']
+    for k, (name, caption, shape, a, dz) in enumerate(boxes):
+        top = 10 + k * (box + gap)
+        if k:
+            parts.append(f'<line x1="{width / 2}" y1="{top - gap}" x2="{width / 2}" y2="{top}" stroke="#444" '
+                         'stroke-width="1.5" marker-end="url(#arrow)"/>')
+        parts.append(f'<rect x="20" y="{top}" width="{width - 40}" height="{box}" rx="6" fill="#fff" stroke="#444" '
+                     f'data-layer="{name}"/>')
+        parts.append(f'<text x="32" y="{top + 20}" font-weight="bold">{html.escape(name)}</text>'
+                     f'<text x="120" y="{top + 20}">{html.escape(caption)}</text>'
+                     f'<text x="{width - 32}" y="{top + 20}" text-anchor="end" fill="#666">'
+                     f'{"×".join(map(str, shape))}</text>')
+        if a is not None:
+            summary = f"a: min {a.min():.4g} · mean {a.mean():.4g} · max {a.max():.4g}"
+            if dz is not None:
+                summary += f"   ∂L/∂z: max |·| {np.abs(dz).max():.3g}"
+            parts.append(f'<text x="32" y="{top + 44}" fill="#333" data-node="{name}">{html.escape(summary)}</text>')
+    parts.append('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+                 'orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#444"/></marker></defs></svg>')
+    return "".join(parts)
 
 
 def widths_of(scenario):

@@ -71,7 +71,7 @@ def parse(text):
 
 # make test builds the pages with the most sections (aliases and errata, training, kinks, a classifier); make
 # test-all every page
-QUICK = ("blog-2-3-3-1", "grokking-3-4-1", "deep-1-2-2-1", "spiral-2-16-3-adam")
+QUICK = ("blog-2-3-3-1", "grokking-3-4-1", "deep-1-2-2-1", "spiral-2-16-3-adam", "conv-stride2-stem")
 
 
 @pytest.mark.parametrize("name", [name if name in QUICK else pytest.param(name, marks=pytest.mark.slow)
@@ -127,6 +127,22 @@ def test_the_blog_diagram_shows_the_trace_and_the_posts_topology():
         assert float(shown) == pytest.approx(trace[f"layers.{layer}.{kind}"][0, int(unit)], rel=5e-6, abs=1e-12)
     assert len(re.findall(r'data-parameter="layers\.\d\.weight\[\d,\d\]"', svg)) == 6 + 9 + 3
     assert ">w17 = 0.8 (erratum)</text>" in svg and ">w18 = 0.9 (erratum)</text>" in svg
+
+
+def test_a_typed_network_is_drawn_as_blocks_with_its_shapes_and_values():
+    """conv-stride2-stem: one box per layer with its caption and output shape, and the range of its output a read back
+    equal to the trace (to the 4 digits printed)."""
+    text, result = page("conv-stride2-stem")
+    svg = text[text.index('<section id="diagram">'):text.index("</section>", text.index('<section id="diagram">'))]
+    sc, trace = result.scenario, result.traces["numpy"]
+    for i, shape in enumerate(sc.layer_shapes()):
+        assert f'data-layer="layers.{i}"' in svg and "×".join(map(str, (2,) + shape)) in svg
+        low, mean, high = (float(v) for v in re.search(
+            rf'data-node="layers\.{i}">a: min ([-0-9.e+]+) · mean ([-0-9.e+]+) · max ([-0-9.e+]+)', svg).groups())
+        a = trace[f"layers.{i}.a"]
+        assert (low, mean, high) == pytest.approx((a.min(), a.mean(), a.max()), rel=5e-4, abs=1e-12)
+    assert "conv2d 4@7×7, stride (2, 2), padding 3 · relu" in svg and "max_pool2d 3×3, stride (2, 2), padding" in svg
+    assert "<circle" not in svg                 # no unit-level hairball
 
 
 def test_explain_draws_the_paths_on_the_diagram():
