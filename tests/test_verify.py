@@ -71,6 +71,29 @@ def test_relu_slope_one_is_caught_and_located():
     assert not result.directions.ok
 
 
+def test_a_conv_networks_gradients_are_verified_and_a_flipped_kernel_gradient_is_caught():
+    """conv-stride2-stem: the reference's own gradients pass against every oracle; the conv weight's gradient flipped
+    in both spatial axes (a convolution's where the forward is a cross-correlation) fails at every element that the
+    flip moves, and nowhere else."""
+    sc = scenario("conv-stride2-stem")
+
+    def correct(params, inputs, targets):
+        return loss_and_gradients(sc, params, inputs, targets)[1]
+
+    def flipped(params, inputs, targets):
+        grads = correct(params, inputs, targets)
+        return dict(grads, **{"layers.0.weight": grads["layers.0.weight"][..., ::-1, ::-1]})
+
+    assert backproof.verify(correct, sc, ORACLES).ok
+    result = backproof.verify(flipped, sc, ORACLES)
+    assert not result.ok and {c.parameter for c in result.failures} == {"layers.0.weight"}
+    true = correct({k: np.array(v) for k, v in sc.parameters().items()}, sc.inputs, sc.targets)["layers.0.weight"]
+    moved = {tuple(int(i) for i in index) for index in np.argwhere(~np.isclose(true, true[..., ::-1, ::-1],
+                                                                                rtol=1e-6, atol=1e-12))}
+    for check in result.failures:           # ``wrong`` lists the first 20 of them
+        assert set(check.wrong) <= moved and check.wrong_count == len(moved) and len(check.wrong) == 20
+
+
 def test_one_element_off_by_1e_4_relative_is_named_by_every_oracle():
     name, index = "layers.1.weight", (0, 0)      # w7; (any element whose gradient is not 0)
 
