@@ -258,6 +258,96 @@ def test_every_loss_activation_and_optimizer(loss, optimizer):
     check_agreement(document, ("numpy", "torch"), epochs=3, drawn=False)
 
 
+# --- networks of typed layers: conv, pooling, flatten, dropout ----------------------------------------------
+
+def draw_conv(draw, spatial, channels):
+    kernel = [draw(st.integers(1, 3)) for _ in range(spatial)]
+    groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0]))
+    out = groups * draw(st.integers(1, 2))
+    stride = [draw(st.integers(1, 2)) for _ in range(spatial)]
+    padding = draw(st.one_of(st.integers(0, 1), st.just("valid"),
+                             st.lists(st.lists(st.integers(0, 2), min_size=2, max_size=2), min_size=spatial,
+                                      max_size=spatial),
+                             *([st.just("same")] if set(stride) == {1} else [])))
+    fan_in = channels // groups * int(np.prod(kernel))
+    weight = (1.5 / np.sqrt(fan_in) * np.array(numbers(draw, -1, 1, (out, channels // groups, *kernel)))).tolist()
+    return {"type": f"conv{spatial}d", "weight": weight, "stride": stride, "padding": padding, "groups": groups,
+            "dilation": [draw(st.integers(1, 2)) for _ in range(spatial)],
+            "bias": numbers(draw, -0.5, 0.5, out) if draw(st.booleans()) else None}
+
+
+def draw_pool(kind):
+    def pool(draw, spatial, channels):
+        kernel = [draw(st.integers(1, 3)) for _ in range(2)]
+        layer = {"type": kind, "kernel_size": kernel, "stride": [draw(st.integers(1, 2)) for _ in range(2)],
+                 "padding": [draw(st.integers(0, k // 2)) for k in kernel]}
+        if kind == "avg_pool2d":
+            layer["count_include_pad"] = draw(st.booleans())
+        return layer
+    return pool
+
+
+# the drawers of the feature layers, one per layer type that acts on (n, C, …) maps; linear and flatten make the head
+TYPED_DRAWERS = {"conv1d": draw_conv, "conv2d": draw_conv, "max_pool2d": draw_pool("max_pool2d"),
+                 "avg_pool2d": draw_pool("avg_pool2d"), "dropout": None}
+
+
+def test_the_typed_strategy_draws_every_layer_type():
+    from reference.registry import LAYER_TYPES
+    assert set(TYPED_DRAWERS) | {"linear", "flatten"} == set(LAYER_TYPES)
+
+
+@st.composite
+def typed_documents(draw, dtype):
+    """A network of typed layers: 1-3 feature layers (conv1d over (n, C, L), or conv2d and pools over (n, C, H, W)),
+    any activations, sometimes a dropout with a drawn mask, then flatten and a linear head; any loss and optimizer.
+    A drawn stack whose shapes do not fit (a window larger than its padded input) is rejected."""
+    from reference.registry import LAYER_TYPES, normalize
+    spatial = draw(st.sampled_from((1, 2)))
+    rows, channels = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    size = [draw(st.integers(3, 7)) for _ in range(spatial)]
+    kinds = [draw(st.sampled_from(("conv1d",) if spatial == 1 else ("conv2d", "max_pool2d", "avg_pool2d")))
+             for _ in range(draw(st.integers(1, 3)))]
+    layers, shape = [], (channels, *size)
+    for kind in kinds:
+        layer = TYPED_DRAWERS[kind](draw, spatial, shape[0])
+        layer["activation"] = draw(st.sampled_from(("identity", "relu", "leaky_relu", "sigmoid", "tanh")))
+        options = {key: value for key, value in layer.items() if key in LAYER_TYPES[kind].options}
+        try:
+            shape = LAYER_TYPES[kind].output_shape(dict(normalize(kind, options)), shape,
+                                                   np.shape(layer["weight"]) if "weight" in layer else None)
+        except ValueError:
+            assume(False)
+        layers.append(layer)
+    dropout = draw(st.booleans())
+    if dropout:
+        mask = (np.array(numbers(draw, 0, 1, (rows, *shape), specials=False)) > 0.3).astype(float)
+        layers.append({"type": "dropout", "p": 0.3, "mask": mask.tolist()})
+    loss = draw(st.sampled_from(LOSSES))
+    width = draw(st.integers(1, 4))
+    features = int(np.prod(shape))
+    layers += [{"type": "flatten"}, {"type": "linear", **layer_document(draw, features, width, "identity")}]
+    document = {"name": "hypothesis-drawn-typed", "dtype": dtype, "layers": layers, "loss": loss,
+                "inputs": numbers(draw, -2, 2, (rows, channels, *size)), "targets": draw(targets_for(loss, rows, width)),
+                "optimizer": draw(optimizers())}
+    return document, not dropout
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="needs torch to compare against")
+@settings(suppress_health_check=HEALTH, max_examples=max(2, EXAMPLES // 10))
+@given(typed_documents("float64"))
+def test_numpy_and_torch_agree_on_random_typed_networks(drawn):
+    document, trainable = drawn
+    check_agreement(document, ("numpy", "torch"), epochs=2 if trainable else None)
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="needs torch and JAX to compare against")
+@settings(suppress_health_check=HEALTH, max_examples=max(1, EXAMPLES // 40))
+@given(typed_documents("float32"))
+def test_all_three_agree_on_random_typed_networks(drawn):
+    check_agreement(drawn[0])
+
+
 def test_the_profile_runs_enough_examples():
     """The ci profile (make test-all, CI): 120 float64 and 60 float32 examples numpy ↔ torch (with training), 8 and
     4 with JAX; the fast profile (make test) 18, 9, 1 and 1 (at least one of each, so every property runs)."""
