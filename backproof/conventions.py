@@ -113,10 +113,10 @@ def _losses(framework):
         return tuple(float(LOSSES[name][0](y, t)) for name in names)
     if framework == "torch":
         import torch
-        from torch_impl.network import LOSSES
+        from torch_impl import LOSSES
         return tuple(float(LOSSES[name](torch.tensor(y), torch.tensor(t))) for name in names)
     import jax.numpy as jnp
-    from jax_impl.network import LOSSES
+    from jax_impl import LOSSES
     return tuple(float(LOSSES[name](jnp.asarray(y), jnp.asarray(t))) for name in names)
 
 
@@ -144,7 +144,7 @@ def torch_settings_at_each_linear(step, scenario):
     import torch.nn.functional as F
     from torch.overrides import TorchFunctionMode
 
-    import torch_impl.network as implementation
+    import torch_impl as implementation
 
     seen = set()
 
@@ -168,7 +168,7 @@ def torch_settings_at_each_linear(step, scenario):
 
 def _torch_precision_in_run():
     """The settings at every nn.Linear call of a real torch_impl.run_step, and the global afterwards."""
-    import torch_impl.network as implementation
+    import torch_impl as implementation
 
     seen, after = torch_settings_at_each_linear(implementation.run_step, _probe_scenario())
     return (tuple(sorted(seen)), after)
@@ -180,7 +180,7 @@ def _jax_precision_in_run():
 
     import jax
 
-    import jax_impl.network as implementation
+    import jax_impl as implementation
 
     text = implementation.lowered_step(_probe_scenario())
     return (tuple(sorted(set(re.findall(r"precision = \[(\w+), \w+\]", text)))),
@@ -455,9 +455,10 @@ def _flatten_order(label):
         import jax.numpy as jnp
         out = np.asarray(jnp.reshape(jnp.asarray(np.moveaxis(numbered, 1, -1)), (1, -1)))
     else:
-        import jax_impl
         import jax.numpy as jnp
-        out = np.asarray(jax_impl.network.flatten({}, jnp.asarray(np.moveaxis(numbered, 1, -1)), {}, {}))
+
+        import jax_impl
+        out = np.asarray(jax_impl.flatten({}, jnp.asarray(np.moveaxis(numbered, 1, -1)), {}, {}))
     return tuple(int(v) for v in out.ravel())
 
 

@@ -108,18 +108,9 @@ class KinkNote:
 
 
 def derivative_at_zero(framework, activation, negative_slope, dtype):
-    """d activation / dz at z = 0, from ``framework``'s own activation function."""
-    if framework == "numpy":
-        return float(Activation(activation, negative_slope).derivative(np.zeros(1, dtype=dtype))[0])
-    module = implementation(framework)
-    if framework == "torch":
-        import torch
-        x = torch.zeros((), dtype=module.network.DTYPES[dtype], requires_grad=True)
-        module.network.activation(activation, negative_slope)(x).backward()
-        return float(x.grad)
-    import jax
-    with module.network.precision(dtype):
-        return float(jax.grad(module.network.activation(activation, negative_slope))(np.zeros((), dtype=dtype)))
+    """d activation / dz at z = 0, from ``framework``'s own activation function (its ``derivative_at_zero`` probe,
+    backproof/interface.py)."""
+    return implementation(framework).derivative_at_zero(activation, negative_slope, dtype)
 
 
 def exact_kinks(scenario, traces):
@@ -272,16 +263,19 @@ def effective_derivatives(scenario, layer, positions, trace, at_zero):
 
 
 class KinkDerivatives(Activation):
-    """A reference activation whose f' is replaced at given (row, unit) elements (another framework's f' there).
-    Only ``derivative`` is overridden: the reference's own backward, relu's handling of non-finite values included,
-    calls it whenever ``at_zero`` is set. Lives here, not in the reference, which stays a textbook."""
+    """A reference activation whose f' is replaced: ``values`` is a number (f' wherever z is exactly 0: another
+    framework's convention at the kink) or {(row, unit): f'} (per element). Only ``derivative`` is overridden: the
+    reference's own backward, relu's handling of non-finite values included, calls it. Lives here, not in the
+    reference, which stays a textbook."""
 
     def __init__(self, layer, values):
-        super().__init__(layer.name, layer.negative_slope, at_zero=0.0)     # at_zero set: backward asks derivative
+        super().__init__(layer.name, layer.negative_slope)
         self.values = values
 
     def derivative(self, z):
         slope = np.array(self.fn_grad(z, *self.extra))
+        if not isinstance(self.values, dict):
+            return np.where(z == 0, self.values, slope).astype(slope.dtype)
         for position, value in self.values.items():
             slope[position] = value
         return slope
@@ -292,10 +286,7 @@ def reference_with_kink_derivatives(scenario, derivatives):
     reference's z is exactly 0: another framework's convention) or {(row, unit): f'} (per element)."""
     model = reference.Model(scenario)
     for i, value in derivatives.items():
-        if isinstance(value, dict):
-            model.activations[i] = KinkDerivatives(model.activations[i], value)
-        else:
-            model.activations[i].at_zero = value
+        model.activations[i] = KinkDerivatives(model.activations[i], value)
     values = reference.gradients(model, np.array(scenario.inputs), scenario.targets, scenario.criterion)
     return reference.canonical_trace(values, *reference.update(model.parameters(), values.grads, {},
                                                                scenario.optimizer))

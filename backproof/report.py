@@ -73,7 +73,8 @@ def build(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False
     result = check(scenario, frameworks)
     training = result.training
     if training is not None and finite_differences:
-        training.finite_differences = reference.train(scenario, method="finite_difference")
+        from .training import finite_difference_train
+        training.finite_differences = finite_difference_train(scenario)
     explanation = None
     if explain is not None:
         from .explain import explain as explain_parameter

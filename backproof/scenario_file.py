@@ -22,7 +22,7 @@ import numpy as np
 from reference import DTYPES, Optimizer, Scenario
 from reference.activations import ACTIVATIONS
 from reference.losses import CLASSIFICATION, LOSSES
-from reference.registry import LAYER_TYPES, normalize
+from reference.registry import BOUNDS, LAYER_TYPES, normalize
 from reference.scenario import OPTIMIZER_DEFAULTS
 
 from .names import PARAMETER_RE, check_index, parse_element, resolve, tensor_shapes
@@ -567,7 +567,8 @@ def class_rows(r, indices, rows, classes):
 
 
 def read_optimizer(r, data):
-    """The optimizer and every hyperparameter (torch's defaults for those not given) -> Optimizer."""
+    """The optimizer and every hyperparameter (torch's defaults for those not given) -> its Optimizer dataclass. Each
+    field is read by the type of its default (reference/registry.py): booleans, [β₁, β₂], numbers within BOUNDS."""
     optimizer = r.object(r.required(data, "optimizer", "optimizer"), "optimizer",
                          'an object like {"name": "sgd", "lr": 0.01}')
     name = r.string(optimizer, "name", "optimizer.name")
@@ -584,27 +585,32 @@ def read_optimizer(r, data):
     given = {}
     for key, value in optimizer.items():
         field = f"optimizer.{key}"
-        if key in ("nesterov", "centered"):
+        if key in ("name", "lr"):
+            continue
+        default = fields[key]
+        if isinstance(default, bool):
             if not isinstance(value, bool):
                 r.fail(field, f"must be true or false, not {kind(value)}")
             given[key] = value
-        elif key == "betas":
-            if not (isinstance(value, list) and len(value) == 2):
-                r.fail(field, f"must be a list of two numbers [beta1, beta2], not {kind(value)}")
+        elif isinstance(default, tuple):
+            if not (isinstance(value, list) and len(value) == len(default)):
+                r.fail(field, f"must be a list of {len(default)} numbers, not {kind(value)}")
             for k, beta in enumerate(value):
                 if not 0.0 <= r.number(beta, f"{field}[{k}]") < 1.0:
                     r.fail(f"{field}[{k}]", f"is {beta}; a beta must lie in [0, 1)")
             given[key] = tuple(float(beta) for beta in value)
-        elif key in fields:
+        else:
             number = r.number(value, field)
-            bounds = (0.0, 1.0) if key in ("dampening", "alpha") else (0.0, math.inf)
-            if not bounds[0] <= number <= bounds[1]:
-                r.fail(field, f"is {value}; it must lie in [0, {bounds[1]:g}]" if bounds[1] < math.inf
-                       else f"is {value}; it must be 0 or more")
+            low, high = BOUNDS.get(key, (0.0, math.inf))
+            if not low <= number <= high:
+                r.fail(field, f"is {value}; it must lie in [{low:g}, {high:g}]" if high < math.inf
+                       else f"is {value}; it must be {low:g} or more")
             given[key] = number
     result = Optimizer.of(name, lr, **given)
-    if result.nesterov and (result.momentum <= 0 or result.dampening != 0):
-        r.fail("optimizer.nesterov", "needs momentum > 0 and dampening 0 (as torch.optim.SGD requires)")
+    problem = result.problem()
+    if problem:
+        key, _, why = problem.partition(": ")
+        r.fail(f"optimizer.{key}", why)
     return result
 
 

@@ -336,7 +336,7 @@ def verify(grad_fn: "Callable[..., Any] | str", scenario: "Scenario | str | os.P
         if isinstance(module, Skipped):
             result.notes.append(f"{checker} left out: {module.message()}")
         else:
-            result.established[checker] = run(module.network.loss_function, scenario)
+            result.established[checker] = run(module.loss_function, scenario)
     return result
 
 

@@ -82,28 +82,11 @@ def export(scenario, fmt, path):
 
 
 def typed_sequential(scenario):
-    """(the nn.Sequential equivalent to a network of typed layers, {canonical name: its state_dict key}): each layer
-    the module the torch mirror builds for it (torch_impl's LAYERS; per-side padding is an nn.ZeroPad2d before the
-    conv), then its activation module (none for identity)."""
-    torch = _require("torch")
-    from torch import nn
-
-    from torch_impl.network import DTYPES, LAYERS, activation
-    modules, keys = [], {}
-    for i, spec in enumerate(scenario.layers):
-        layer = LAYERS[spec.type](spec, DTYPES[scenario.dtype])
-        modules += list(layer) if isinstance(layer, nn.Sequential) else [layer]
-        with torch.no_grad():
-            for kind in ("weight", "bias"):
-                value = getattr(spec, kind)
-                if value is not None:
-                    getattr(modules[-1], kind).copy_(torch.tensor(value))
-                    keys[f"layers.{i}.{kind}"] = f"{len(modules) - 1}.{kind}"
-        if spec.mask is not None:                           # the torch mirror's dropout holds its mask as a buffer
-            keys[f"layers.{i}.mask"] = f"{len(modules) - 1}.mask"
-        if spec.activation != "identity":
-            modules.append(activation(spec.activation, spec.negative_slope))
-    return nn.Sequential(*modules), keys
+    """(the nn.Sequential equivalent to a network of typed layers, {canonical name: its state_dict key}), as the torch
+    mirror builds it (torch_impl.sequential)."""
+    _require("torch")
+    import torch_impl
+    return torch_impl.sequential(scenario)
 
 
 def _write(scenario, fmt, path):
@@ -175,7 +158,7 @@ def _write_typed(scenario, fmt, path):
     else:
         from flax import serialization
 
-        from jax_impl.network import to_flax
+        from jax_impl import to_flax
         flax = to_flax([(spec.weight, spec.bias) for spec in scenario.layers])
         params = {name: {key: np.ascontiguousarray(value) for key, value in flax[i].items()}
                   for i, name in flax_names(scenario).items()}

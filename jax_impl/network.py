@@ -212,15 +212,7 @@ def run_step(scenario):
                                numpy(optimizer_state(state), scenario.dtype))
 
 
-# One step of a tiny network runs once, in microseconds, so its compile time is all that matters: without
-# LLVM's backend optimisation and XLA's fusion emitters, and with the module compiled in one piece rather
-# than split for parallel code generation, it compiles several times faster. None of these options touches
-# numerics: no fast-math, and precision is pinned separately.
-STEP_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
-                         "xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1}
-
-
-@functools.partial(jax.jit, static_argnames=("loss", "optimizer"), compiler_options=STEP_COMPILER_OPTIONS)
+@functools.partial(jax.jit, static_argnames=("loss", "optimizer"))
 def step(model, x, t, loss, optimizer):
     """gradients, then update, compiled into one XLA program."""
     values = gradients(model, x, t, loss)
@@ -263,6 +255,15 @@ def train_scan(model, x_batches, t_batches, loss, optimizer, epochs):
 
 
 # --- plumbing: layout, conversions, precision (not stages) --------------------------------
+
+# One step of a tiny network runs once, in microseconds, so its compile time is all that matters: without
+# LLVM's backend optimisation and XLA's fusion emitters, and with the module compiled in one piece rather
+# than split for parallel code generation, it compiles several times faster. None of these options touches
+# numerics: no fast-math, and precision is pinned separately. ``step`` above is jitted again with them, here,
+# so that the stage reads as plain jax.jit: run_step and lowered_step call this one.
+STEP_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+                         "xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1}
+step = jax.jit(step.__wrapped__, static_argnames=("loss", "optimizer"), compiler_options=STEP_COMPILER_OPTIONS)
 
 TRAIN_STATIC = ("loss", "optimizer", "epochs")
 TRAIN_SCAN = {"optimized": jax.jit(train_scan, static_argnames=TRAIN_STATIC),
@@ -460,3 +461,9 @@ def loss_function(scenario):
         return LOSSES[scenario.loss](acts[-1], t, **scenario.criterion.options())
 
     return f, model.params
+
+
+def derivative_at_zero(activation_name, negative_slope, dtype):
+    """d activation / dz at z = 0 by jax.grad, through the mirror's own activation: JAX's convention."""
+    with precision(dtype):
+        return float(jax.grad(activation(activation_name, negative_slope))(np.zeros((), dtype=dtype)))

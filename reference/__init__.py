@@ -2,12 +2,13 @@
 
 from .activations import ACTIVATIONS
 from .losses import LOSSES
-from .network import Model, forward, gradients, loss_and_gradients, loss_of, loss_value
+from .layers import LAYERS
+from .network import Model, derivative_at_zero, forward, gradients, loss_and_gradients, loss_of, loss_value
 from .optim import OPTIMIZERS, update
 from .scenario import DTYPES, LayerSpec, Loss, Optimizer, Scenario
 from .trace import StepValues, canonical_trace
 from .train import run_step, train
 
-__all__ = ["ACTIVATIONS", "DTYPES", "LOSSES", "LayerSpec", "Loss", "Model", "OPTIMIZERS", "Optimizer", "Scenario",
+__all__ = ["ACTIVATIONS", "DTYPES", "LAYERS", "LOSSES", "derivative_at_zero", "LayerSpec", "Loss", "Model", "OPTIMIZERS", "Optimizer", "Scenario",
            "StepValues", "canonical_trace", "forward", "gradients", "loss_and_gradients", "loss_of", "loss_value",
            "run_step", "train", "update"]

@@ -246,36 +246,30 @@ class Activation(Layer):
     the vector-Jacobian product dz = a ⊙ (da − Σ da ⊙ a), see activations.softmax_backward.
 
     name: one of ``reference.activations.ACTIVATIONS``; negative_slope is
-    passed to leaky_relu and ignored by the others. at_zero: None keeps the
-    reference's derivative at z = 0 (see activations.py); a number replaces it,
-    to reproduce another framework's kink convention.
+    passed to leaky_relu and ignored by the others.
     """
 
-    def __init__(self, name, negative_slope=0.01, at_zero=None):
+    def __init__(self, name, negative_slope=0.01):
         self.name = name
         self.negative_slope = negative_slope
-        self.at_zero = at_zero
         self.fn, self.fn_grad = ACTIVATIONS[name]
         self.extra = (negative_slope,) if name == "leaky_relu" else ()     # f's arguments after z
 
     def forward(self, z):
-        self.z = z                                                          # (n, out), kept for backward
+        self.z = z                                                          # kept for backward
         self.a = self.fn(z, *self.extra)                                    # kept for softmax's backward
         return self.a
 
     def derivative(self, z):
-        """f'(z) elementwise, with ``at_zero`` in place of the reference's value where z is exactly 0."""
+        """f'(z) elementwise."""
         if self.name == "softmax":
             raise ValueError("softmax has no elementwise derivative: its Jacobian couples the units of a row")
-        slope = self.fn_grad(z, *self.extra)
-        if self.at_zero is not None:
-            slope = np.where(z == 0, self.at_zero, slope).astype(slope.dtype)
-        return slope
+        return self.fn_grad(z, *self.extra)
 
     def backward(self, da):
         if self.name == "softmax":
             return self.fn_grad(self.a, da)                                 # dZ = A ⊙ (dA − Σ dA ⊙ A)
-        slope = self.fn_grad(self.z, *self.extra) if self.at_zero is None else self.derivative(self.z)
+        slope = self.derivative(self.z)
         if self.name != "relu":
             return da * slope                                               # dZ = dA ⊙ f'(Z)
         # relu: a unit that is off passes nothing back, not even an inf or a NaN (inf·0 would be NaN);

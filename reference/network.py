@@ -126,3 +126,9 @@ def loss_and_gradients(scenario, params=None, inputs=None, targets=None):
     t = scenario.targets if targets is None else targets                           # (n, out)
     values = gradients(model, x, t, scenario.criterion)
     return values.loss, values.grads
+
+
+def derivative_at_zero(activation, negative_slope, dtype):
+    """The hand-derived f'(0) of ``activation`` (reference/activations.py): the reference's convention at a kink."""
+    from .layers import Activation
+    return float(Activation(activation, negative_slope).derivative(np.zeros(1, dtype=dtype))[0])

@@ -12,7 +12,7 @@ one (before, after) pair per spatial axis, except conv's "same" and "valid", kep
 torch takes them as they are.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -217,4 +217,111 @@ OPTION_TEXT = {
     "p": "dropout's probability in [0, 1): the kept units are scaled by 1/(1 − p)",
     "mask": "required: 0s and 1s shaped like the layer's input, (n, …) (1 keeps a unit); a scenario with a dropout "
             "layer cannot have a train block",
+}
+
+
+# --- optimizers: one dataclass each, with torch.optim's defaults --------------------------------------------
+
+@dataclass(frozen=True)
+class Optimizer:
+    """An optimizer and its hyperparameters, with torch.optim's semantics and defaults (hashable, for jax.jit).
+
+    Each optimizer is a subclass naming its fields; ``Optimizer.of(name, lr, **given)`` builds one. ``BOUNDS``:
+    a hyperparameter's allowed interval (default [0, ∞)); ``TEXT``: what each means, for the docs table.
+    """
+
+    name = ""               # class attributes, not fields: the registry key and the torch class
+    torch = ""
+    lr: float = 0.01
+
+    @classmethod
+    def of(cls, name, lr, **given):
+        """``name`` with torch's defaults for every field not in ``given``."""
+        kind = OPTIMIZER_TYPES[name]
+        if "betas" in given:
+            given["betas"] = tuple(float(b) for b in given["betas"])
+        return kind(lr=float(lr), **given)
+
+    @classmethod
+    def defaults(cls):
+        """{hyperparameter: torch's default} beyond lr."""
+        return {f.name: f.default for f in fields(cls) if f.name != "lr"}
+
+    def hyperparameters(self):
+        """lr and every other field -> its value (for reports and the scenario file)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def buffers(self):
+        """The state each parameter carries, in torch's names (the canonical ones), in a fixed order."""
+        return ()
+
+    def problem(self):
+        """'' or "FIELD: why" when the hyperparameters do not go together (as torch refuses them)."""
+        return ""
+
+
+@dataclass(frozen=True)
+class SGD(Optimizer):
+    name, torch = "sgd", "torch.optim.SGD"
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    def buffers(self):
+        return ("momentum_buffer",) if self.momentum else ()
+
+    def problem(self):
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            return "nesterov: needs momentum > 0 and dampening 0 (as torch.optim.SGD requires)"
+        return ""
+
+
+@dataclass(frozen=True)
+class Adam(Optimizer):
+    name, torch = "adam", "torch.optim.Adam"
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+
+    def buffers(self):
+        return ("exp_avg", "exp_avg_sq")
+
+
+@dataclass(frozen=True)
+class AdamW(Adam):
+    name, torch = "adamw", "torch.optim.AdamW"
+    weight_decay: float = 1e-2              # torch's AdamW default, not 0
+
+
+@dataclass(frozen=True)
+class RMSprop(Optimizer):
+    name, torch = "rmsprop", "torch.optim.RMSprop"
+    alpha: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    centered: bool = False
+
+    def buffers(self):
+        return ("square_avg",) + (("grad_avg",) if self.centered else ()) + (("momentum_buffer",) if self.momentum
+                                                                               else ())
+
+
+OPTIMIZER_TYPES = {kind.name: kind for kind in (SGD, Adam, AdamW, RMSprop)}
+
+# a hyperparameter's interval when it is not [0, ∞); betas are each in [0, 1)
+BOUNDS = {"dampening": (0.0, 1.0), "alpha": (0.0, 1.0)}
+
+OPTIMIZER_TEXT = {
+    "lr": "the learning rate, > 0 (required)",
+    "momentum": "μ ≥ 0",
+    "dampening": "τ in [0, 1]; b ← μ·b + (1 − τ)·g after the first step",
+    "nesterov": "true or false; needs momentum > 0 and dampening 0, as torch does",
+    "weight_decay": "λ ≥ 0 (**1e-2 for `adamw`**, torch's). `sgd`, `adam` and `rmsprop` add λ·p to the gradient "
+                    "(coupled, an L2 term); `adamw` multiplies p by (1 − lr·λ) apart from the Adam step (decoupled)",
+    "betas": "[β₁, β₂], each in [0, 1)",
+    "eps": "ε ≥ 0; RMSprop adds it *outside* the square root, as torch",
+    "alpha": "the smoothing constant α in [0, 1] (optax's `decay` default is 0.9)",
+    "centered": "true to divide by √(v − ḡ²) + ε, the variance",
 }

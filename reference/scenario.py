@@ -22,19 +22,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .registry import LAYER_TYPES, normalize
+from .registry import LAYER_TYPES, OPTIMIZER_TYPES, Optimizer, normalize
+
+# torch.optim's defaults of each optimizer's fields beyond lr (reference/registry.py declares them)
+OPTIMIZER_DEFAULTS = {name: kind.defaults() for name, kind in OPTIMIZER_TYPES.items()}
 
 DTYPES = ("float64", "float32")
-
-# torch.optim's defaults, which every optimizer field not given in the file takes (AdamW's
-# weight decay is 1e-2, not 0). Each implementation passes every one of them explicitly.
-OPTIMIZER_DEFAULTS = {
-    "sgd": {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
-    "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0},
-    "adamw": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 1e-2},
-    "rmsprop": {"alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0, "momentum": 0.0, "centered": False},
-}
-
 
 def frozen_array(values, dtype):
     """A read-only copy of ``values`` as ``dtype``."""
@@ -88,46 +81,6 @@ class Loss:
     def options(self):
         """Keyword arguments of ``LOSSES[name]`` beyond (y, t): label_smoothing for cross_entropy only."""
         return {"label_smoothing": self.label_smoothing} if self.name == "cross_entropy" else {}
-
-
-@dataclass(frozen=True)
-class Optimizer:
-    """An optimizer and every hyperparameter, with torch.optim's semantics (hashable, for jax.jit).
-
-    Fields an optimizer does not use keep their placeholder values; ``Optimizer.of`` fills the
-    ones it uses with torch's defaults (``OPTIMIZER_DEFAULTS``).
-    """
-
-    name: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.0
-    dampening: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    betas: tuple = (0.9, 0.999)
-    eps: float = 1e-8
-    alpha: float = 0.99
-    centered: bool = False
-
-    @classmethod
-    def of(cls, name, lr, **given):
-        """``name`` with torch's defaults for every field not in ``given``."""
-        fields = dict(OPTIMIZER_DEFAULTS[name], **given)
-        fields["betas"] = tuple(float(b) for b in fields.get("betas", (0.9, 0.999)))
-        return cls(name=name, lr=float(lr), **fields)
-
-    def buffers(self):
-        """The state each parameter carries, in torch's names (the canonical ones), in a fixed order."""
-        if self.name == "sgd":
-            return ("momentum_buffer",) if self.momentum else ()
-        if self.name in ("adam", "adamw"):
-            return ("exp_avg", "exp_avg_sq")
-        return (("square_avg",) + (("grad_avg",) if self.centered else ())
-                + (("momentum_buffer",) if self.momentum else ()))
-
-    def hyperparameters(self):
-        """The fields this optimizer uses -> their values (for reports and the scenario file)."""
-        return {"lr": self.lr, **{key: getattr(self, key) for key in OPTIMIZER_DEFAULTS[self.name]}}
 
 
 @dataclass(frozen=True)

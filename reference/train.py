@@ -8,8 +8,7 @@ on the step's batch before that step's update.
 
 import numpy as np
 
-from .gradcheck import central_differences
-from .network import Model, gradients, loss_of
+from .network import Model, gradients
 from .optim import update
 from .trace import canonical_trace, state_names
 
@@ -23,32 +22,20 @@ def run_step(scenario):
     return canonical_trace(values, updated, state)
 
 
-def train(scenario, epochs=None, method="analytic", delta=1e-4):
+def train(scenario, epochs=None):
     """Train from the scenario's weights -> ``train.loss`` (epochs,), ``trained.*`` parameters and
-    ``trained.state.*``, the optimizer's state at the end.
-
-    method: "analytic" (the hand-derived backward pass) or "finite_difference" (central
-    differences with step ``delta`` on copies of the weights, as post 001's first run).
-    """
+    ``trained.state.*``, the optimizer's state at the end."""
     epochs, batch_size = scenario.schedule(epochs)
     model = Model(scenario)
     batches = [(np.array(scenario.inputs[s:s + batch_size]), scenario.targets[s:s + batch_size])
                for s in range(0, scenario.inputs.shape[0], batch_size)]
-    if method not in ("analytic", "finite_difference"):
-        raise ValueError(f"method must be 'analytic' or 'finite_difference', not {method!r}")
-    analytic = method == "analytic"
-    step_losses, state, loss_spec = [], {}, scenario.criterion
+    step_losses, state = [], {}
     for epoch in range(epochs):
         for x, t in batches:
-            if analytic:
-                values = gradients(model, x, t, loss_spec)
-                loss, grads = values.loss, values.grads
-            else:
-                loss_at = loss_of(scenario, x, t)
-                loss, grads = loss_at(model.parameters()), central_differences(loss_at, model.parameters(), delta)
-            params, state = update(model.parameters(), grads, state, scenario.optimizer)
+            values = gradients(model, x, t, scenario.criterion)
+            params, state = update(model.parameters(), values.grads, state, scenario.optimizer)
             model.set_parameters(params)
-            step_losses.append(loss)
+            step_losses.append(values.loss)
     step_losses = np.array(step_losses, dtype=scenario.dtype).reshape(epochs, len(batches))
     result = {"train.loss": step_losses.mean(axis=1, dtype=scenario.dtype)}
     for name, value in model.parameters().items():

@@ -184,3 +184,12 @@ def test_the_new_fields_carry_what_they_say(capsys):
     (drift,) = document["results"][0]["training"]["drift"]
     assert drift["ok"] is False and drift["explained_by_noise"] is True and document["ok"] is True
     assert drift["noise_floor"]["train.loss"] > 1e-4
+
+
+def test_the_schemas_enums_are_the_registries():
+    """The optimizer names in backproof/envelope.schema.json are written by `make docs` from reference/registry.py: a
+    name added there and not regenerated fails here."""
+    from reference.registry import OPTIMIZER_TYPES
+    from tools.docs import schema_text
+    assert schema_path().read_text(encoding="utf-8") == schema_text(), "run `make docs`"
+    assert json.loads(schema_path().read_text())["$defs"]["optimizer_name"]["enum"] == list(OPTIMIZER_TYPES)

@@ -37,42 +37,61 @@ from backproof.check import check
 from backproof.scenario_file import ScenarioWarning
 from conftest import NUMPY_ONLY, require
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "softmax")
-LOSSES = ("sse", "half_sse", "mse", "cross_entropy", "binary_cross_entropy")
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+from reference.activations import ACTIVATIONS as ACTIVATION_FUNCTIONS      # noqa: E402
+from reference.losses import LOSSES as LOSS_FUNCTIONS                       # noqa: E402
+from reference.registry import BOUNDS, OPTIMIZER_TYPES, Optimizer            # noqa: E402
+
+# every name the registries hold: a new activation, loss or optimizer is drawn without editing this file
+ACTIVATIONS, LOSSES, OPTIMIZERS = tuple(ACTIVATION_FUNCTIONS), tuple(LOSS_FUNCTIONS), tuple(OPTIMIZER_TYPES)
 KINK_MARGIN = 1e-3
 
+# values to draw for a hyperparameter, by name; one the table lacks draws from its default and the ends of its bounds
+CHOICES = {"weight_decay": (0.0, 1e-3, 0.1), "momentum": (0.0, 0.5, 0.9), "dampening": (0.0, 0.3),
+           "betas": ((0.9, 0.999), (0.5, 0.9), (0.0, 0.99)), "eps": (1e-8, 1e-3), "alpha": (0.99, 0.9, 0.5)}
 
-def test_the_strategies_draw_everything_there_is():
-    from reference.activations import ACTIVATIONS as KNOWN_ACTIVATIONS
-    from reference.losses import LOSSES as KNOWN_LOSSES
-    from reference.optim import OPTIMIZERS as KNOWN_OPTIMIZERS
-    assert (set(ACTIVATIONS), set(LOSSES), set(OPTIMIZERS)) == (
-        set(KNOWN_ACTIVATIONS), set(KNOWN_LOSSES), set(KNOWN_OPTIMIZERS))
+
+def choices(key, default):
+    if isinstance(default, bool):
+        return (False, True)
+    if key in CHOICES:
+        return CHOICES[key]
+    low, high = BOUNDS.get(key, (0.0, 1.0))
+    return (default, low, min(high, 1.0))
+
+
+def without_problems(block):
+    """The block with hyperparameters put back to their defaults, one at a time, until the optimizer takes them
+    together (SGD's nesterov needs momentum and no dampening)."""
+    def problem(b):
+        return Optimizer.of(b["name"], b["lr"], **{k: v for k, v in b.items() if k not in ("name", "lr")}).problem()
+    for key in [k for k in block if k not in ("name", "lr")]:
+        if not problem(block):
+            break
+        if not problem({k: v for k, v in block.items() if k != key}):
+            block.pop(key)
+    if problem(block):
+        block.pop(problem(block).split(":")[0])
+    return block
 
 
 @st.composite
 def optimizers(draw, name=None):
-    """An optimizer block with any subset of its hyperparameters given (the rest take torch's defaults)."""
+    """An optimizer block with any subset of its hyperparameters given (the rest take torch's defaults), read off
+    the optimizer's dataclass in reference/registry.py."""
     name = name or draw(st.sampled_from(OPTIMIZERS))
     block = {"name": name, "lr": draw(st.sampled_from((0.001, 0.01, 0.1)))}
-    maybe = lambda key, values: block.update({key: draw(st.sampled_from(values))}) if draw(st.booleans()) else None
-    maybe("weight_decay", (0.0, 1e-3, 0.1))
-    if name == "sgd":
-        maybe("momentum", (0.0, 0.5, 0.9))
-        if block.get("momentum") and draw(st.booleans()):
-            block["nesterov"] = True
-        else:
-            maybe("dampening", (0.0, 0.3))
-    elif name in ("adam", "adamw"):
-        maybe("betas", ([0.9, 0.999], [0.5, 0.9], [0.0, 0.99]))
-        maybe("eps", (1e-8, 1e-3))
-    else:
-        maybe("alpha", (0.99, 0.9, 0.5))
-        maybe("eps", (1e-8, 1e-3))
-        maybe("momentum", (0.0, 0.5))
-        maybe("centered", (False, True))
-    return block
+    for key, default in OPTIMIZER_TYPES[name].defaults().items():
+        if draw(st.booleans()):
+            value = draw(st.sampled_from(choices(key, default)))
+            block[key] = list(value) if isinstance(value, tuple) else value
+    return without_problems(block)
+
+
+def test_the_strategies_draw_every_hyperparameter():
+    """Every hyperparameter of every optimizer has something to draw besides its default."""
+    for name, kind in OPTIMIZER_TYPES.items():
+        for key, default in kind.defaults().items():
+            assert any(value != default for value in choices(key, default)), (name, key)
 
 
 @st.composite
@@ -222,15 +241,15 @@ def combination_document(loss, optimizer, attempt=0):
     targets = {"cross_entropy": [int(c) for c in rng.integers(0, widths[-1], rows)],
                "binary_cross_entropy": rng.uniform(0, 1, (rows, widths[-1])).tolist()}.get(
                    loss, rng.uniform(-1, 1, (rows, widths[-1])).tolist())
-    hyper = {"sgd": {"momentum": 0.9, "dampening": 0.3, "weight_decay": 0.01} if k % 2 else
-                    {"momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
-             "adam": {"betas": [0.8, 0.99], "eps": 1e-6, "weight_decay": 0.01},
-             "adamw": {"betas": [0.8, 0.99], "eps": 1e-6, "weight_decay": 0.1},
-             "rmsprop": {"alpha": 0.9, "eps": 1e-6, "momentum": 0.5, "centered": bool(k % 2), "weight_decay": 0.01}}
+    away = {key: bool(k % 2 == 0) if isinstance(default, bool)
+            else next(v for v in choices(key, default) if v != default)
+            for key, default in OPTIMIZER_TYPES[optimizer].defaults().items()}      # every one away from its default
+    hyper = without_problems({"name": optimizer, "lr": 0.05, **{key: list(v) if isinstance(v, tuple) else v
+                                                                for key, v in away.items()}})
     document = {"name": f"{loss}-{optimizer}", "layers": layers,
                 "loss": {"name": loss, "label_smoothing": 0.1} if loss == "cross_entropy" else loss,
                 "inputs": rng.uniform(-2, 2, (rows, widths[0])).tolist(), "targets": targets,
-                "optimizer": {"name": optimizer, "lr": 0.05, **hyper[optimizer]}}
+                "optimizer": hyper}
     if away_from_kinks(backproof.parse(document, document["name"])):
         return document
     return combination_document(loss, optimizer, attempt + 1)

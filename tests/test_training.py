@@ -117,9 +117,10 @@ def test_training_never_mutates_the_scenario(framework):
 
 def test_finite_difference_trajectory_matches_analytic():
     """Post 001's first method, on copies of the weights, from the same start as the analytic run."""
+    from backproof.training import finite_difference_train
     from reference import train
     sc = backproof.load("grokking-3-4-1")
-    fd, analytic = train(sc, method="finite_difference"), train(sc)
+    fd, analytic = finite_difference_train(sc), train(sc)
     # central differences are exact for a function quadratic in each weight away from kinks, so what is
     # left is round-off, ~eps·L/δ: far below 1e-10
     assert np.max(np.abs(fd["train.loss"] - analytic["train.loss"])) < 1e-10

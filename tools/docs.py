@@ -199,12 +199,54 @@ def table_layer_types():
     return rows
 
 
+def table_activations():
+    from reference.activations import ACTIVATIONS
+    rows = ["| `layers[i].activation` | f(z) |", "|---|---|"]
+    for name, (fn, _) in ACTIVATIONS.items():
+        first = fn.__doc__.strip().split("\n\n")[0]            # the docstring's first paragraph, on one line
+        rows.append(f"| `{name}` | {' '.join(first.split())} |")
+    return rows
+
+
+def table_optimizers():
+    """One row per hyperparameter: which optimizers take it, each one's default (torch's), what it means."""
+    from reference.registry import OPTIMIZER_TEXT, OPTIMIZER_TYPES
+    rows = ["| `optimizer.name` | torch | hyperparameters beyond lr (torch's defaults) |", "|---|---|---|"]
+    for name, kind in OPTIMIZER_TYPES.items():
+        rows.append(f"| `{name}` | `{kind.torch}` | "
+                    + ", ".join(f"`{key}` = {json_text(value)}" for key, value in kind.defaults().items()) + " |")
+    rows += ["", "| field | optimizers | meaning |", "|---|---|---|"]
+    for key, text in OPTIMIZER_TEXT.items():
+        if key == "lr":
+            continue
+        names = ", ".join(f"`{name}`" for name, kind in OPTIMIZER_TYPES.items() if key in kind.defaults())
+        rows.append(f"| `optimizer.{key}` | {names} | {text} |")
+    return rows
+
+
+SCHEMA = ROOT / "backproof" / "envelope.schema.json"
+
+
+def schema_text():
+    """backproof/envelope.schema.json with its enums derived from the registries (the optimizer names): `make docs`
+    writes it, tests/test_envelope.py checks that the file is what this returns."""
+    import json
+
+    from reference.registry import OPTIMIZER_TYPES
+    lines = []
+    for line in SCHEMA.read_text(encoding="utf-8").split("\n"):
+        if line.lstrip().startswith('"optimizer_name": '):
+            line = f'    "optimizer_name": {{"enum": {json.dumps(list(OPTIMIZER_TYPES))}}},'
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def json_text(value):
     import json
-    return f"`{json.dumps(value)}`"
+    return f"`{json.dumps(list(value) if isinstance(value, tuple) else value)}`"
 
 
-TABLES = {"layer-types": table_layer_types, "kink-band": table_kink_band, "conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
+TABLES = {"activations": table_activations, "optimizers": table_optimizers, "layer-types": table_layer_types, "kink-band": table_kink_band, "conventions": table_conventions, "tolerances": table_tolerances, "mutations": table_mutations,
           "noise-floor": table_noise_floor,
           "bench": table_bench, "epsilon-sweep": table_epsilon_sweep, "skeleton": table_skeleton,
           "scenarios": table_scenarios}
@@ -300,3 +342,6 @@ if __name__ == "__main__":
     target = sys.argv[1] if len(sys.argv) > 1 else "docs"
     for name in generate(target):
         print(f"wrote {target}/{name}")
+    if target == "docs" and SCHEMA.read_text(encoding="utf-8") != schema_text():
+        SCHEMA.write_text(schema_text(), encoding="utf-8")
+        print("wrote backproof/envelope.schema.json (its enums, from the registries)")

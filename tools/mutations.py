@@ -355,7 +355,8 @@ MUTANTS = (
     Mutant("rmsprop-eps-inside-sqrt", "RMSprop's eps inside the square root, g/√(v + ε) (optax's default), "
            "instead of g/(√v + ε)",
            lambda patch, sc: patch.setitem(optim.OPTIMIZERS, "rmsprop", _rmsprop_eps_inside),
-           lambda sc, clean: _first_update(("rmsprop",), tensor="state.{name}.momentum_buffer" if sc.optimizer.momentum
+           lambda sc, clean: _first_update(("rmsprop",), tensor="state.{name}.momentum_buffer"
+                                           if getattr(sc.optimizer, "momentum", 0)
                                            else "updated.{name}")(sc, clean)),
     Mutant("conv-flipped-kernel", "convolution instead of cross-correlation: the kernel flipped in both axes",
            _flipped_kernel, _first_of_type(("conv1d", "conv2d"), "layers.{i}.z")),

@@ -1,5 +1,7 @@
-"""The PyTorch mirror: nn.Linear, torch's activations and losses, autograd and torch.optim."""
+"""The PyTorch mirror: torch's layers, activations and losses, autograd and torch.optim."""
 
-from .network import ACTIVATIONS, LOSSES, OPTIMIZERS, Model, forward, gradients, run_step, train, update
+from .network import (ACTIVATIONS, LAYERS, LOSSES, OPTIMIZERS, Model, derivative_at_zero, forward, gradients,
+                      loss_function, run_step, sequential, settings, train, update)
 
-__all__ = ["ACTIVATIONS", "LOSSES", "OPTIMIZERS", "Model", "forward", "gradients", "run_step", "train", "update"]
+__all__ = ["ACTIVATIONS", "LAYERS", "LOSSES", "OPTIMIZERS", "Model", "derivative_at_zero", "forward", "gradients",
+           "loss_function", "run_step", "sequential", "settings", "train", "update"]

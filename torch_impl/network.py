@@ -310,3 +310,31 @@ def loss_function(scenario):
         return LOSSES[sc.loss](acts[-1], t, **sc.criterion.options())
 
     return f, [param.detach().clone().requires_grad_(True) for param in canonical.values()]
+
+
+def derivative_at_zero(activation_name, negative_slope, dtype):
+    """d activation / dz at z = 0 by autograd, through the mirror's own activation module: torch's convention."""
+    x = torch.zeros((), dtype=DTYPES[dtype], requires_grad=True)
+    activation(activation_name, negative_slope)(x).backward()
+    return float(x.grad)
+
+
+def sequential(scenario):
+    """(the nn.Sequential equivalent to the scenario's network, {canonical name: its state_dict key}): each layer the
+    module ``LAYERS`` builds (per-side padding is an nn.ZeroPad before the conv), then its activation module (none
+    for identity), the scenario's weights copied in. What ``backproof export --to torch`` loads into."""
+    modules, keys = [], {}
+    for i, spec in enumerate(scenario.layers):
+        layer = LAYERS[spec.type](spec, DTYPES[scenario.dtype])
+        modules += list(layer) if isinstance(layer, nn.Sequential) else [layer]
+        with torch.no_grad():
+            for kind in ("weight", "bias"):
+                value = getattr(spec, kind)
+                if value is not None:
+                    getattr(modules[-1], kind).copy_(torch.tensor(value))
+                    keys[f"layers.{i}.{kind}"] = f"{len(modules) - 1}.{kind}"
+        if spec.mask is not None:                           # FixedDropout holds its mask as a buffer
+            keys[f"layers.{i}.mask"] = f"{len(modules) - 1}.mask"
+        if spec.activation != "identity":
+            modules.append(activation(spec.activation, spec.negative_slope))
+    return nn.Sequential(*modules), keys
