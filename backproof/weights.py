@@ -45,18 +45,16 @@ def layers_of(scenario):
 
 
 def torch_sequential(layers, dtype="float64"):
-    """nn.Sequential of nn.Linear and activation modules for ``layers`` (identity adds no module)."""
-    torch = _require("torch")
-    from torch import nn
-    modules = []
-    for weight, bias, activation, slope in layers:
-        out_features, in_features = weight.shape
-        modules.append(nn.Linear(in_features, out_features, bias=bias is not None, dtype=getattr(torch, dtype)))
-        module = {"relu": lambda: nn.ReLU(), "leaky_relu": lambda: nn.LeakyReLU(slope), "sigmoid": lambda: nn.Sigmoid(),
-                  "tanh": lambda: nn.Tanh(), "softmax": lambda: nn.Softmax(dim=1), "identity": lambda: None}[activation]()
-        if module is not None:
-            modules.append(module)
-    return nn.Sequential(*modules)
+    """nn.Sequential of nn.Linear and activation modules for ``layers`` (identity adds no module), as the torch mirror
+    builds them (torch_impl.sequential)."""
+    _require("torch")
+    from types import SimpleNamespace
+
+    import torch_impl
+    from reference.scenario import LayerSpec
+    specs = [LayerSpec(np.asarray(weight, dtype), None if bias is None else np.asarray(bias, dtype), activation,
+                       slope) for weight, bias, activation, slope in layers]
+    return torch_impl.sequential(SimpleNamespace(layers=specs, dtype=dtype))[0]
 
 
 def state_dict_keys(layers):
@@ -315,46 +313,59 @@ def _sequential_to_canonical(path, state):
     return canonical
 
 
-# torch's activation modules and functions -> backproof's activation names
-ACTIVATION_MODULES = {"ReLU": "relu", "LeakyReLU": "leaky_relu", "Sigmoid": "sigmoid", "Tanh": "tanh", "Softmax": "softmax"}
+def _layer_modules():
+    """torch's layer module class names -> backproof's layer types, from the registry's ``torch`` column."""
+    from reference.registry import LAYER_TYPES
+    return {layer.torch.split()[0].removeprefix("nn."): name for name, layer in LAYER_TYPES.items()
+            if layer.torch.startswith("nn.") and " " not in layer.torch}
+
+
 SKIPPED_MODULES = ("Identity",)
-LAYER_MODULES = {"Linear": "linear", "Conv1d": "conv1d", "Conv2d": "conv2d", "MaxPool2d": "max_pool2d",
-                 "AvgPool2d": "avg_pool2d", "Flatten": "flatten"}
+
+
+def _activation_modules():
+    """torch's activation module class names -> backproof's activation names, from the torch mirror's ACTIVATIONS."""
+    import torch_impl
+    return {module.__name__: name for name, module in torch_impl.ACTIVATIONS.items() if name != "identity"}
 
 
 def _activation_functions():
+    """torch's functional activations (torch.relu, F.leaky_relu, …) -> names: for each activation the mirror has,
+    the function of that name in torch.nn.functional and in torch, where there is one."""
     import torch
     import torch.nn.functional as F
-    return {torch.relu: "relu", F.relu: "relu", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid", torch.tanh: "tanh",
-            F.tanh: "tanh", F.leaky_relu: "leaky_relu", torch.softmax: "softmax", F.softmax: "softmax"}
+
+    import torch_impl
+    found = {}
+    for name in torch_impl.ACTIVATIONS:
+        for namespace in (F, torch):
+            if name != "identity" and callable(getattr(namespace, name, None)):
+                found[getattr(namespace, name)] = name
+    return found
 
 
 def _layer_of_module(child, kind, name, label):
-    """The scenario layer (a dict, arrays as NumPy) of a torch layer module; WeightsError for a setting it cannot hold."""
-    def refuse(what):
-        raise WeightsError(f"{label}: {name} is a {kind} with {what}, which backproof does not support")
-    layer = {"type": LAYER_MODULES[kind]}
-    if kind in ("Linear", "Conv1d", "Conv2d"):
-        layer["weight"] = child.weight.detach().numpy().copy()
-        layer["bias"] = None if child.bias is None else child.bias.detach().numpy().copy()
-    if kind in ("Conv1d", "Conv2d"):
-        if child.padding_mode != "zeros":
-            refuse(f"padding_mode={child.padding_mode!r}")
-        layer.update(stride=list(child.stride), dilation=list(child.dilation), groups=child.groups,
-                     padding=child.padding if isinstance(child.padding, str) else list(child.padding))
-    elif kind in ("MaxPool2d", "AvgPool2d"):
-        pair = (lambda v: list(v) if isinstance(v, (tuple, list)) else [v, v])
-        if child.ceil_mode:
-            refuse("ceil_mode=True")
-        if kind == "MaxPool2d" and (pair(child.dilation) != [1, 1] or child.return_indices):
-            refuse("dilation or return_indices")
-        if kind == "AvgPool2d" and child.divisor_override is not None:
-            refuse("divisor_override")
-        layer.update(kernel_size=pair(child.kernel_size), stride=pair(child.stride), padding=pair(child.padding))
-        if kind == "AvgPool2d":
-            layer["count_include_pad"] = bool(child.count_include_pad)
-    elif kind == "Flatten" and (child.start_dim != 1 or child.end_dim != -1):
-        refuse(f"start_dim={child.start_dim}, end_dim={child.end_dim} (backproof flattens from dim 1 to the end)")
+    """The scenario layer (a dict, arrays as NumPy) of a torch layer module, read by the registry: its parameters, and
+    each hyperparameter the registry declares from the module's attribute of that name; WeightsError for a setting
+    the registry says a scenario cannot hold (``torch_requires``: ceil_mode, padding_mode, …)."""
+    from reference.registry import LAYER_TYPES
+    layer_type = LAYER_TYPES[_layer_modules()[kind]]
+    for attribute, required in layer_type.torch_requires:
+        value = getattr(child, attribute, required)
+        same = value == required or (isinstance(value, (tuple, list)) and all(v == required for v in value))
+        if not same:
+            raise WeightsError(f"{label}: {name} is a {kind} with {attribute}={value!r}, which backproof does not "
+                               f"support (only {attribute}={required!r})")
+    layer = {"type": layer_type.name}
+    for key in layer_type.parameters:
+        value = getattr(child, key)
+        if key == "weight" or value is not None:
+            layer[key] = value.detach().numpy().copy()
+        else:
+            layer[key] = None
+    for key in layer_type.options:
+        value = getattr(child, key)
+        layer[key] = list(value) if isinstance(value, tuple) else value
     return layer
 
 
@@ -373,9 +384,10 @@ def from_torch_module(module, label):
         raise WeightsError(f"{label}: torch.fx cannot trace its forward ({type(exc).__name__}: "
                            f"{' '.join(str(exc).split())[:200]}); backproof reads a module as fx traces it") from None
     modules = dict(module.named_modules())
-    functions = _activation_functions()
+    functions, activation_modules = _activation_functions(), _activation_modules()
     layers, names, current = [], [], None
-    supported = ", ".join(list(LAYER_MODULES) + list(ACTIVATION_MODULES) + ["Identity", "Dropout in eval mode"])
+    layer_modules = _layer_modules()
+    supported = ", ".join(list(layer_modules) + list(activation_modules) + ["Identity", "Dropout in eval mode"])
 
     def attach(activation, slope, node_name, what):
         if not layers:
@@ -407,13 +419,13 @@ def from_torch_module(module, label):
         if node.op == "call_module":
             child = modules[node.target]
             kind = type(child).__name__
-            if kind in LAYER_MODULES:
+            if kind in layer_modules:
                 layers.append(_layer_of_module(child, kind, node.target, label))
                 names.append([node.target])
-            elif kind in ACTIVATION_MODULES:
+            elif kind in activation_modules:
                 if kind == "Softmax" and child.dim not in (1, -1):
                     raise WeightsError(f"{label}: {node.target} (Softmax) is over dim {child.dim}; backproof takes dim=1")
-                attach(ACTIVATION_MODULES[kind], getattr(child, "negative_slope", 0.01), node.target, kind)
+                attach(activation_modules[kind], getattr(child, "negative_slope", 0.01), node.target, kind)
             elif kind in SKIPPED_MODULES or (kind.startswith("Dropout") and not child.training):
                 pass                                    # the identity (Dropout in eval mode)
             else:
@@ -436,7 +448,7 @@ def from_torch_module(module, label):
                                    f"from dim 1 to the end (x.flatten(1))")
             layers.append({"type": "flatten"})
             names.append([node.name])
-        elif node.op == "call_method" and node.target in ("relu", "sigmoid", "tanh"):
+        elif node.op == "call_method" and node.target in functions.values() and node.target != "softmax":
             attach(node.target, 0.01, node.name, f"x.{node.target}()")
         else:
             what = getattr(node.target, "__name__", str(node.target))

@@ -26,6 +26,7 @@ class LayerType:
     parameters: tuple       # the parameters it holds, in state_dict order
     options: dict           # hyperparameter -> torch's default (None: required, or derived, see ``text``)
     text: str               # one line for the docs table
+    torch_requires: tuple = ()    # (attribute, value) a torch module must have for a scenario to hold it (import)
 
     def output_shape(self, options, in_shape, weight_shape=None):
         """The output's shape without the batch axis, or ValueError naming the hyperparameter that does not fit."""
@@ -109,17 +110,19 @@ LAYER_TYPES = {layer.name: layer for layer in (
     LayerType("linear", "nn.Linear", "x @ kernel + bias", 0, ("weight", "bias"), {},
               "z = x·Wᵀ + b; weight (out, in), bias (out,) or none"),
     LayerType("conv1d", "nn.Conv1d", "lax.conv_general_dilated, NWC/WIO", 1, ("weight", "bias"), CONV_OPTIONS,
-              "cross-correlation over L; weight (out, in/groups, k)"),
+              "cross-correlation over L; weight (out, in/groups, k)", (("padding_mode", "zeros"),)),
     LayerType("conv2d", "nn.Conv2d", "lax.conv_general_dilated, NHWC/HWIO", 2, ("weight", "bias"), CONV_OPTIONS,
-              "cross-correlation over H, W; weight (out, in/groups, kH, kW)"),
+              "cross-correlation over H, W; weight (out, in/groups, kH, kW)", (("padding_mode", "zeros"),)),
     LayerType("max_pool2d", "nn.MaxPool2d", "lax.reduce_window(max), NHWC", 2, (),
               {"kernel_size": None, "stride": None, "padding": 0},
-              "the largest of each window; stride defaults to kernel_size, padding counts as −∞"),
+              "the largest of each window; stride defaults to kernel_size, padding counts as −∞",
+              (("ceil_mode", False), ("dilation", 1), ("return_indices", False))),
     LayerType("avg_pool2d", "nn.AvgPool2d", "lax.reduce_window(add) / count, NHWC", 2, (),
               {"kernel_size": None, "stride": None, "padding": 0, "count_include_pad": True},
-              "the mean of each window; count_include_pad: padded zeros count in the divisor"),
+              "the mean of each window; count_include_pad: padded zeros count in the divisor",
+              (("ceil_mode", False), ("divisor_override", None))),
     LayerType("flatten", "nn.Flatten", "transpose to NCHW, reshape", -1, (), {},
-              "(n, C, H, W) -> (n, C·H·W) in torch's (C, H, W) order"),
+              "(n, C, H, W) -> (n, C·H·W) in torch's (C, H, W) order", (("start_dim", 1), ("end_dim", -1))),
     LayerType("dropout", "nn.Dropout (mask given)", "x * mask / (1 - p)", -1, (), {"p": 0.5, "mask": None},
               "train-mode dropout with the scenario's 0/1 mask (shape of the input), scaled by 1/(1 − p)"),
 )}
@@ -130,40 +133,41 @@ def parameter_names(spec_type, has_bias=True):
     return tuple(name for name in LAYER_TYPES[spec_type].parameters if name != "bias" or has_bias)
 
 
-def normalize(type_name, options, kernel=None):
+def normalize(type_name, options):
     """A layer's hyperparameters as written (ints, lists, strings) -> (hyperparameter, value) pairs with torch's defaults
-    filled in and every per-axis value a tuple; ValueError("FIELD: why") for one that does not fit.
-
-    kernel: the conv weight's spatial shape, which fixes how many axes the per-axis values have.
+    filled in and every per-axis value a tuple; ValueError("FIELD: why") for one that does not fit. Read by the
+    hyperparameter's name, whatever the layer type: a new type that reuses these names needs nothing here.
     """
     layer = LAYER_TYPES[type_name]
     values = dict(layer.options, **options)
     axes = layer.spatial if layer.spatial > 0 else 0
-    if type_name in ("conv1d", "conv2d"):
-        values["stride"] = per_axis(values["stride"], axes, "stride", minimum=1)
-        values["dilation"] = per_axis(values["dilation"], axes, "dilation", minimum=1)
-        values["groups"] = whole(values["groups"], "groups", minimum=1)
-        padding = values["padding"]
-        if padding in ("same", "valid"):
-            if padding == "same" and values["stride"] != (1,) * axes:
-                raise ValueError("padding: \"same\" needs stride 1, as torch (give the pads per side instead)")
-        else:
-            values["padding"] = pads(padding, axes, "padding")
-    elif type_name in ("max_pool2d", "avg_pool2d"):
+    if "kernel_size" in values:
         if values["kernel_size"] is None:
             raise ValueError("kernel_size: is missing")
         values["kernel_size"] = per_axis(values["kernel_size"], axes, "kernel_size", minimum=1)
-        values["stride"] = values["kernel_size"] if values["stride"] is None else \
-            per_axis(values["stride"], axes, "stride", minimum=1)
-        values["padding"] = tuple((p, p) for p in per_axis(values["padding"], axes, "padding", minimum=0))
-        if type_name == "avg_pool2d" and not isinstance(values["count_include_pad"], bool):
-            raise ValueError("count_include_pad: must be true or false")
-    elif type_name == "dropout":
+        if values.get("stride") is None:
+            values["stride"] = values["kernel_size"]            # a pool's stride defaults to its window
+    for key in ("stride", "dilation"):
+        if key in values:
+            values[key] = per_axis(values[key], axes, key, minimum=1)
+    if "groups" in values:
+        values["groups"] = whole(values["groups"], "groups", minimum=1)
+    padding = values.get("padding")
+    if padding is not None and "weight" in layer.parameters:               # a conv's: per side, "same" or "valid"
+        if padding == "same" and values["stride"] != (1,) * axes:
+            raise ValueError("padding: \"same\" needs stride 1, as torch (give the pads per side instead)")
+        if padding not in ("same", "valid"):
+            values["padding"] = pads(padding, axes, "padding")
+    elif padding is not None:                                               # a pool's: symmetric, one int per axis
+        values["padding"] = tuple((p, p) for p in per_axis(padding, axes, "padding", minimum=0))
+    if "count_include_pad" in values and not isinstance(values["count_include_pad"], bool):
+        raise ValueError("count_include_pad: must be true or false")
+    if "p" in values:
         p = values["p"]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"p: must be a number in [0, 1), not {p!r}")
         values["p"] = float(p)
-        values.pop("mask")              # an array, held on the LayerSpec
+    values.pop("mask", None)            # an array, held on the LayerSpec
     return tuple(sorted(values.items()))
 
 

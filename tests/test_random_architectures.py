@@ -279,41 +279,53 @@ def test_every_loss_activation_and_optimizer(loss, optimizer):
 
 # --- networks of typed layers: conv, pooling, flatten, dropout ----------------------------------------------
 
-def draw_conv(draw, spatial, channels):
-    kernel = [draw(st.integers(1, 3)) for _ in range(spatial)]
-    groups = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0]))
-    out = groups * draw(st.integers(1, 2))
-    stride = [draw(st.integers(1, 2)) for _ in range(spatial)]
-    padding = draw(st.one_of(st.integers(0, 1), st.just("valid"),
-                             st.lists(st.lists(st.integers(0, 2), min_size=2, max_size=2), min_size=spatial,
-                                      max_size=spatial),
-                             *([st.just("same")] if set(stride) == {1} else [])))
-    fan_in = channels // groups * int(np.prod(kernel))
-    weight = (1.5 / np.sqrt(fan_in) * np.array(numbers(draw, -1, 1, (out, channels // groups, *kernel)))).tolist()
-    return {"type": f"conv{spatial}d", "weight": weight, "stride": stride, "padding": padding, "groups": groups,
-            "dilation": [draw(st.integers(1, 2)) for _ in range(spatial)],
-            "bias": numbers(draw, -0.5, 0.5, out) if draw(st.booleans()) else None}
+def draw_layer(draw, kind, channels):
+    """A layer of ``kind`` drawn from what reference/registry.py declares of it: a weight (out, in/groups, kernel…)
+    when it holds one, and every hyperparameter by its name (kernel_size, stride, padding, dilation, groups,
+    count_include_pad). A type added to the registry with these hyperparameters is drawn with no edit here."""
+    from reference.registry import LAYER_TYPES
+    layer_type = LAYER_TYPES[kind]
+    axes = layer_type.spatial
+    ints = lambda low, high: [draw(st.integers(low, high)) for _ in range(axes)]       # noqa: E731
+    layer = {"type": kind}
+    options = layer_type.options
+    if "groups" in options:
+        layer["groups"] = draw(st.sampled_from([g for g in (1, 2) if channels % g == 0]))
+    if "kernel_size" in options:
+        layer["kernel_size"] = ints(1, 3)
+    if "stride" in options:
+        layer["stride"] = ints(1, 2)
+    if "dilation" in options:
+        layer["dilation"] = ints(1, 2)
+    if "weight" in layer_type.parameters:
+        kernel, groups = ints(1, 3), layer.get("groups", 1)
+        out = groups * draw(st.integers(1, 2))
+        fan_in = channels // groups * int(np.prod(kernel))
+        layer["weight"] = (1.5 / np.sqrt(fan_in) * np.array(numbers(draw, -1, 1, (out, channels // groups, *kernel)))
+                           ).tolist()
+        layer["bias"] = numbers(draw, -0.5, 0.5, out) if draw(st.booleans()) else None
+        if "padding" in options:
+            layer["padding"] = draw(st.one_of(
+                st.integers(0, 1), st.just("valid"),
+                st.lists(st.lists(st.integers(0, 2), min_size=2, max_size=2), min_size=axes, max_size=axes),
+                *([st.just("same")] if set(layer.get("stride", [1])) == {1} else [])))
+    elif "padding" in options:
+        layer["padding"] = [draw(st.integers(0, k // 2)) for k in layer.get("kernel_size", [1] * axes)]
+    if "count_include_pad" in options:
+        layer["count_include_pad"] = draw(st.booleans())
+    return layer
 
 
-def draw_pool(kind):
-    def pool(draw, spatial, channels):
-        kernel = [draw(st.integers(1, 3)) for _ in range(2)]
-        layer = {"type": kind, "kernel_size": kernel, "stride": [draw(st.integers(1, 2)) for _ in range(2)],
-                 "padding": [draw(st.integers(0, k // 2)) for k in kernel]}
-        if kind == "avg_pool2d":
-            layer["count_include_pad"] = draw(st.booleans())
-        return layer
-    return pool
-
-
-# the drawers of the feature layers, one per layer type that acts on (n, C, …) maps; linear and flatten make the head
-TYPED_DRAWERS = {"conv1d": draw_conv, "conv2d": draw_conv, "max_pool2d": draw_pool("max_pool2d"),
-                 "avg_pool2d": draw_pool("avg_pool2d"), "dropout": None}
+def feature_types(spatial):
+    """The layer types over (n, C, …) maps of ``spatial`` axes, from the registry."""
+    from reference.registry import LAYER_TYPES
+    return tuple(name for name, layer in LAYER_TYPES.items() if layer.spatial == spatial)
 
 
 def test_the_typed_strategy_draws_every_layer_type():
     from reference.registry import LAYER_TYPES
-    assert set(TYPED_DRAWERS) | {"linear", "flatten"} == set(LAYER_TYPES)
+    drawn = set(feature_types(1) + feature_types(2)) | {"dropout", "flatten", "linear"}
+    assert drawn == set(LAYER_TYPES)
 
 
 @st.composite
@@ -325,11 +337,10 @@ def typed_documents(draw, dtype):
     spatial = draw(st.sampled_from((1, 2)))
     rows, channels = draw(st.integers(1, 4)), draw(st.integers(1, 3))
     size = [draw(st.integers(3, 7)) for _ in range(spatial)]
-    kinds = [draw(st.sampled_from(("conv1d",) if spatial == 1 else ("conv2d", "max_pool2d", "avg_pool2d")))
-             for _ in range(draw(st.integers(1, 3)))]
+    kinds = [draw(st.sampled_from(feature_types(spatial))) for _ in range(draw(st.integers(1, 3)))]
     layers, shape = [], (channels, *size)
     for kind in kinds:
-        layer = TYPED_DRAWERS[kind](draw, spatial, shape[0])
+        layer = draw_layer(draw, kind, shape[0])
         layer["activation"] = draw(st.sampled_from(("identity", "relu", "leaky_relu", "sigmoid", "tanh")))
         options = {key: value for key, value in layer.items() if key in LAYER_TYPES[kind].options}
         try:
