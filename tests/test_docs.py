@@ -136,6 +136,7 @@ def test_the_side_by_side_page_is_self_contained_with_three_columns_per_stage():
     assert "[[0.803482]]" in text           # post 002's out_n9 beside the forward stage
 
 
+@pytest.mark.slow       # a real browser takes seconds to start: make test-all (CI) runs it
 def test_the_side_by_side_page_renders_in_a_real_browser(tmp_path):
     chromium = shutil.which("chromium")
     if chromium is None:

@@ -205,6 +205,7 @@ def test_without_matplotlib_report_says_how_to_get_it(tmp_path, capsys):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.slow       # a real browser takes seconds to start: make test-all (CI) runs it
 def test_the_page_renders_in_a_real_browser(tmp_path):
     """Headless Chromium, no network: the page renders to a screenshot that is not blank."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
