@@ -263,6 +263,23 @@ def _rmsprop_defaults(framework):
     return (round(alpha, 4), "outside" if abs(moved - 0.5) < 1e-6 else "inside")
 
 
+def _adagrad_defaults(label):
+    """p after one default Adagrad step (lr 0.1) from p = 1 with g = 1, and with g = 0: torch starts the sum at 0 and
+    adds ε outside the root (1 − 0.1·1/(1 + 1e-10)); optax starts it at 0.1 with ε inside (1 − 0.1/√(1.1 + 1e-7)).
+    With g = 0 and a zero sum torch divides 0 by ε and moves nothing; so does optax, by its where(sum > 0)."""
+    if label == "numpy":
+        import numpy as np
+        from reference import Optimizer, update
+        return tuple(round(float(update({"p": np.ones(1)}, {"p": np.array([g])}, {}, Optimizer.of("adagrad", 0.1))[0]
+                                 ["p"][0]), 9) for g in (1.0, 0.0))
+    if label.startswith("torch"):
+        import torch
+        make = lambda params: torch.optim.Adagrad(params, lr=0.1)            # noqa: E731
+        return tuple(_one_step("torch", make, 1.0, g) for g in (1.0, 0.0))
+    import optax
+    return tuple(_one_step("jax", lambda: optax.adagrad(0.1), 1.0, g) for g in (1.0, 0.0))
+
+
 def _adamw_default_decay(framework):
     """The default weight decay of AdamW, measured: from p = 1 with g = 0 and lr = 1 the Adam part is 0,
     so the step leaves p = 1 − λ."""
@@ -590,6 +607,14 @@ def _registry():
                    "shows the first step under optax's own defaults",
                    {"numpy": lambda: _rmsprop_defaults("numpy"), "torch RMSprop": lambda: _rmsprop_defaults("torch"),
                     "optax.rmsprop": lambda: _rmsprop_defaults("jax")}),
+        Convention("adagrad-defaults", "Adagrad's first step under each library's defaults, lr 0.1, from p = 1: "
+                   "(p after g = 1, p after g = 0)",
+                   {"numpy": (0.9, 1.0), "torch Adagrad": (0.9, 1.0), "optax.adagrad": (0.904653745, 1.0)},
+                   "torch's: the sum of squares starts at initial_accumulator_value = 0, p ← p − lr·g/(√s + ε) with "
+                   "ε = 1e-10 outside the root. optax.adagrad starts the sum at 0.1 and puts ε = 1e-7 inside: the "
+                   "JAX mirror writes torch's rule as its own optax transformation (jax_impl adagrad)",
+                   {label: (lambda label=label: _adagrad_defaults(label)) for label in (
+                       "numpy", "torch Adagrad", "optax.adagrad")}),
         Convention("adamw-default-weight-decay", "AdamW's default weight decay λ, measured from one step",
                    {"torch AdamW": 0.01, "optax.adamw": 0.0001},
                    "torch's 1e-2 when a scenario gives none; every implementation is passed λ explicitly",

@@ -227,7 +227,7 @@ def layer_caption(spec):
                   f"dilation {o['dilation']}" if set(o["dilation"]) != {1} else "",
                   f"groups {o['groups']}" if o["groups"] != 1 else ""]
         return ", ".join([text] + [e for e in extras if e])
-    if spec.type in ("max_pool2d", "avg_pool2d"):
+    if "kernel_size" in o:
         extras = [f"stride {o['stride']}" if o["stride"] != o["kernel_size"] else "",
                   f"padding {o['padding']}" if any(p != (0, 0) for p in o["padding"]) else "",
                   "count_include_pad false" if spec.type == "avg_pool2d" and not o["count_include_pad"] else ""]

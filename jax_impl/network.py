@@ -28,6 +28,7 @@ ACTIVATIONS = {
     "leaky_relu": jax.nn.leaky_relu,
     "sigmoid": jax.nn.sigmoid,
     "tanh": jnp.tanh,
+    "elu": jax.nn.elu,
     "softmax": jax.nn.softmax,      # over the last axis, each row
 }
 
@@ -66,7 +67,7 @@ def conv(dimensions):
 
 
 def max_pool(layer, x, o, buffers):
-    """lax.reduce_window with max over each (1, kH, kW, 1) window of the NHWC input, padding as −∞."""
+    """lax.reduce_window with max over each (1, kH, kW, 1) window of the NHWC input ((1, k, 1) of NWC), padding as −∞."""
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *o["kernel_size"], 1), (1, *o["stride"], 1),
                                  ((0, 0), *o["padding"], (0, 0)))
 
@@ -96,6 +97,7 @@ LAYERS = {
     else x @ layer["kernel"],
     "conv1d": conv(("NWC", "WIO", "NWC")),
     "conv2d": conv(("NHWC", "HWIO", "NHWC")),
+    "max_pool1d": max_pool,
     "max_pool2d": max_pool,
     "avg_pool2d": avg_pool,
     "flatten": flatten,
@@ -179,6 +181,21 @@ def rmsprop(o):
                        optax.trace(decay=o.momentum) if o.momentum else optax.identity(), optax.scale(-o.lr))
 
 
+def adagrad(o):
+    """torch's Adagrad in optax terms: optax.scale_by_rss puts eps inside the root and starts the sum at 0.1, so the
+    sum of squares is written here (``sum_of_squares``, torch's g/(√s + ε)), then −lr/(1 + (t − 1)·lr_decay)."""
+    def init(params):
+        return optax.ScaleByRssState(jax.tree.map(lambda p: jnp.full_like(p, o.initial_accumulator_value), params))
+
+    def update_fn(updates, state, params=None):
+        total = jax.tree.map(lambda g, s: s + g * g, updates, state.sum_of_squares)
+        return (jax.tree.map(lambda g, s: g / (jnp.sqrt(s) + o.eps), updates, total),
+                optax.ScaleByRssState(total))
+
+    return optax.chain(coupled_decay(o), optax.GradientTransformation(init, update_fn),
+                       optax.scale_by_schedule(lambda count: -o.lr / (1.0 + count * o.lr_decay)))
+
+
 # name -> the optax GradientTransformation for the scenario's Optimizer, every hyperparameter explicit
 OPTIMIZERS = {
     "sgd": sgd,
@@ -190,6 +207,7 @@ OPTIMIZERS = {
     "adamw": lambda o: optax.adamw(learning_rate=o.lr, b1=o.betas[0], b2=o.betas[1], eps=o.eps, eps_root=0.0,
                                    weight_decay=o.weight_decay),
     "rmsprop": rmsprop,
+    "adagrad": adagrad,
 }
 
 
@@ -306,7 +324,7 @@ def dampened_trace(momentum, dampening):
 # optax's state fields -> torch's buffer names (the canonical ones)
 STATE_NAMES = {("ScaleByAdamState", "mu"): "exp_avg", ("ScaleByAdamState", "nu"): "exp_avg_sq",
                ("TraceState", "trace"): "momentum_buffer", ("DampenedTraceState", "trace"): "momentum_buffer",
-               ("ScaleByRmsState", "nu"): "square_avg",
+               ("ScaleByRmsState", "nu"): "square_avg", ("ScaleByRssState", "sum_of_squares"): "sum",
                ("ScaleByRStdDevState", "mu"): "grad_avg", ("ScaleByRStdDevState", "nu"): "square_avg"}
 
 

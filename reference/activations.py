@@ -75,6 +75,16 @@ def tanh_grad(z):
     return 1.0 - np.tanh(z) ** 2
 
 
+def elu(z):
+    """f(z) = z if z > 0 else e^z − 1 (α = 1, torch's and JAX's default)"""
+    return np.where(z > 0, z, np.expm1(np.minimum(z, 0))).astype(z.dtype)
+
+
+def elu_grad(z):
+    """f'(z) = 1 if z > 0 else e^z (e^0 = 1 at the kink: ELU is smooth there with α = 1)"""
+    return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))).astype(z.dtype)
+
+
 def softmax(z):
     """f(z)_j = e^(z_j) / Σ_k e^(z_k) over each row (the last axis); the row max is subtracted first,
     which changes nothing but keeps e^z from overflowing."""
@@ -100,7 +110,8 @@ ACTIVATIONS = {
     "leaky_relu": (leaky_relu, leaky_relu_grad),
     "sigmoid": (sigmoid, sigmoid_grad),
     "tanh": (tanh, tanh_grad),
+    "elu": (elu, elu_grad),
     "softmax": (softmax, softmax_backward),
 }
 
-ELEMENTWISE = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")   # all but softmax
+ELEMENTWISE = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu")   # all but softmax

@@ -182,6 +182,19 @@ class MaxPool2d(Layer):
         return dx_pad[:, :, top:top + h, left:left + w]
 
 
+class MaxPool1d(MaxPool2d):
+    """nn.MaxPool1d: x (n, C, L), computed as a MaxPool2d over (n, C, 1, L) with a window of height 1."""
+
+    def __init__(self, kernel_size, stride, padding):
+        super().__init__((1,) + tuple(kernel_size), (1,) + tuple(stride), ((0, 0),) + tuple(padding))
+
+    def forward(self, x):
+        return super().forward(x[:, :, None, :])[:, :, 0, :]
+
+    def backward(self, dz):
+        return super().backward(dz[:, :, None, :])[:, :, 0, :]
+
+
 class AvgPool2d(MaxPool2d):
     """nn.AvgPool2d: z[n, c, h, w] = Σ window / count, padding zeros. count is kH·kW when count_include_pad
     (torch's default), else the number of the window's elements that are inside the input.
@@ -287,8 +300,8 @@ def build(spec, weight=None, bias=None, copy=True):
         return Dense(weight, bias, copy)
     if spec.type in ("conv1d", "conv2d"):
         return LAYERS[spec.type](weight, bias, copy, o["stride"], o["padding"], o["dilation"], o["groups"])
-    if spec.type == "max_pool2d":
-        return MaxPool2d(o["kernel_size"], o["stride"], o["padding"])
+    if spec.type in ("max_pool1d", "max_pool2d"):
+        return LAYERS[spec.type](o["kernel_size"], o["stride"], o["padding"])
     if spec.type == "avg_pool2d":
         return AvgPool2d(o["kernel_size"], o["stride"], o["padding"], o["count_include_pad"])
     if spec.type == "dropout":
@@ -297,5 +310,6 @@ def build(spec, weight=None, bias=None, copy=True):
 
 
 # name -> the layer class (reference.registry.LAYER_TYPES declares each name, its hyperparameters and shapes)
-LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool2d": MaxPool2d, "avg_pool2d": AvgPool2d,
+LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
+          "avg_pool2d": AvgPool2d,
           "flatten": Flatten, "dropout": Dropout}

@@ -103,8 +103,27 @@ def rmsprop(params, grads, state, o):
     return new_params, new_state
 
 
+def adagrad(params, grads, state, o):
+    """torch.optim.Adagrad:
+        g ← g + λ·p
+        s ← s + g²                                   sum, from initial_accumulator_value
+        p ← p − lr/(1 + (t − 1)·η) · g/(√s + ε)      η is lr_decay; ε outside the square root
+    """
+    new_params, new_state = {}, {}
+    for name, p in params.items():
+        g = grads[name]
+        s = state.get(name, {"step": 0, "sum": np.full_like(p, o.initial_accumulator_value)})
+        t = s["step"] + 1
+        if o.weight_decay:
+            g = g + o.weight_decay * p
+        total = s["sum"] + g * g
+        new_params[name] = p - o.lr / (1.0 + (t - 1) * o.lr_decay) * g / (np.sqrt(total) + o.eps)
+        new_state[name] = {"step": t, "sum": total}
+    return new_params, new_state
+
+
 # name -> (params, grads, state, o) -> (params, state)
-OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop}
+OPTIMIZERS = {"sgd": sgd, "adam": adam, "adamw": adamw, "rmsprop": rmsprop, "adagrad": adagrad}
 
 
 def update(params, grads, state, optimizer):

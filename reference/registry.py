@@ -99,6 +99,7 @@ SHAPES = {
     "conv1d": _conv_shape,
     "conv2d": _conv_shape,
     "max_pool2d": _pool_shape,
+    "max_pool1d": _pool_shape,
     "avg_pool2d": _pool_shape,
     "flatten": _flatten_shape,
     "dropout": lambda _options, in_shape, _weight_shape: in_shape,
@@ -116,6 +117,10 @@ LAYER_TYPES = {layer.name: layer for layer in (
     LayerType("max_pool2d", "nn.MaxPool2d", "lax.reduce_window(max), NHWC", 2, (),
               {"kernel_size": None, "stride": None, "padding": 0},
               "the largest of each window; stride defaults to kernel_size, padding counts as −∞",
+              (("ceil_mode", False), ("dilation", 1), ("return_indices", False))),
+    LayerType("max_pool1d", "nn.MaxPool1d", "lax.reduce_window(max), NWC", 1, (),
+              {"kernel_size": None, "stride": None, "padding": 0},
+              "the largest of each window over L; stride defaults to kernel_size, padding counts as −∞",
               (("ceil_mode", False), ("dilation", 1), ("return_indices", False))),
     LayerType("avg_pool2d", "nn.AvgPool2d", "lax.reduce_window(add) / count, NHWC", 2, (),
               {"kernel_size": None, "stride": None, "padding": 0, "count_include_pad": True},
@@ -312,7 +317,19 @@ class RMSprop(Optimizer):
                                                                                else ())
 
 
-OPTIMIZER_TYPES = {kind.name: kind for kind in (SGD, Adam, AdamW, RMSprop)}
+@dataclass(frozen=True)
+class Adagrad(Optimizer):
+    name, torch = "adagrad", "torch.optim.Adagrad"
+    lr_decay: float = 0.0
+    weight_decay: float = 0.0
+    initial_accumulator_value: float = 0.0
+    eps: float = 1e-10
+
+    def buffers(self):
+        return ("sum",)
+
+
+OPTIMIZER_TYPES = {kind.name: kind for kind in (SGD, Adam, AdamW, RMSprop, Adagrad)}
 
 # a hyperparameter's interval when it is not [0, ∞); betas are each in [0, 1)
 BOUNDS = {"dampening": (0.0, 1.0), "alpha": (0.0, 1.0)}
@@ -328,4 +345,6 @@ OPTIMIZER_TEXT = {
     "eps": "ε ≥ 0; RMSprop adds it *outside* the square root, as torch",
     "alpha": "the smoothing constant α in [0, 1] (optax's `decay` default is 0.9)",
     "centered": "true to divide by √(v − ḡ²) + ε, the variance",
+    "lr_decay": "η ≥ 0: step t uses lr / (1 + (t − 1)·η)",
+    "initial_accumulator_value": "where Adagrad's sum of squares starts, ≥ 0 (optax's default is 0.1, torch's 0)",
 }

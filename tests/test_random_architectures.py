@@ -234,7 +234,7 @@ def combination_document(loss, optimizer, attempt=0):
     k = COMBINATIONS.index((loss, optimizer))
     rng = np.random.default_rng(k + len(COMBINATIONS) * attempt)
     order = [a for a in ACTIVATIONS[k % len(ACTIVATIONS):] + ACTIVATIONS[:k % len(ACTIVATIONS)] if a != "identity"]
-    widths, rows = [3, 4, 3, 4, 3, 4, 3], 4
+    widths, rows = [3 + k % 2 for k in range(len(order) + 2)], 4        # one layer per activation, then logits
     layers = [{"weight": (rng.uniform(-1.5, 1.5, (fan_out, fan_in)) / np.sqrt(fan_in)).tolist(),
                "bias": rng.uniform(-0.5, 0.5, fan_out).tolist(), "activation": activation}
               for fan_in, fan_out, activation in zip(widths[:-1], widths[1:], order + ["identity"])]

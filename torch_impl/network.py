@@ -21,6 +21,7 @@ ACTIVATIONS = {
     "leaky_relu": nn.LeakyReLU,
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
+    "elu": nn.ELU,
     "softmax": nn.Softmax,          # over each row: nn.Softmax(dim=1)
 }
 
@@ -80,6 +81,7 @@ LAYERS = {
     "linear": lambda spec, dtype: nn.Linear(spec.shape[1], spec.shape[0], bias=spec.bias is not None, dtype=dtype),
     "conv1d": conv(nn.Conv1d),
     "conv2d": conv(nn.Conv2d),
+    "max_pool1d": pool(nn.MaxPool1d),
     "max_pool2d": pool(nn.MaxPool2d),
     "avg_pool2d": pool(nn.AvgPool2d, "count_include_pad"),
     "flatten": lambda spec, dtype: nn.Flatten(),
@@ -158,6 +160,8 @@ OPTIMIZERS = {
     "rmsprop": lambda params, o: torch.optim.RMSprop(params, lr=o.lr, alpha=o.alpha, eps=o.eps,
                                                      weight_decay=o.weight_decay, momentum=o.momentum,
                                                      centered=o.centered),
+    "adagrad": lambda params, o: torch.optim.Adagrad(params, lr=o.lr, lr_decay=o.lr_decay, weight_decay=o.weight_decay,
+                                                     initial_accumulator_value=o.initial_accumulator_value, eps=o.eps),
 }
 
 
