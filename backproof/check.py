@@ -178,32 +178,48 @@ def explain_amplified(scenario, traces, comparisons):
     return explained
 
 
+@dataclass
+class FrameworkRun:
+    """One framework's work on one scenario: its step and, when asked, its training. What ``run_scenarios`` returns (a
+    worker process pickles it back) and ``check_all`` reads: one typed record, not parallel dicts."""
+
+    framework: str
+    trace: "dict | None" = None             # the canonical trace, when the step ran
+    error: str = ""                         # why the step did not run, or why its trace breaks the contract
+    seconds: float = 0.0
+    kink_derivatives: dict = field(default_factory=dict)
+    train: "dict | None" = None             # train.loss and trained.*, when the scenario trains
+    train_error: str = ""
+    train_seconds: float = 0.0
+    relu_kinks: object = None               # relu_kinks.framework_checks, for 1-input relu networks
+
+
 def run_scenarios(framework, module, scenarios, training):
-    """One framework's work for every scenario: [{"trace"|"error", "train"|"train_error", seconds}].
+    """One framework's work for every scenario -> [FrameworkRun].
 
     Module-level so that ``run_each(parallel=True)`` can send it to a process of its own.
     """
     out = []
     for scenario in scenarios:
-        entry = {}
+        run = FrameworkRun(framework)
         start = time.perf_counter()
         try:
-            entry["trace"] = module.run_step(scenario)
-            entry["kink_derivatives"] = measured_derivatives(scenario, framework, entry["trace"])
+            run.trace = module.run_step(scenario)
+            run.kink_derivatives = measured_derivatives(scenario, framework, run.trace)
         except Exception as exc:  # reported for this scenario; the others still run
-            entry["error"] = f"{type(exc).__name__}: {exc}"
-        entry["seconds"] = time.perf_counter() - start
+            run.trace, run.error = None, f"{type(exc).__name__}: {exc}"
+        run.seconds = time.perf_counter() - start
         if training and scenario.train:
             start = time.perf_counter()
             try:      # a diverging run overflows: a result to compare (torch and JAX say nothing), not NumPy's warning
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    entry["train"] = module.train(scenario)
+                    run.train = module.train(scenario)
             except Exception as exc:
-                entry["train_error"] = f"{type(exc).__name__}: {exc}"
-            entry["train_seconds"] = time.perf_counter() - start
-            if "train" in entry and relu_kinks.applies(scenario):
-                entry["relu_kinks"] = relu_kinks.framework_checks(scenario, framework, entry["train"])
-        out.append(entry)
+                run.train_error = f"{type(exc).__name__}: {exc}"
+            run.train_seconds = time.perf_counter() - start
+            if run.train is not None and relu_kinks.applies(scenario):
+                run.relu_kinks = relu_kinks.framework_checks(scenario, framework, run.train)
+        out.append(run)
     return out
 
 
@@ -219,41 +235,29 @@ def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, par
     reports = []
     for k, scenario in enumerate(scenarios):
         shapes = tensor_shapes(scenario)
-        traces, errors, seconds, derivatives = {}, {}, {}, {}
-        train_results, train_errors, train_seconds, kink_checks = {}, {}, {}, {}
-        for name in frameworks:
-            if name in runs.errors:
-                errors[name] = train_errors[name] = runs.errors[name]
-                continue
-            if name not in runs.results:
-                continue
-            entry = runs.results[name][k]
-            seconds[name] = entry["seconds"]
-            if "error" in entry:
-                errors[name] = entry["error"]
-            else:
-                problem = trace_problem(entry["trace"], shapes, scenario.dtype)
-                if problem:
-                    errors[name] = problem
-                traces[name] = entry["trace"]
-                derivatives[name] = entry["kink_derivatives"]
-            if "train" in entry:
-                train_results[name], train_seconds[name] = entry["train"], entry["train_seconds"]
-                if "relu_kinks" in entry:
-                    kink_checks[name] = entry["relu_kinks"]
-            elif "train_error" in entry:
-                train_errors[name] = entry["train_error"]
+        ran = [runs.results[name][k] for name in frameworks if name in runs.results]
+        for run in ran:                         # a trace that breaks the contract is that framework's error
+            if run.trace is not None and not run.error:
+                run.error = trace_problem(run.trace, shapes, scenario.dtype) or ""
+        failed = {name: runs.errors[name] for name in frameworks if name in runs.errors}   # the process itself
+        traces = {run.framework: run.trace for run in ran if run.trace is not None}
+        errors = {**failed, **{run.framework: run.error for run in ran if run.error}}
         comparisons = compare_traces(traces, list(shapes), scenario.dtype)
+        derivatives = {run.framework: run.kink_derivatives for run in ran if run.trace is not None}
         kinks, explained = explain_kinks(scenario, traces, comparisons, derivatives) if not errors else ([], set())
         amplified = explain_amplified(scenario, traces, comparisons) if not errors else set()
         trained = None
         if training and scenario.train:
-            trained = compare_training(scenario, None, train_results, train_seconds, runs.skipped, train_errors,
-                                       kink_checks, strict, asked=frameworks, required=require)
+            trained = compare_training(
+                scenario, None, {run.framework: run.train for run in ran if run.train is not None},
+                {run.framework: run.train_seconds for run in ran if run.train is not None}, runs.skipped,
+                {**failed, **{run.framework: run.train_error for run in ran if run.train_error}},
+                {run.framework: run.relu_kinks for run in ran if run.relu_kinks is not None}, strict,
+                asked=frameworks, required=require)
         reports.append(ScenarioReport(scenario, traces, list(runs.skipped), errors, comparisons,
                                       check_expected(scenario, traces), list(shapes), kinks, explained, strict,
-                                      seconds, trained, amplified=amplified - explained, asked=frameworks,
-                                      required=require))
+                                      {run.framework: run.seconds for run in ran}, trained,
+                                      amplified=amplified - explained, asked=frameworks, required=require))
     return reports
 
 

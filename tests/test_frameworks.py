@@ -29,8 +29,8 @@ def test_concurrent_results_equal_serial_ones_in_order():
     concurrent = run_each(work, ("numpy", "torch"), parallel=True)       # the slowest first, then the rest
     assert list(concurrent.results) == ["numpy", "torch"] and not concurrent.errors
     for name in serial.results:        # a worker runs on one thread: compared as any two roundings are
-        for key, value in serial.results[name][0]["trace"].items():
-            assert compare_arrays(key, "serial", value, "concurrent", concurrent.results[name][0]["trace"][key],
+        for key, value in serial.results[name][0].trace.items():
+            assert compare_arrays(key, "serial", value, "concurrent", concurrent.results[name][0].trace[key],
                                   "float64").ok, (name, key)
 
 
