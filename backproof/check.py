@@ -223,15 +223,22 @@ def run_scenarios(framework, module, scenarios, training):
     return out
 
 
-def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False, require=()):
+def check_all(scenarios, frameworks=FRAMEWORKS, strict=False, training=True, parallel=False, require=(), known=None):
     """[ScenarioReport] for every scenario; the frameworks run concurrently when ``parallel``.
 
     require: frameworks that must run; a report where one did not is not OK (``backproof check --require``).
+    known: {framework: [trace per scenario]} already computed, used instead of running those frameworks again (the
+    mutation runs patch only the reference, so torch's and JAX's traces are the same for every mutant).
     """
     frameworks = as_frameworks(frameworks)
     require = as_frameworks(require) if require else ()
+    known = known or {}
     runs = run_each(functools.partial(run_scenarios, scenarios=list(scenarios), training=training),
-                    frameworks, parallel=parallel)
+                    [name for name in frameworks if name not in known], parallel=parallel)
+    for name, traces in known.items():
+        runs.results[name] = [FrameworkRun(name, trace=trace, kink_derivatives=measured_derivatives(scenario, name,
+                                                                                                     trace))
+                              for scenario, trace in zip(scenarios, traces)]
     reports = []
     for k, scenario in enumerate(scenarios):
         shapes = tensor_shapes(scenario)
@@ -274,6 +281,8 @@ def check(scenario: "Scenario | str | os.PathLike[str]", frameworks: "Iterable[s
     return check_all([as_scenario(scenario)], frameworks, strict, training, parallel, require)[0]
 
 
-def check_scenario(scenario, frameworks=FRAMEWORKS, strict=False):
-    """One step only (no training): the check the mutation and property tests run."""
-    return check(scenario, frameworks, strict, training=False)
+def check_scenario(scenario, frameworks=FRAMEWORKS, strict=False, known=None):
+    """One step only (no training): the check the mutation and property tests run. known: {framework: trace} to use
+    instead of running that framework (see ``check_all``)."""
+    known = {name: [trace] for name, trace in (known or {}).items()}
+    return check_all([as_scenario(scenario)], frameworks, strict, training=False, known=known)[0]

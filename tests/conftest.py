@@ -112,18 +112,29 @@ PORTABLE = {"test_agreement.py", "test_training.py", "test_docs.py", "test_expec
 # exact kink, tanh, softmax, identity; mse, half_sse, cross_entropy; sgd, adam, rmsprop); make test-all on every one
 FLOAT32_QUICK = {"blog-2-3-3-1", "kink-leaky-relu-2-2-1", "softmax-2-3-3", "spiral-2-16-3-adam", "mixed-3-4-3-2-rmsprop"}
 
+# ... and the float64 half, and the mutation runs, on these: FLOAT32_QUICK, plus the errata (grokking), the kinks
+# drawn in training (deep), relu at an exact kink (kink-relu), Nesterov (xor-nesterov), and every layer type (cnn:
+# conv2d, both pools, flatten; conv1d-dropout: conv1d, per-side padding, dilation, dropout). Every planted bug shows in
+# one of them (tests/test_mutations.py checks it). The five others (rmsprop-defaults, xor-2-3-1-tanh, mixed-3-4-3-2,
+# conv-same-even-kernel, conv-stride2-stem) repeat what these exercise, and their registry rows are measured in
+# every tier; make test-all (CI) runs every test on every built-in.
+QUICK = FLOAT32_QUICK | {"grokking-3-4-1", "deep-1-2-2-1", "kink-relu-2-2-1", "xor-2-3-1-tanh-nesterov",
+                         "cnn-1x8x8-strokes", "conv1d-dropout"}
+
 
 def pytest_collection_modifyitems(config, items):
-    """Marks the PORTABLE files' tests ``portable``, and the float32 tests of the scenarios outside FLOAT32_QUICK
-    ``slow``. Under pytest-xdist (--dist loadgroup), the tests of one built-in scenario run on one worker: its traces
+    """Marks the PORTABLE files' tests ``portable``, and the per-scenario tests of the scenarios outside QUICK
+    (outside FLOAT32_QUICK in float32) ``slow``. Under pytest-xdist (--dist loadgroup), the tests of one built-in scenario run on one worker: its traces
     and trainings are cached per process, so they are then computed (and JAX compiles them) once, not once per
     worker."""
     for item in items:
         if item.path.name in PORTABLE:
             item.add_marker(pytest.mark.portable)
         params = getattr(getattr(item, "callspec", None), "params", {})
-        if params.get("dtype") == "float32" and params.get("scenario_name", next(iter(FLOAT32_QUICK))) \
-                not in FLOAT32_QUICK:
+        name = next((params[key] for key in ("scenario_name", "smooth_scenario_name")
+                     if isinstance(params.get(key), str)), None)
+        quick = FLOAT32_QUICK if params.get("dtype") == "float32" else QUICK
+        if name is not None and name not in quick:
             item.add_marker(pytest.mark.slow)
     if not config.pluginmanager.hasplugin("xdist"):
         return

@@ -39,3 +39,13 @@ def test_work_that_cannot_travel_to_a_process_is_an_error_not_a_crash():
     runs = run_each(lambda name, module: name, ("numpy", "torch"), parallel=True)
     assert set(runs.errors) == {"numpy", "torch"} and not runs.results
     assert "cannot be sent to a worker process" in runs.errors["numpy"]
+
+
+@pytest.mark.xdist_group("mutations")
+def test_pytest_xdist_keeps_a_group_on_one_worker(request):
+    """Under ``--dist loadgroup`` (make test), pytest-xdist adds a test's group to its node id, which is how it keeps
+    a built-in scenario's tests, or the mutation runs and the pages made from them, on one worker that computes them
+    once. pytest 9 with pytest-xdist 3.8 silently lost that (constraints.txt pins pytest 8.4)."""
+    if not request.config.getoption("dist", "no") == "loadgroup" and not request.config.getvalue("loadgroup"):
+        pytest.skip("runs under pytest-xdist's --dist loadgroup (make test)")
+    assert request.node.nodeid.endswith("@mutations"), request.node.nodeid

@@ -13,7 +13,7 @@ import reference
 from backproof.check import check_scenario
 from tools.mutations import MUTANTS, Patch, run
 from tools.mutations import outcomes as cached_outcomes
-from conftest import require, scenario, trace
+from conftest import QUICK, require, scenario, trace
 
 pytestmark = pytest.mark.xdist_group("mutations")     # shares tools.mutations' cached runs with test_docs
 
@@ -28,11 +28,15 @@ def restored_reference():
         np.testing.assert_array_equal(again[name], value, err_msg=name)
 
 
+@pytest.mark.parametrize("every", [pytest.param(False, id="quick"), pytest.param(True, id="every-built-in",
+                                                                              marks=pytest.mark.slow)])
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
-def test_the_harness_catches_the_bug_where_it_enters(mutant, restored_reference):
+def test_the_harness_catches_the_bug_where_it_enters(mutant, every, restored_reference):
+    """On the QUICK built-ins (make test; every planted bug shows in one of them) and on every built-in (make
+    test-all, and the table docs/evidence.md shows)."""
     require("torch")
     require("jax")
-    outcomes = cached_outcomes(mutant)
+    outcomes = cached_outcomes(mutant) if every else cached_outcomes(mutant, sorted(QUICK))
     wrong = [f"{o.scenario}: expected {o.expected or 'a pass'}, the check "
              + ("passed" if o.check_ok else f"reported {o.reported}") for o in outcomes if not o.correct]
     assert not wrong, f"{mutant.id} ({mutant.bug}):\n" + "\n".join(wrong)
@@ -77,3 +81,11 @@ def test_the_clean_reference_passes_everything():
     require("jax")
     for name in ("blog-2-3-3-1", "mixed-3-4-3-2", "kink-leaky-relu-2-2-1"):
         assert check_scenario(scenario(name)).ok, name
+
+
+def test_every_planted_bug_shows_in_a_quick_built_in():
+    """make test runs the mutation check on QUICK alone: each bug must be visible in one of them, read off the
+    mutant's own ``expected`` (no check is run here)."""
+    for mutant in MUTANTS:
+        shown = [name for name in sorted(QUICK) if mutant.expected(scenario(name), trace("numpy", name, "float64"))]
+        assert shown, f"{mutant.id}: no QUICK built-in can show it"

@@ -283,12 +283,20 @@ def precision():
     matmul.fp32_precision = "ieee"
     cudnn.fp32_precision = "ieee"
     try:
-        with warnings.catch_warnings():     # padding="same" at an even kernel pads a copy: what it is for, not news
-            warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
+        with same_padding_quietly():
             yield
     finally:
         torch.set_float32_matmul_precision(saved[0])
         matmul.fp32_precision, cudnn.fp32_precision = saved[1], saved[2]
+
+
+@contextlib.contextmanager
+def same_padding_quietly():
+    """torch's UserWarning that padding="same" at an even kernel pads a copy of the input, silenced: that padding is
+    what the scenario asks for, not news (registry row same-padding-even-kernel)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
+        yield
 
 
 def settings():
@@ -310,7 +318,8 @@ def loss_function(scenario):
     x, t = tensors(sc)
 
     def f(*values):
-        _, acts = torch.func.functional_call(model, dict(zip(names, values)), (x,))    # Model.forward is ``forward``
+        with same_padding_quietly():
+            _, acts = torch.func.functional_call(model, dict(zip(names, values)), (x,))  # Model.forward is ``forward``
         return LOSSES[sc.loss](acts[-1], t, **sc.criterion.options())
 
     return f, [param.detach().clone().requires_grad_(True) for param in canonical.values()]
