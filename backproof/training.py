@@ -209,6 +209,22 @@ class TrainReport(Covered):
     asked: tuple = FRAMEWORKS                   # the frameworks asked for
     required: tuple = ()                        # the frameworks that must run (--require)
 
+    def __str__(self):
+        """Exactly what ``backproof train`` prints."""
+        from .render import train_text
+        return train_text(self)
+
+    def __repr__(self):
+        status = "OK" if self.ok else "NOT COMPARED" if self.not_compared else "FAIL"
+        return (f"<TrainReport {self.scenario.name} {self.scenario.dtype}: {status}, {self.epochs} epochs, "
+                f"{len(self.results)} framework{'s' if len(self.results) != 1 else ''}>")
+
+    @property
+    def verdict(self):
+        """The verdict line, 'verdict: OK — …'."""
+        from .render import train_verdict
+        return train_verdict(self)
+
     @property
     def ran(self):
         return self.results

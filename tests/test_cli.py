@@ -154,3 +154,20 @@ def test_version_is_one_line_with_the_libraries_found(capsys):
     assert out.count("\n") == 1 and out.startswith(f"backproof {importlib.metadata.version('backproof')} (numpy ")
     from backproof import __version__
     assert __version__ == importlib.metadata.version("backproof")
+
+
+def test_the_python_reports_print_what_the_cli_prints_and_repr_in_one_line(capsys):
+    """str(report) is the CLI's text; repr is one short line; .verdict is the verdict line (issue: a notebook cell
+    showed a 27,000-character dataclass dump)."""
+    import backproof
+    report = backproof.check("blog-2-3-3-1", frameworks="numpy")
+    assert main(["check", "blog-2-3-3-1", "--frameworks", "numpy"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(str(report) + "\n") and out.endswith("1 of 1 scenarios OK\n")
+    assert repr(report) == "<ScenarioReport blog-2-3-3-1 float64: OK, 24 tensors, 1 framework>"
+    assert report.verdict.startswith("verdict: OK") and report.verdict in str(report)
+    trained = backproof.train("deep-1-2-2-1", frameworks="numpy", epochs=3)
+    assert main(["train", "deep-1-2-2-1", "--frameworks", "numpy", "--epochs", "3"]) == 0
+    assert capsys.readouterr().out.strip() == str(trained).strip()
+    assert repr(trained) == "<TrainReport deep-1-2-2-1 float64: OK, 3 epochs, 1 framework>"
+    assert trained.verdict in str(trained)
