@@ -526,10 +526,12 @@ def cmd_import_torch(args):
 
 
 def cmd_list(args):
-    for name in builtin_names():
-        scenario = load(name)
-        shape = network_shape(scenario)
-        print(f"{name:<24} {shape:<12} {scenario.loss:<20} {scenario.optimizer.name:<8} {scenario.description}")
+    scenarios = [load(name) for name in builtin_names()]
+    shapes = [network_shape(scenario) for scenario in scenarios]
+    width = max(len(shape) for shape in shapes)             # a typed network's shape is longer: the columns follow
+    for scenario, shape in zip(scenarios, shapes):
+        print(f"{scenario.name:<24} {shape:<{width}} {scenario.loss:<20} {scenario.optimizer.name:<8} "
+              f"{scenario.description}")
     return EXIT_OK
 
 
