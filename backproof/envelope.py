@@ -174,7 +174,8 @@ def verify_result(vr, scenario, asked):
                                                   "max_abs": d.max_abs, "max_rel": d.max_rel, "ok": d.ok},
             "notes": vr.notes or None,
             "established": {name: {"passed": passed, "detail": detail}
-                            for name, (passed, detail) in vr.established.items()} or None}
+                            for name, (passed, detail) in vr.established.items()} or None,
+            "diagnoses": [{"parameter": d.parameter, "kind": d.kind, "text": d.text} for d in vr.diagnoses] or None}
     block = frameworks_block(asked, {}, vr.skipped, vr.errors)      # the autodiff oracles asked for
     return result(scenario, vr.ok, block, verify=body)
 

@@ -382,6 +382,8 @@ def verify_text(result: Any) -> str:
             lines.append(f"   wrong in {parameter} ({c.oracle}): "
                          + ", ".join(format_element("", index) for index in c.wrong)
                          + (" …" if c.wrong_count > len(c.wrong) else ""))
+        for diagnosis in result.diagnoses:
+            lines.append(f"   diagnosis: {diagnosis.parameter}: {diagnosis.text}")
         if result.directions is not None and not result.directions.ok:
             parts.append(f"directional derivatives off by up to {result.directions.max_rel:.2g} relative")
         if result.errors:

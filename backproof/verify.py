@@ -102,6 +102,7 @@ class VerifyResult:
     errors: dict = field(default_factory=dict)      # oracle -> why it could not run
     notes: list = field(default_factory=list)       # oracles left out on purpose, and why
     established: dict = field(default_factory=dict)  # checker -> (passed, detail): the frameworks' own checkers
+    diagnoses: list = field(default_factory=list)   # [Diagnosis]: what kind of mistake, where the evidence is clear
 
     @property
     def ok(self):
@@ -322,6 +323,12 @@ def verify(grad_fn: "Callable[..., Any] | str", scenario: "Scenario | str | os.P
                                             f"of a kink; judged with {how}")
                         break
             result.checks += checks
+
+    wrong = list(dict.fromkeys(c.parameter for c in result.checks if not c.ok))
+    truth = next((runs.results[fw] for fw in frameworks if fw in runs.results), None)
+    if wrong and truth is not None:         # what kind of mistake, judged against the first autodiff oracle that ran
+        from .diagnose import diagnose
+        result.diagnoses = diagnose(grads, {name: truth[f"grad.{name}"] for name in grads}, scenario, wrong)
 
     if finite_differences and has_kinks_within_rounding(scenario):
         result.notes.append("finite differences left out: a relu-family pre-activation is within rounding of its "

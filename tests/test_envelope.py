@@ -193,3 +193,20 @@ def test_the_schemas_enums_are_the_registries():
     from tools.docs import schema_text
     assert schema_path().read_text(encoding="utf-8") == schema_text(), "run `make docs`"
     assert json.loads(schema_path().read_text())["$defs"]["optimizer_name"]["enum"] == list(OPTIMIZER_TYPES)
+
+
+def test_a_diagnosed_verify_validates_and_carries_the_diagnosis(tmp_path, capsys):
+    """A gradient function that sums over the rows where the loss averages: verify --json names the ratio."""
+    (tmp_path / "summed.py").write_text(
+        "import reference, backproof\n"
+        "SPIRAL = backproof.load('spiral-2-16-3-adam')\n"
+        "def gradients(params, inputs, targets):\n"
+        "    grads = reference.loss_and_gradients(SPIRAL, params, inputs, targets)[1]\n"
+        "    return {k: 60 * v for k, v in grads.items()}\n")
+    code, document = run_json(["verify", f"{tmp_path / 'summed.py'}:gradients", "spiral-2-16-3-adam", "--frameworks",
+                               "numpy"], capsys)
+    assert code == 1
+    diagnoses = document["results"][0]["verify"]["diagnoses"]
+    assert {d["parameter"] for d in diagnoses} == {"layers.0.weight", "layers.0.bias", "layers.1.weight",
+                                                     "layers.1.bias"}
+    assert all(d["kind"] == "ratio" and "the batch size, 60" in d["text"] for d in diagnoses)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import backproof
 from backproof.cli import main
@@ -309,3 +311,60 @@ def test_each_established_checker_flags_a_planted_wrong_backward_pass():
 
     passed, detail = jax_check_grads(jax_loss_function, scenario("xor-2-3-1-tanh"))
     assert not passed and detail.startswith("jax.test_util.check_grads:")
+
+
+# --- what kind of mistake ---------------------------------------------------------------------
+
+def planted(name, change):
+    """A gradient function: the reference's own gradients of built-in ``name``, then ``change(grads)``."""
+    sc = scenario(name)
+
+    def gradients(params, inputs, targets):
+        return change(dict(loss_and_gradients(sc, params, inputs, targets)[1]))
+    return gradients
+
+
+@pytest.mark.parametrize("name, change, parameter, kind, words", [
+    ("spiral-2-16-3-adam", lambda g: {k: 60 * v for k, v in g.items()}, "layers.1.weight", "ratio",
+     "the batch size, 60: summed over the rows where the loss averages them"),
+    ("blog-2-3-3-1", lambda g: dict(g, **{"layers.1.weight": g["layers.1.weight"].T}), "layers.1.weight",
+     "transpose", "the true gradient transposed"),
+    ("blog-2-3-3-1", lambda g: {k: -v for k, v in g.items()}, "layers.0.weight", "ratio", "the sign is flipped"),
+    ("mixed-3-4-3-2", lambda g: {k: 2 * v for k, v in g.items()}, "layers.2.bias", "ratio", "a factor 2 too many"),
+    ("blog-2-3-3-1", lambda g: dict(g, **{"layers.0.bias": g["layers.1.bias"], "layers.1.bias": g["layers.0.bias"]}),
+     "layers.0.bias", "other-parameter", "the true gradient of layers.1.bias"),
+])
+def test_a_planted_mistake_is_diagnosed_by_name(name, change, parameter, kind, words):
+    result = backproof.verify(planted(name, change), name, ORACLES)
+    assert not result.ok
+    found = {d.parameter: d for d in result.diagnoses}
+    assert found[parameter].kind == kind and words in found[parameter].text, result.diagnoses
+    assert f"diagnosis: {parameter}: " in str(result)
+
+
+def test_no_diagnosis_on_a_right_gradient():
+    result = backproof.verify(planted("blog-2-3-3-1", lambda g: g), "blog-2-3-3-1", ORACLES)
+    assert result.ok and result.diagnoses == [] and "diagnosis" not in str(result)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.sampled_from(["float64", "float32"]))
+def test_no_diagnosis_fires_on_a_right_gradient_or_on_noise(seed, dtype):
+    """diagnose() on random true gradients: yours equal to them within the tolerance (right) or independent noise of
+    the same size (wrong without a signature) gives no diagnosis; yours = r × truth always gives the ratio r."""
+    from backproof.compare import TOLERANCES
+    from backproof.diagnose import diagnose
+    rng = np.random.default_rng(seed)
+    sc = scenario("blog-2-3-3-1", dtype)
+    truth = {name: rng.standard_normal(value.shape) for name, value in sc.parameters().items()}
+    atol, rtol = TOLERANCES[dtype]["step"]
+    right = {k: v + rng.uniform(-0.5, 0.5, v.shape) * (atol + rtol * np.abs(v)) for k, v in truth.items()}
+    noise = {k: rng.standard_normal(v.shape) for k, v in truth.items()}
+    assert diagnose(right, truth, sc, list(truth)) == []
+    assert diagnose(noise, truth, sc, list(truth)) == []
+    r = float(rng.choice([2.0, -1.0, 0.5]))             # a named cause: every parameter, a single number included
+    scaled = diagnose({k: r * v for k, v in truth.items()}, truth, sc, list(truth))
+    assert [d.kind for d in scaled] == ["ratio"] * len(truth) and all(f"{r:.6g} ×" in d.text for d in scaled)
+    several = [k for k, v in truth.items() if v.size > 1]    # any other constant: where more than one element says so
+    scaled = diagnose({k: 3.0 * v for k, v in truth.items()}, truth, sc, list(truth))
+    assert sorted(d.parameter for d in scaled) == sorted(several) and all("3 ×" in d.text for d in scaled)
