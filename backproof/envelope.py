@@ -188,6 +188,8 @@ def explain_result(ex, asked):
                                 "symbol": f.symbol, "equals": f.equals or None, "value": f.value}
                                for f in p.factors]} for p in ex.paths] or None,
         "delta_recursion": [{"step": label, "value": np.asarray(v).tolist()} for label, v in ex.recursion] or None,
+        "groups": [{"units": [list(u) for u in g.units], "names": g.names, "products": list(g.products),
+                    "total": g.total} for g in ex.groups] or None,
         "gradient": ex.total, "oracles": ex.oracles,
         "sgd": {"lr": ex.scenario.lr, "value": ex.value, "updated": ex.updated}
                if is_plain_sgd(ex.scenario.optimizer) else None,

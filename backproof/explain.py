@@ -42,6 +42,7 @@ from .frameworks import FD, as_frameworks, run_each
 from .names import PARAMETER_RE, check_index, format_element, parse_element
 from .scenario_file import ScenarioError, as_scenario
 
+MAX_GROUPED = 100_000     # rows × chains computed one by one for the grouped view; past it, the δ recursion
 MAX_PATHS = 64
 
 
@@ -79,6 +80,15 @@ class Path:
 
 
 
+class PathGroup:
+    """One chain of units, its product in every row, and their sum: the rows' paths of one chain, grouped."""
+
+    def __init__(self, units, names, products):
+        self.units, self.names = units, names
+        self.products = products                    # one per row
+        self.total = float(sum(products))
+
+
 @dataclass
 class Explanation:
     scenario: object
@@ -98,6 +108,8 @@ class Explanation:
     errata: list = field(default_factory=list)       # [{"id", "text", "path", "product", "missing"}]
     max_paths: int = MAX_PATHS
     softmax_layers: list = field(default_factory=list)   # layers on the way whose softmax couples the paths
+    groups: list = field(default_factory=list)       # [PathGroup]: each chain of units summed over the rows, when
+                                                     # the rows' paths are too many to list and a row's are not
 
 
     def __str__(self):
@@ -231,8 +243,15 @@ def explain(scenario: "Scenario | str | os.PathLike[str]", parameter: str,
         factors.append(below(row))
         return Path(row, units, [names.unit(*u) for u in units], factors, float(np.prod([f.value for f in factors])))
 
-    paths, recursion = [], []
-    if path_count <= max_paths and not coupled:
+    paths, recursion, groups = [], [], []
+    chains = path_count // rows
+    if path_count > max_paths and rows > 1 and chains <= max_paths and path_count <= MAX_GROUPED and not coupled:
+        for chain in itertools.product(*[range(w) for w in widths[layer + 1:]]):
+            units = [(layer, unit)] + [(layer + 1 + k, u) for k, u in enumerate(chain)]
+            groups.append(PathGroup(units, [names.unit(*u) for u in units],
+                                    [path(row, units).product for row in range(rows)]))
+        total = float(sum(g.total for g in groups))
+    elif path_count <= max_paths and not coupled:
         for row in range(rows):
             for chain in itertools.product(*[range(w) for w in widths[layer + 1:]]):
                 paths.append(path(row, [(layer, unit)] + [(layer + 1 + k, u) for k, u in enumerate(chain)]))
@@ -259,8 +278,10 @@ def explain(scenario: "Scenario | str | os.PathLike[str]", parameter: str,
             recursion.append((f"∂E/∂W{layer}[{unit},{source}] = Σ_rows δ{layer}[:, {unit}]·{feed_name}[:, {source}]",
                               np.asarray(total)))
 
-    return _finish(scenario, tensor, index, names, total, path_count, paths, recursion, trace, max_paths, coupled,
-                   frameworks, path)
+    result = _finish(scenario, tensor, index, names, total, path_count, paths, recursion, trace, max_paths, coupled,
+                     frameworks, path)
+    result.groups = groups
+    return result
 
 
 def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward):

@@ -427,6 +427,18 @@ def explain_text(result):
                       + f" = {result.total:.8g}"]
         else:
             lines += ["", f"   ∂E/∂{result.symbol} = the sum of the {len(result.paths)} products = {result.total:.8g}"]
+    elif result.groups:
+        width = max(len(" → ".join(g.names)) for g in result.groups) + 2
+        lines += ["", f"   {result.path_count} products, too many to list one by one (more than {result.max_paths}; "
+                      f"--max-paths {result.path_count} lists them): each chain of units below is one product in "
+                      f"every one of the {rows} rows, summed over the rows"]
+        for number, group in enumerate(result.groups, 1):
+            products = np.asarray(group.products)
+            biggest = int(np.argmax(np.abs(products)))
+            lines.append(f"     chain {number}: {' → '.join(group.names):<{width}}Σ over {rows} rows = "
+                         f"{group.total + 0.0:.6g}   ({int(np.count_nonzero(products))} rows nonzero; largest "
+                         f"row {biggest}: {products[biggest] + 0.0:.4g})")
+        lines += ["", f"   ∂E/∂{result.symbol} = the sum of the {len(result.groups)} chains = {result.total:.8g}"]
     else:
         if result.softmax_layers:
             lines += ["", f"   the paths are not independent: the softmax of layer "
@@ -485,7 +497,9 @@ def _factor_label(factor):
 
 
 def _array(value):
-    return fmt_value(value)
+    """A value of the δ recursion: −0 printed as 0 (a zero that came from a negative factor is still zero)."""
+    value = np.asarray(value)
+    return fmt_value(value + 0.0 if value.dtype.kind == "f" else value)
 
 
 # --- backproof read: the three implementations side by side ---------------------------------------
