@@ -67,7 +67,8 @@ def conv(dimensions):
 
 
 def max_pool(layer, x, o, buffers):
-    """lax.reduce_window with max over each (1, kH, kW, 1) window of the NHWC input ((1, k, 1) of NWC), padding as −∞."""
+    """lax.reduce_window with max over each (1, kH, kW, 1) window of the NHWC input ((1, k, 1) of NWC), padding
+    as −∞."""
     return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *o["kernel_size"], 1), (1, *o["stride"], 1),
                                  ((0, 0), *o["padding"], (0, 0)))
 
@@ -226,7 +227,8 @@ def run_step(scenario):
         model = Model.from_scenario(scenario)
         x, t = arrays(scenario)                             # (n, in), (n, out) or (n,) class indices
         values, updated, state = step(model, x, t, scenario.criterion, scenario.optimizer)
-        return canonical_trace(numpy(canonical_values(values), scenario.dtype), numpy(canonical(updated), scenario.dtype),
+        return canonical_trace(numpy(canonical_values(values), scenario.dtype),
+                               numpy(canonical(updated), scenario.dtype),
                                numpy(optimizer_state(state), scenario.dtype))
 
 

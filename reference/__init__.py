@@ -9,6 +9,7 @@ from .scenario import DTYPES, LayerSpec, Loss, Optimizer, Scenario
 from .trace import StepValues, canonical_trace
 from .train import run_step, train
 
-__all__ = ["ACTIVATIONS", "DTYPES", "LAYERS", "LOSSES", "derivative_at_zero", "LayerSpec", "Loss", "Model", "OPTIMIZERS", "Optimizer", "Scenario",
+__all__ = ["ACTIVATIONS", "DTYPES", "LAYERS", "LOSSES", "derivative_at_zero", "LayerSpec", "Loss", "Model",
+           "OPTIMIZERS", "Optimizer", "Scenario",
            "StepValues", "canonical_trace", "forward", "gradients", "loss_and_gradients", "loss_of", "loss_value",
            "run_step", "train", "update"]

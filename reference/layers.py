@@ -69,7 +69,8 @@ class Conv2d(Layer):
     so the weight is *slid*, not flipped: flipping it would be a convolution, which no framework computes.
     """
 
-    def __init__(self, weight, bias=None, copy=True, stride=(1, 1), padding=0, dilation=(1, 1), groups=1):
+    def __init__(self, weight, bias=None, copy=True, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                 groups=1):
         keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
         self.weight = keep(weight)                                          # (out, C/groups, kH, kW)
         self.bias = None if bias is None else keep(bias)                    # (out,)
@@ -132,7 +133,7 @@ class Conv2d(Layer):
 class Conv1d(Conv2d):
     """nn.Conv1d: x (n, C, L), weight (out, C/groups, k); computed as a Conv2d over (n, C, 1, L)."""
 
-    def __init__(self, weight, bias=None, copy=True, stride=(1,), padding=0, dilation=(1,), groups=1):
+    def __init__(self, weight, bias=None, copy=True, stride=(1,), padding=((0, 0),), dilation=(1,), groups=1):
         padding = padding if isinstance(padding, str) else ((0, 0),) + tuple(padding)
         super().__init__(weight, bias, copy, (1,) + tuple(stride), padding, (1,) + tuple(dilation), groups)
 

@@ -139,8 +139,8 @@ def parameter_names(spec_type, has_bias=True):
 
 
 def normalize(type_name, options):
-    """A layer's hyperparameters as written (ints, lists, strings) -> (hyperparameter, value) pairs with torch's defaults
-    filled in and every per-axis value a tuple; ValueError("FIELD: why") for one that does not fit. Read by the
+    """A layer's hyperparameters as written (ints, lists, strings) -> (hyperparameter, value) pairs with torch's
+    defaults filled in and every per-axis value a tuple; ValueError("FIELD: why") for one that does not fit. Read by the
     hyperparameter's name, whatever the layer type: a new type that reuses these names needs nothing here.
     """
     layer = LAYER_TYPES[type_name]
@@ -339,8 +339,9 @@ OPTIMIZER_TEXT = {
     "momentum": "μ ≥ 0",
     "dampening": "τ in [0, 1]; b ← μ·b + (1 − τ)·g after the first step",
     "nesterov": "true or false; needs momentum > 0 and dampening 0, as torch does",
-    "weight_decay": "λ ≥ 0 (**1e-2 for `adamw`**, torch's). `sgd`, `adam` and `rmsprop` add λ·p to the gradient "
-                    "(coupled, an L2 term); `adamw` multiplies p by (1 − lr·λ) apart from the Adam step (decoupled)",
+    "weight_decay": "λ ≥ 0 (**1e-2 for `adamw`**, torch's). `sgd`, `adam`, `rmsprop` and `adagrad` add λ·p to the "
+                    "gradient (coupled, an L2 term); `adamw` multiplies p by (1 − lr·λ) apart from the Adam step "
+                    "(decoupled)",
     "betas": "[β₁, β₂], each in [0, 1)",
     "eps": "ε ≥ 0; RMSprop adds it *outside* the square root, as torch",
     "alpha": "the smoothing constant α in [0, 1] (optax's `decay` default is 0.9)",

@@ -185,7 +185,8 @@ class Scenario:
         return int(epochs), int(train.get("batch_size", self.inputs.shape[0]))
 
     def parameters(self):
-        """Canonical name -> array, e.g. ``layers.0.weight``; layers without a bias or without parameters are skipped."""
+        """Canonical name -> array, e.g. ``layers.0.weight``; layers without a bias or without parameters are
+        skipped."""
         params = {}
         for i, spec in enumerate(self.layers):
             if spec.weight is not None:
