@@ -48,7 +48,7 @@ class ExpectedResult:
         return self.effective_atol > self.atol
 
 
-@dataclass
+@dataclass(repr=False)         # Covered gives str (the CLI's text), a one-line repr and .verdict
 class ScenarioReport(Covered):
     scenario: Scenario
     traces: dict
@@ -65,22 +65,6 @@ class ScenarioReport(Covered):
     amplified: set = field(default_factory=set)        # (tensor, a, b) of optimizer steps fed different gradients
     asked: tuple = FRAMEWORKS                          # the frameworks asked for
     required: tuple = ()                               # the frameworks that must run (--require)
-
-    def __str__(self):
-        """Exactly what ``backproof check`` prints for this scenario (training included)."""
-        from .render import scenario_text
-        return scenario_text(self)
-
-    def __repr__(self):
-        status = "OK" if self.ok else "NOT COMPARED" if self.not_compared else "FAIL"
-        return (f"<ScenarioReport {self.scenario.name} {self.scenario.dtype}: {status}, {len(self.order)} tensors, "
-                f"{len(self.traces)} framework{'s' if len(self.traces) != 1 else ''}>")
-
-    @property
-    def verdict(self):
-        """The verdict line, 'verdict: OK — …' (the step's; a training run has its own, ``training.verdict``)."""
-        from .render import verdict
-        return verdict(self)
 
     def is_explained(self, comparison):
         key = (comparison.tensor, comparison.a, comparison.b)

@@ -184,7 +184,22 @@ def parse_frameworks(text):
 
 class Covered:
     """``ok`` and ``not_compared`` from ``agrees`` and ``coverage``: the one rule for check's and train's reports, which
-    define ``agrees``, ``ran`` (the frameworks that produced a result), ``asked`` and ``required``."""
+    define ``agrees``, ``ran`` (the frameworks that produced a result), ``asked`` and ``required``. Also how both
+    print: ``str`` is the CLI's text, ``repr`` one line, ``verdict`` the verdict line (backproof/render.py)."""
+
+    def __str__(self):
+        from .render import report_text
+        return report_text(self)
+
+    def __repr__(self):
+        from .render import report_repr
+        return report_repr(self)
+
+    @property
+    def verdict(self):
+        """The verdict line, 'verdict: OK — …' (a check's is its step's; its training has its own)."""
+        from .render import report_verdict
+        return report_verdict(self)
 
     @property
     def coverage(self):

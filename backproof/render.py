@@ -155,6 +155,24 @@ def scenario_text(report: Any, show_values: bool = False) -> str:
     return "\n".join(lines)
 
 
+def report_text(report):
+    """What the CLI prints for a check's ScenarioReport or a TrainReport."""
+    return scenario_text(report) if hasattr(report, "comparisons") else train_text(report)
+
+
+def report_repr(report):
+    """One line: '<ScenarioReport blog-2-3-3-1 float64: OK, 24 tensors, 3 frameworks>' (a TrainReport counts epochs)."""
+    status = "OK" if report.ok else "NOT COMPARED" if report.not_compared else "FAIL"
+    ran = len(report.ran)
+    size = f"{len(report.order)} tensors" if hasattr(report, "comparisons") else f"{report.epochs} epochs"
+    return (f"<{type(report).__name__} {report.scenario.name} {report.scenario.dtype}: {status}, {size}, "
+            f"{ran} framework{'s' if ran != 1 else ''}>")
+
+
+def report_verdict(report):
+    return verdict(report) if hasattr(report, "comparisons") else train_verdict(report)
+
+
 def verdict(report):
     """One line: OK or FAIL, and why."""
     ran = list(report.traces)

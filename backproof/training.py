@@ -193,7 +193,7 @@ def noise_floor(scenario, epochs, reference_result=None):
     return floor
 
 
-@dataclass
+@dataclass(repr=False)         # Covered gives str (the CLI's text), a one-line repr and .verdict
 class TrainReport(Covered):
     scenario: Scenario
     epochs: int
@@ -208,22 +208,6 @@ class TrainReport(Covered):
     strict: bool = False                        # then a drift the noise floor explains fails too
     asked: tuple = FRAMEWORKS                   # the frameworks asked for
     required: tuple = ()                        # the frameworks that must run (--require)
-
-    def __str__(self):
-        """Exactly what ``backproof train`` prints."""
-        from .render import train_text
-        return train_text(self)
-
-    def __repr__(self):
-        status = "OK" if self.ok else "NOT COMPARED" if self.not_compared else "FAIL"
-        return (f"<TrainReport {self.scenario.name} {self.scenario.dtype}: {status}, {self.epochs} epochs, "
-                f"{len(self.results)} framework{'s' if len(self.results) != 1 else ''}>")
-
-    @property
-    def verdict(self):
-        """The verdict line, 'verdict: OK — …'."""
-        from .render import train_verdict
-        return train_verdict(self)
 
     @property
     def ran(self):
