@@ -216,8 +216,7 @@ def epochs_within_caps(epochs, scenarios):
         return
     for scenario in scenarios:
         rows = scenario.inputs.shape[0]
-        over = over_step_cap(epochs, rows // scenario.schedule(epochs)[1], rows,
-                             multiply_adds(scenario.layers, scenario.inputs.shape[1:]))
+        over = over_step_cap(epochs, rows // scenario.schedule(epochs)[1], rows, multiply_adds(scenario))
         if over:
             raise UsageError(f"--epochs {epochs} {over}")
 

@@ -191,22 +191,22 @@ def parse(data: object, label: str = "<scenario>") -> Scenario:
     loss, label_smoothing = read_loss(r, data, layers)
     inputs, targets, target_format = read_data(r, data, layers, loss)
     optimizer = read_optimizer(r, data)
-    if len(inputs) * multiply_adds(layers, shape_of(inputs)[1:]) > MAX_WORK:
-        r.fail("inputs", f"take {len(inputs) * multiply_adds(layers, shape_of(inputs)[1:]):,} multiply-adds through "
-                         f"the layers in one step, over the cap of {MAX_WORK:,}")
     extra = {
         "optimizer": optimizer,
         "label_smoothing": label_smoothing,
         "target_format": target_format,
         "description": r.string(data, "description", required=False),
         "source": r.string(data, "source", required=False),
-        "train": read_train(r, data, len(inputs), multiply_adds(layers, shape_of(inputs)[1:])),
         "errata": read_errata(r, data),
         "init": read_init(r, data),
         "node_names": read_node_names(r, data),
     }
-    scenario = fit_dtype(Scenario.build(name, layers, loss, inputs, targets, optimizer.lr, "float64", **extra),
-                         dtype, label)
+    scenario = Scenario.build(name, layers, loss, inputs, targets, optimizer.lr, "float64", **extra)
+    work = multiply_adds(scenario)
+    if len(inputs) * work > MAX_WORK:
+        r.fail("inputs", f"take {len(inputs) * work:,} multiply-adds through the layers in one step, over the cap "
+                         f"of {MAX_WORK:,}")
+    scenario = fit_dtype(replace(scenario, train=read_train(r, data, len(inputs), work)), dtype, label)
     scenario = replace(scenario, aliases=read_aliases(r, data, scenario))
     check_node_names(r, scenario)
     check_errata(r, scenario)
@@ -474,7 +474,7 @@ def walk(r, layers, in_shape, rows):
         try:
             shape = LAYER_TYPES[type_name].output_shape(dict(options), shape, weight_shape)
         except ValueError as exc:
-            r.fail(f"{field}.weight" if type_name in ("linear",) else field, str(exc))
+            r.fail(f"{field}.weight" if type_name == "linear" else field, str(exc))
         shapes.append(shape)
     return shapes
 
@@ -622,31 +622,16 @@ def parameter_count(layers):
     return sum(size(layer, "weight") + size(layer, "bias") for layer in layers)
 
 
-def multiply_adds(layers, in_shape):
-    """The multiply-adds of one row through the layers (LayerSpecs or the file's layer objects): a weight's size for
-    a linear layer, as many as its parameters; a conv's weight applied at every output position; a pool's window
-    at every output position."""
-    if all(layer.get("type", "linear") == "linear" if isinstance(layer, dict) else layer.type == "linear"
-           for layer in layers):
-        return parameter_count(layers)
-    total, shape = 0, tuple(in_shape)
-    for layer in layers:
-        get = layer.get if isinstance(layer, dict) else (lambda key, default=None: getattr(layer, key, default))
-        type_name = get("type", "linear")
-        options = dict(normalize(type_name, {key: value for key, value in (layer.items() if isinstance(layer, dict)
-                                                                          else layer.options)
-                                             if key in LAYER_TYPES[type_name].options}))
-        weight = get("weight")
-        weight_shape = None if weight is None else np.shape(weight)
-        out = LAYER_TYPES[type_name].output_shape(options, shape, weight_shape)
-        positions = int(np.prod(out[1:])) if len(out) > 1 else 1
-        if weight is not None:
-            total += positions * int(np.prod(weight_shape)) + (0 if get("bias") is None else int(np.prod(out)))
-        elif "kernel_size" in options:
-            total += int(np.prod(out)) * int(np.prod(options["kernel_size"]))
+def multiply_adds(scenario):
+    """The multiply-adds of one row through the scenario's layers: a layer's weight at every output position (a
+    linear layer's once: as many as its parameters), plus its bias; a pool's window at every output position."""
+    total = 0
+    for spec, out in zip(scenario.layers, scenario.layer_shapes()):
+        positions = int(np.prod(out[1:]))                  # 1 for a linear layer's (out,)
+        if spec.weight is not None:
+            total += positions * spec.weight.size + (0 if spec.bias is None else int(np.prod(out)))
         else:
-            total += int(np.prod(out))
-        shape = out
+            total += int(np.prod(out)) * int(np.prod(spec.hyper.get("kernel_size", 1)))
     return total
 
 

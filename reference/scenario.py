@@ -208,8 +208,7 @@ class Scenario:
 def layer_spec(layer, dtype):
     """A layer dict as in the JSON file -> a LayerSpec with copied, read-only arrays in ``dtype``."""
     type_name = layer.get("type", "linear")
-    options = {key: value for key, value in layer.items()
-               if key in LAYER_TYPES[type_name].options and key != "mask"}
+    options = {key: value for key, value in layer.items() if key in LAYER_TYPES[type_name].options}
     array = (lambda key: None if layer.get(key) is None else frozen_array(layer[key], dtype))
     return LayerSpec(weight=array("weight"), bias=array("bias"), activation=layer.get("activation", "identity"),
                      negative_slope=float(layer.get("negative_slope", 0.01)), type=type_name,
