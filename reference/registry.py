@@ -25,12 +25,13 @@ class LayerType:
     spatial: int            # spatial axes of its input: 0 (n, features), 1 (n, C, L), 2 (n, C, H, W); -1 any
     parameters: tuple       # the parameters it holds, in state_dict order
     options: dict           # hyperparameter -> torch's default (None: required, or derived, see ``text``)
+    shape: object           # (options, in_shape, weight_shape) -> the output's shape without the batch axis
     text: str               # one line for the docs table
     torch_requires: tuple = ()    # (attribute, value) a torch module must have for a scenario to hold it (import)
 
     def output_shape(self, options, in_shape, weight_shape=None):
         """The output's shape without the batch axis, or ValueError naming the hyperparameter that does not fit."""
-        return SHAPES[self.name](options, tuple(in_shape), weight_shape)
+        return self.shape(options, tuple(in_shape), weight_shape)
 
 
 def window_output(size, kernel, stride, pad, dilation=1):
@@ -94,41 +95,38 @@ def _flatten_shape(_options, in_shape, _weight_shape):
     return (size,)
 
 
-SHAPES = {
-    "linear": _linear_shape,
-    "conv1d": _conv_shape,
-    "conv2d": _conv_shape,
-    "max_pool2d": _pool_shape,
-    "max_pool1d": _pool_shape,
-    "avg_pool2d": _pool_shape,
-    "flatten": _flatten_shape,
-    "dropout": lambda _options, in_shape, _weight_shape: in_shape,
-}
+
+def _same_shape(_options, in_shape, _weight_shape):
+    """The input's shape (dropout)."""
+    return in_shape
+
 
 CONV_OPTIONS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 
 LAYER_TYPES = {layer.name: layer for layer in (
-    LayerType("linear", "nn.Linear", "x @ kernel + bias", 0, ("weight", "bias"), {},
+    LayerType("linear", "nn.Linear", "x @ kernel + bias", 0, ("weight", "bias"), {}, _linear_shape,
               "z = x·Wᵀ + b; weight (out, in), bias (out,) or none"),
     LayerType("conv1d", "nn.Conv1d", "lax.conv_general_dilated, NWC/WIO", 1, ("weight", "bias"), CONV_OPTIONS,
-              "cross-correlation over L; weight (out, in/groups, k)", (("padding_mode", "zeros"),)),
+              _conv_shape, "cross-correlation over L; weight (out, in/groups, k)", (("padding_mode", "zeros"),)),
     LayerType("conv2d", "nn.Conv2d", "lax.conv_general_dilated, NHWC/HWIO", 2, ("weight", "bias"), CONV_OPTIONS,
-              "cross-correlation over H, W; weight (out, in/groups, kH, kW)", (("padding_mode", "zeros"),)),
+              _conv_shape, "cross-correlation over H, W; weight (out, in/groups, kH, kW)",
+              (("padding_mode", "zeros"),)),
     LayerType("max_pool2d", "nn.MaxPool2d", "lax.reduce_window(max), NHWC", 2, (),
-              {"kernel_size": None, "stride": None, "padding": 0},
+              {"kernel_size": None, "stride": None, "padding": 0}, _pool_shape,
               "the largest of each window; stride defaults to kernel_size, padding counts as −∞",
               (("ceil_mode", False), ("dilation", 1), ("return_indices", False))),
     LayerType("max_pool1d", "nn.MaxPool1d", "lax.reduce_window(max), NWC", 1, (),
-              {"kernel_size": None, "stride": None, "padding": 0},
+              {"kernel_size": None, "stride": None, "padding": 0}, _pool_shape,
               "the largest of each window over L; stride defaults to kernel_size, padding counts as −∞",
               (("ceil_mode", False), ("dilation", 1), ("return_indices", False))),
     LayerType("avg_pool2d", "nn.AvgPool2d", "lax.reduce_window(add) / count, NHWC", 2, (),
-              {"kernel_size": None, "stride": None, "padding": 0, "count_include_pad": True},
+              {"kernel_size": None, "stride": None, "padding": 0, "count_include_pad": True}, _pool_shape,
               "the mean of each window; count_include_pad: padded zeros count in the divisor",
               (("ceil_mode", False), ("divisor_override", None))),
-    LayerType("flatten", "nn.Flatten", "transpose to NCHW, reshape", -1, (), {},
+    LayerType("flatten", "nn.Flatten", "transpose to NCHW, reshape", -1, (), {}, _flatten_shape,
               "(n, C, H, W) -> (n, C·H·W) in torch's (C, H, W) order", (("start_dim", 1), ("end_dim", -1))),
     LayerType("dropout", "nn.Dropout (mask given)", "x * mask / (1 - p)", -1, (), {"p": 0.5, "mask": None},
+              _same_shape,
               "train-mode dropout with the scenario's 0/1 mask (shape of the input), scaled by 1/(1 − p)"),
 )}
 
