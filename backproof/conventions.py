@@ -6,6 +6,7 @@ documented value is also *measured* by calling the real framework function
 framework release that changes behaviour fails a test that names the row.
 """
 
+import functools
 from dataclasses import dataclass, field
 
 
@@ -16,6 +17,11 @@ class Convention:
     values: dict                 # framework -> documented value (numbers, or short strings)
     reference: str               # the NumPy reference's choice, and why
     probes: dict = field(default_factory=dict, compare=False)   # framework -> zero-argument callable
+
+    def __post_init__(self):
+        """probes may be one function of the label, probe(label): then every documented label is measured by it."""
+        if callable(self.probes):
+            object.__setattr__(self, "probes", {label: functools.partial(self.probes, label) for label in self.values})
 
 
 # --- probes: each calls the real framework and returns the value the row documents ---------
@@ -613,8 +619,7 @@ def _registry():
                    "torch's: the sum of squares starts at initial_accumulator_value = 0, p ← p − lr·g/(√s + ε) with "
                    "ε = 1e-10 outside the root. optax.adagrad starts the sum at 0.1 and puts ε = 1e-7 inside: the "
                    "JAX mirror writes torch's rule as its own optax transformation (jax_impl adagrad)",
-                   {label: (lambda label=label: _adagrad_defaults(label)) for label in (
-                       "numpy", "torch Adagrad", "optax.adagrad")}),
+                   _adagrad_defaults),
         Convention("adamw-default-weight-decay", "AdamW's default weight decay λ, measured from one step",
                    {"torch AdamW": 0.01, "optax.adamw": 0.0001},
                    "torch's 1e-2 when a scenario gives none; every implementation is passed λ explicitly",
@@ -626,9 +631,7 @@ def _registry():
                     "optax chain(add_decayed_weights, scale_by_adam)": 0.9, "optax.adamw": 0.99},
                    "both, as torch: adam couples (optax.add_decayed_weights before scale_by_adam), adamw "
                    "decouples (optax.adamw)",
-                   {label: (lambda label=label: _decay_coupling(label)) for label in (
-                       "numpy adam", "torch Adam(weight_decay)", "torch AdamW",
-                       "optax chain(add_decayed_weights, scale_by_adam)", "optax.adamw")}),
+                   _decay_coupling),
         Convention("adam-bias-correction-precision", "float32: p after Adam's first step from p = 0, g = 1, "
                    "lr = 1 (exactly −1/(1 + 1e-8), which rounds to −1)",
                    {"numpy": -1.0, "torch Adam": -0.999999881, "optax.adam": -0.999993324},
@@ -636,8 +639,7 @@ def _registry():
                    "optax computes 1 − β₂ᵗ in float32 (β₂ = 0.999 rounds to 0.99900001), 56 ulp off at t = 1: a "
                    "few ulp per step that a long float32 Adam run amplifies (spiral-2-16-3-adam: 7e-3 after 300 "
                    "epochs, within the rounding noise floor, see training). Nothing to configure in optax",
-                   {label: (lambda label=label: _adam_first_step_float32(label)) for label in (
-                       "numpy", "torch Adam", "optax.adam")}),
+                   _adam_first_step_float32),
         Convention("cross-entropy-reduction-and-targets",
                    f"softmax cross-entropy of logits {LOGITS} against classes {CLASSES}: (shape returned, values)",
                    {"numpy": ("()", (0.813933054,)), "torch F.cross_entropy(indices)": ("()", (0.813933054,)),
@@ -647,24 +649,19 @@ def _registry():
                    "the mean over rows, as torch; torch takes class indices or probability rows in one "
                    "function, optax needs the integer-label function or one-hot rows and does not reduce: "
                    "the JAX mirror takes jnp.mean",
-                   {label: (lambda label=label: _cross_entropy(label)) for label in (
-                       "numpy", "torch F.cross_entropy(indices)", "torch F.cross_entropy(probabilities)",
-                       "optax softmax_cross_entropy_with_integer_labels", "optax softmax_cross_entropy(one-hot)")}),
+                   _cross_entropy),
         Convention("label-smoothing-placement", "cross-entropy of the same logits and classes with label "
                    "smoothing 0.1: an argument of torch's loss, a separate optax.smooth_labels step on one-hot labels",
                    {"numpy": 0.88059972, "torch F.cross_entropy(label_smoothing=0.1)": 0.88059972,
                     "optax.smooth_labels + softmax_cross_entropy": 0.88059972},
                    "T' = (1 − ε)·T + ε/K, written in reference/losses.py: the same number either way",
-                   {label: (lambda label=label: _label_smoothing(label)) for label in (
-                       "numpy", "torch F.cross_entropy(label_smoothing=0.1)",
-                       "optax.smooth_labels + softmax_cross_entropy")}),
+                   _label_smoothing),
         Convention("same-padding-even-kernel", "padding \"same\" with a kernel of 2 over 5 inputs, stride 1: "
                    "(pad before, output length); the one pad an even kernel needs goes after",
                    {"numpy": (0, 5), "torch padding=\"same\"": (0, 5), "jax lax \"SAME\"": (0, 5)},
                    "torch's rule, dilation·(k − 1) split with the odd one after (reference/registry.py "
                    "same_padding), which lax's \"SAME\" matches at stride 1; torch refuses \"same\" at stride 2",
-                   {label: (lambda label=label: _conv_probe(label, 5, 2, 1)) for label in (
-                       "numpy", "torch padding=\"same\"", "jax lax \"SAME\"")}),
+                   functools.partial(_conv_probe, size=5, kernel=2, stride=1)),
         Convention("same-padding-stride-2", f"ResNet's stem, kernel {STEM['kernel']} stride {STEM['stride']} over "
                    f"{STEM['size']}: (pad before, output length)",
                    {"numpy": (3, 112), "torch padding=3": (3, 112), "jax lax \"SAME\"": (2, 112),
@@ -673,14 +670,12 @@ def _registry():
                    "\"SAME\" gives the same output length but pads (2, 3): every window starts one input later "
                    "and every output differs (flax #2993); reproducing lax's \"SAME\" in torch takes F.pad "
                    "(2, 3), not a padding= argument (built-in conv-stride2-stem)",
-                   {label: (lambda label=label: _conv_probe(label, STEM["size"], STEM["kernel"], STEM["stride"]))
-                    for label in ("numpy", "torch padding=3", "jax lax \"SAME\"", "jax lax ((2, 3),)")}),
+                   functools.partial(_conv_probe, size=STEM["size"], kernel=STEM["kernel"], stride=STEM["stride"])),
         Convention("conv-kernel-layout", "the weight of a conv from 3 to 8 channels with a 5×4 kernel: its shape",
                    {"torch nn.Conv2d": (8, 3, 5, 4), "flax.nnx.Conv": (5, 4, 3, 8), "jax_impl.to_flax": (5, 4, 3, 8)},
                    "torch's OIHW is canonical, inputs NCHW; the JAX mirror holds Flax's HWIO with NHWC inputs, "
                    "converted in jax_impl/network.py (TO_FLAX_KERNEL, to_nhwc, to_nchw) and nowhere else",
-                   {label: (lambda label=label: _kernel_layout(label)) for label in (
-                       "torch nn.Conv2d", "flax.nnx.Conv", "jax_impl.to_flax")}),
+                   _kernel_layout),
         Convention("flatten-order", "a (C, H, W) = (2, 2, 3) map numbered in NCHW order, flattened: which number "
                    "lands at each position",
                    {"torch nn.Flatten": tuple(range(12)),
@@ -689,15 +684,13 @@ def _registry():
                    "torch's (C, H, W) order: the JAX mirror moves channels first, then reshapes. A port that "
                    "flattens the NHWC map as it is must permute the next Linear's input columns: kernel rows "
                    "W[:, p] with p the jax-reshape order above (tools/mutations.py flatten-channels-last plants it)",
-                   {label: (lambda label=label: _flatten_order(label)) for label in (
-                       "torch nn.Flatten", "jax reshape of the NHWC map", "jax_impl flatten")}),
+                   _flatten_order),
         Convention("max-pool-ties", "∂ max / ∂ each element of a 2×2 window of four equal values (row-major)",
                    {"numpy": (1.0, 0.0, 0.0, 0.0), "torch nn.MaxPool2d": (1.0, 0.0, 0.0, 0.0),
                     "jax lax.reduce_window(max)": (1.0, 0.0, 0.0, 0.0)},
                    "the whole gradient to the first maximum in the window's row-major order, as torch (argmax's "
                    "first); sending it to every tied element would count it four times",
-                   {label: (lambda label=label: _max_pool_ties(label)) for label in (
-                       "numpy", "torch nn.MaxPool2d", "jax lax.reduce_window(max)")}),
+                   _max_pool_ties),
         Convention("avg-pool-count-include-pad", "the corner of a 2×2 average pool, stride 1, padding 1, over a "
                    "2×2 map of ones",
                    {"numpy": 0.25, "numpy count_include_pad=false": 1.0, "torch nn.AvgPool2d": 0.25,
@@ -705,10 +698,7 @@ def _registry():
                     "flax.linen.avg_pool(count_include_pad=False)": 1.0},
                    "count_include_pad true by default, as torch and Flax: the window's zeros of padding count in "
                    "the divisor; the scenario's count_include_pad says otherwise",
-                   {label: (lambda label=label: _avg_pool_padding(label)) for label in (
-                       "numpy", "numpy count_include_pad=false", "torch nn.AvgPool2d",
-                       "torch nn.AvgPool2d(count_include_pad=False)", "flax.linen.avg_pool",
-                       "flax.linen.avg_pool(count_include_pad=False)")}),
+                   _avg_pool_padding),
         Convention("linear-default-init", f"a default {FAN_IN}→{FAN_OUT} layer: (std·√fan_in, every |w| ≤ "
                    "1/√fan_in, how the bias starts)",
                    {"torch nn.Linear": (0.6, True, "uniform ±1/√fan_in"),
@@ -717,8 +707,7 @@ def _registry():
                    "none: every scenario carries its weights, so no initialiser runs. A port that re-initialises "
                    "gets U(±1/√fan_in) weights and biases in torch but a truncated normal of std 1/√fan_in "
                    "(LeCun) and zero biases in Flax: \"the same model\" starts elsewhere",
-                   {label: (lambda label=label: _default_init(label)) for label in (
-                       "torch nn.Linear", "jax lecun_normal", "flax.nnx.Linear")}),
+                   _default_init),
     )
 
 
