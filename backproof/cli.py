@@ -14,6 +14,7 @@ Exit codes: 0 everything agrees; 1 a disagreement or a missed printed value;
 A verdict's code survives a closed pipe (``backproof check | head -1``).
 """
 
+import functools
 import argparse
 import os
 import sys
@@ -43,7 +44,10 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {' '.join(message.split())}; see {self.prog} --help\n")
 
 
+@functools.cache
 def build_parser():
+    """The parser, built once a process (argparse looks up its translations for every string it is given: building
+    it again for every call of ``main`` dominated short commands run in-process, as the tests run them)."""
     parser = Parser(
         prog="backproof",
         description="Check that NumPy (hand-derived), PyTorch and JAX agree on a small network's "

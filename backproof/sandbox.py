@@ -61,7 +61,8 @@ def run(kind, target, arrays, timeout, options=None):
         (folder / "request.json").write_text(json.dumps({"kind": kind, "where": where, "name": name, "label": label,
                                                          "options": options or {}}))
         with open(folder / "output.txt", "wb") as output:
-            child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)], stdin=subprocess.DEVNULL,
+            child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), str(Path(__file__).parent)],
+                                     stdin=subprocess.DEVNULL,
                                      stdout=output, stderr=output, start_new_session=True, cwd=os.getcwd())
             try:
                 problem = _watch(child, folder, timeout, where, label)
@@ -257,4 +258,9 @@ def main(folder):
     os._exit(0)         # the answer is written: no user thread or atexit hook may change the exit now
 
 
-CHILD = "import sys; from backproof.sandbox import main; main(sys.argv[1])"
+# The child imports this module without running backproof/__init__.py, which imports the whole harness (check, verify,
+# report …) that a gradient function's child never calls: the package stands bare while this module is imported, then
+# leaves, so the user's code (and ``from .weights import …``, for a torch module) imports the real one if it asks.
+CHILD = ("import sys, types; package = types.ModuleType('backproof'); package.__path__ = [sys.argv[2]]; "
+         "sys.modules['backproof'] = package; from backproof.sandbox import main; del sys.modules['backproof']; "
+         "main(sys.argv[1])")

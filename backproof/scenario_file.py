@@ -358,8 +358,9 @@ class Reader:
                 width = len(row)
             elif len(row) != width:
                 self.fail(f"{field}[{r}]", f"has {len(row)} entries but row 0 has {width} (ragged array)")
-            for c, item in enumerate(row):
-                self.number(item, f"{field}[{r}][{c}]")
+            if not {type(item) for item in row} <= {int, float} or not all(map(math.isfinite, row)):
+                for c, item in enumerate(row):              # something is wrong in this row: name the entry
+                    self.number(item, f"{field}[{r}][{c}]")
         return value
 
     def vector(self, value, field):

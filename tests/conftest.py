@@ -146,11 +146,38 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group(f"scenario-{name}"))
 
 
+# What every xdist worker imports sooner or later: torch (torch.optim's first step brings torch._dynamo), JAX, optax,
+# Flax, matplotlib and the three implementations.
+LIBRARIES = ("torch", "torch._dynamo", "torch.fx", "jax", "optax", "flax.linen", "flax.nnx", "matplotlib.pyplot",
+             "safetensors.numpy", "reference.network", "torch_impl.network", "jax_impl.network")
+
+
+def pytest_configure(config):
+    """An xdist worker imports the libraries first, then freezes what they allocated (gc.freeze): those objects live
+    as long as the process, and every full collection of the garbage collector would traverse them all again."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import gc
+        for library in LIBRARIES:
+            try:
+                importlib.import_module(library)
+            except ImportError:             # the NumPy-only environment: the tests that need it skip
+                pass
+        gc.collect()
+        gc.freeze()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session, exitstatus):
-    """An xdist worker has sent every result by now: it skips torch's and JAX's teardown at exit (about 1.5 s a
-    worker, as backproof/worker.py does). Registered last, this atexit handler runs first."""
+    """An xdist worker has sent every result by now: it skips torch's and JAX's teardown at exit (as
+    backproof/worker.py does). Registered last, this atexit handler runs first.
+
+    Before that, pytest looks for exceptions raised in finalizers (unraisableexception) with five full collections;
+    one here finds them all the same (what it frees is reported), and the frozen rest leaves the five nothing to
+    traverse."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import atexit
+        import gc
         import sys
+        gc.collect()
+        gc.freeze()
         atexit.register(lambda: (sys.stdout.flush(), sys.stderr.flush(), os._exit(int(exitstatus))))

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import backproof
 from conftest import require, scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,17 +124,15 @@ def test_jax_layout_converter_asserts_shapes():
 
 
 def test_jax_x64_is_scoped_and_float64_is_real():
-    """Running a float64 scenario computes in float64 but leaves the global JAX config as it was."""
-    code = """
-import json, jax, jax.numpy as jnp
-before = jax.config.jax_enable_x64
-import backproof, jax_impl
-t = jax_impl.run_step(backproof.load("blog-2-3-3-1"))
-print(json.dumps([before, jax.config.jax_enable_x64, str(t["loss"].dtype), str(jnp.zeros(1).dtype)]))
-"""
-    require("jax")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
-    assert json.loads(out) == [False, False, "float64", "float32"]
+    """Running a float64 scenario computes in float64 but leaves the global JAX config as it was: in this process,
+    after whatever the tests before it ran, JAX still computes float32 by default."""
+    jax_impl = require("jax")
+    import jax
+    import jax.numpy as jnp
+    before = jax.config.jax_enable_x64
+    t = jax_impl.run_step(backproof.load("blog-2-3-3-1"))
+    assert [before, jax.config.jax_enable_x64, t["loss"].dtype, jnp.zeros(1).dtype] == [False, False, np.float64,
+                                                                                       np.float32]
 
 
 # --- the declared interface ---------------------------------------------------------------------

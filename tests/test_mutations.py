@@ -28,15 +28,25 @@ def restored_reference():
         np.testing.assert_array_equal(again[name], value, err_msg=name)
 
 
+def quick_names(mutant):
+    """The QUICK built-ins where ``mutant`` can show (it must be caught at the tensor it corrupts first), then the first
+    where it cannot (the check must pass there)."""
+    showing, silent = [], []
+    for name in sorted(QUICK):
+        can_show = mutant.expected(scenario(name), trace("numpy", name, "float64")) is not None
+        (showing if can_show else silent).append(name)
+    return showing + silent[:1]
+
+
 @pytest.mark.parametrize("every", [pytest.param(False, id="quick"), pytest.param(True, id="every-built-in",
                                                                               marks=pytest.mark.slow)])
 @pytest.mark.parametrize("mutant", MUTANTS, ids=[m.id for m in MUTANTS])
 def test_the_harness_catches_the_bug_where_it_enters(mutant, every, restored_reference):
-    """On the QUICK built-ins (make test; every planted bug shows in one of them) and on every built-in (make
-    test-all, and the table docs/evidence.md shows)."""
+    """On every built-in (make test-all, and the table docs/evidence.md shows), and in make test on the QUICK
+    built-ins where the bug can show (every planted bug shows in one of them) and one where it cannot."""
     require("torch")
     require("jax")
-    outcomes = cached_outcomes(mutant) if every else cached_outcomes(mutant, sorted(QUICK))
+    outcomes = cached_outcomes(mutant) if every else cached_outcomes(mutant, quick_names(mutant))
     wrong = [f"{o.scenario}: expected {o.expected or 'a pass'}, the check "
              + ("passed" if o.check_ok else f"reported {o.reported}") for o in outcomes if not o.correct]
     assert not wrong, f"{mutant.id} ({mutant.bug}):\n" + "\n".join(wrong)

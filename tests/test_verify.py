@@ -194,6 +194,21 @@ def test_cli_passes_post_001_and_fails_the_wrong_relu(capsys):
     assert all(len(c["worst_index"]) == 2 for c in checks["layers.0.weight"].values() if not c["ok"])
 
 
+def test_code_run_in_the_child_may_import_backproof_itself(tmp_path, capsys):
+    """The child starts without backproof's __init__ (backproof/sandbox.py, CHILD); a user's module that imports the
+    package gets the whole of it."""
+    (tmp_path / "uses_backproof.py").write_text(
+        "import backproof\n"
+        "from reference.network import loss_and_gradients\n"
+        "SCENARIO = backproof.load('grokking-3-4-1')\n"
+        "def gradients(params, inputs, targets):\n"
+        "    assert callable(backproof.check) and callable(backproof.compare_arrays)\n"
+        "    return loss_and_gradients(SCENARIO, params, inputs, targets)[1]\n")
+    code, out, err = run(["verify", f"{tmp_path / 'uses_backproof.py'}:gradients", "grokking-3-4-1",
+                          "--frameworks", "numpy"], capsys)
+    assert code == 0 and "verdict: OK" in out, out + err
+
+
 BAD_MODULES = {
     "syntax.py": ("def gradients(params, inputs, targets)\n    return {}\n", "cannot be imported: SyntaxError"),
     "raises.py": ("raise RuntimeError('no import for you')\n", "cannot be imported: RuntimeError: no import for you"),
