@@ -286,6 +286,42 @@ def _adagrad_defaults(label):
     return tuple(_one_step("jax", lambda: optax.adagrad(0.1), 1.0, g) for g in (1.0, 0.0))
 
 
+def _gelu_at_one(label):
+    """GELU(1) in float64, as the label's call computes it, to 9 decimals."""
+    if label.startswith("numpy"):
+        import numpy as np
+        from reference.activations import ACTIVATIONS
+        return round(float(ACTIVATIONS[label.split()[1]][0](np.ones(1))[0]), 9)
+    if label.startswith("torch"):
+        import torch
+        module = torch.nn.GELU(approximate="tanh") if "tanh" in label else torch.nn.GELU()
+        return round(float(module(torch.ones((), dtype=torch.float64))), 9)
+    import jax
+    with jax.enable_x64(True):
+        value = jax.nn.gelu(1.0, approximate=False) if "False" in label else jax.nn.gelu(1.0)
+        return round(float(value), 9)
+
+
+def _softplus_above_threshold(label):
+    """softplus(25) − 25 in float64, to three significant digits (0 where softplus is linear above 20)."""
+    if label == "numpy":
+        import numpy as np
+        from reference.activations import softplus
+        value = float(softplus(np.array([25.0]))[0])
+    elif label.startswith("torch"):
+        import torch
+        value = float(torch.nn.Softplus()(torch.tensor(25.0, dtype=torch.float64)))
+    else:
+        import jax
+        with jax.enable_x64(True):
+            if label == "jax.nn.softplus":
+                value = float(jax.nn.softplus(25.0))
+            else:
+                import jax_impl
+                value = float(jax_impl.ACTIVATIONS["softplus"](jax.numpy.float64(25.0)))
+    return float(f"{value - 25.0:.3g}")
+
+
 def _adamw_default_decay(framework):
     """The default weight decay of AdamW, measured: from p = 1 with g = 0 and lr = 1 the Adam part is 0,
     so the step leaves p = 1 − λ."""
@@ -556,6 +592,21 @@ def _registry():
                    {"numpy": lambda: _numpy_grad_at_zero(leaky_relu_grad, 0.01),
                     "torch F.leaky_relu": lambda: _torch_grad_at_zero(_torch("F.leaky_relu")),
                     "jax.nn.leaky_relu": lambda: _jax_grad_at_zero(_jax("jax.nn.leaky_relu"))}),
+        Convention("gelu-default-approximation", "GELU(1) as each library's default call computes it: exact "
+                   "z·Φ(z) = 0.841344746, the tanh approximation 0.841191991",
+                   {"numpy gelu": 0.841344746, "numpy gelu_tanh": 0.841191991, "torch nn.GELU()": 0.841344746,
+                    "torch nn.GELU(approximate='tanh')": 0.841191991, "jax.nn.gelu": 0.841191991,
+                    "jax.nn.gelu(approximate=False)": 0.841344746},
+                   "two activations, named: `gelu` is exact (torch's default), `gelu_tanh` the approximation "
+                   "(jax.nn.gelu's default, which flax.linen.gelu and flax.nnx.gelu re-export). The JAX mirror passes "
+                   "approximate=False for `gelu`; import-torch reads nn.GELU's approximate",
+                   _gelu_at_one),
+        Convention("softplus-threshold", "softplus(25) − 25 (log(1 + e²⁵) − 25 = 1.39e-11)",
+                   {"numpy": 0.0, "torch nn.Softplus()": 0.0, "jax.nn.softplus": 1.39e-11, "jax_impl softplus": 0.0},
+                   "torch's: nn.Softplus (beta 1, threshold 20) returns z itself above 20, a relative 1e-10 from "
+                   "log(1 + e^z) at z = 20, beyond float64's tolerance; jax.nn.softplus has no threshold, so the JAX "
+                   "mirror writes where(z > 20, z, softplus(z))",
+                   _softplus_above_threshold),
         Convention("relu-backward-non-finite",
                    "relu's backward at z = (-1, 0, 2) for an upstream gradient of inf, then of nan",
                    {fw: (("0.0", "0.0", "inf"), ("0.0", "0.0", "nan")) for fw in ("numpy", "torch", "jax")},

@@ -326,7 +326,28 @@ SKIPPED_MODULES = ("Identity",)
 def _activation_modules():
     """torch's activation module class names -> backproof's activation names, from the torch mirror's ACTIVATIONS."""
     import torch_impl
-    return {module.__name__: name for name, module in torch_impl.ACTIVATIONS.items() if name != "identity"}
+    found = {}
+    for name, module in torch_impl.ACTIVATIONS.items():
+        # a variant (gelu_tanh: nn.GELU with approximate="tanh") shares its class: ``_variant`` tells them apart
+        found.setdefault(getattr(module, "func", module).__name__, name)
+    found.pop("Identity")
+    return found
+
+
+def _variant(activation, setting, label, where):
+    """The activation an nn.GELU or F.gelu (…) computes with its settings (``setting(name, torch's default)``);
+    WeightsError for a setting no activation here computes (a Softplus whose beta or threshold is not torch's)."""
+    if activation == "gelu":
+        approximate = setting("approximate", "none")
+        if approximate not in ("none", "tanh"):
+            raise WeightsError(f"{label}: {where} is a GELU with approximate={approximate!r}")
+        return "gelu_tanh" if approximate == "tanh" else "gelu"
+    if activation == "softplus":
+        beta, threshold = setting("beta", 1.0), setting("threshold", 20.0)
+        if (beta, threshold) != (1, 20):
+            raise WeightsError(f"{label}: {where} is a Softplus with beta={beta}, threshold={threshold}; backproof's "
+                               f"softplus is torch's default (beta 1, threshold 20)")
+    return activation
 
 
 def _activation_functions():
@@ -425,7 +446,9 @@ def from_torch_module(module, label):
             elif kind in activation_modules:
                 if kind == "Softmax" and child.dim not in (1, -1):
                     raise WeightsError(f"{label}: {node.target} (Softmax) is over dim {child.dim}; backproof takes dim=1")
-                attach(activation_modules[kind], getattr(child, "negative_slope", 0.01), node.target, kind)
+                activation = _variant(activation_modules[kind], lambda key, default: getattr(child, key, default),
+                                      label, node.target)
+                attach(activation, getattr(child, "negative_slope", 0.01), node.target, kind)
             elif kind in SKIPPED_MODULES or (kind.startswith("Dropout") and not child.training):
                 pass                                    # the identity (Dropout in eval mode)
             else:
@@ -438,6 +461,10 @@ def from_torch_module(module, label):
                     not in (1, -1):
                 raise WeightsError(f"{label}: {node.name} (softmax) is not over dim 1")
             slope = node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01)
+            positional = {"softplus": ("beta", "threshold")}.get(activation, ())
+            activation = _variant(activation, lambda key, default: node.kwargs.get(
+                key, node.args[1 + positional.index(key)] if key in positional and len(node.args) > 1
+                + positional.index(key) else default), label, node.name)
             attach(activation, slope, node.name, node.target.__name__)
         elif (node.op == "call_method" and node.target == "flatten") or \
                 (node.op == "call_function" and node.target is torch.flatten):
@@ -453,7 +480,8 @@ def from_torch_module(module, label):
         else:
             what = getattr(node.target, "__name__", str(node.target))
             raise WeightsError(f"{label}: {node.name} calls {what} ({node.op}), which backproof does not support "
-                               f"(supported: {supported}, and torch.relu/sigmoid/tanh/flatten, F.leaky_relu, "
+                               f"(supported: {supported}, and torch.relu/sigmoid/tanh/flatten, "
+                               f"F.leaky_relu/elu/gelu/silu/softplus, "
                                f"F.softmax over dim 1)")
         current = node
     if not any("weight" in layer for layer in layers):

@@ -29,6 +29,10 @@ ACTIVATIONS = {
     "sigmoid": jax.nn.sigmoid,
     "tanh": jnp.tanh,
     "elu": jax.nn.elu,
+    "gelu": functools.partial(jax.nn.gelu, approximate=False),     # jax.nn.gelu's default is the tanh form
+    "gelu_tanh": jax.nn.gelu,
+    "silu": jax.nn.silu,
+    "softplus": lambda z: jnp.where(z > 20, z, jax.nn.softplus(z)),  # torch's threshold: z itself above 20
     "softmax": jax.nn.softmax,      # over the last axis, each row
 }
 

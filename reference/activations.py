@@ -15,6 +15,8 @@ takes the left derivative at 0 for both ReLU-style activations:
     leaky_relu'(0) = negative_slope   (as torch ``F.leaky_relu``; ``jax.nn.leaky_relu`` gives 1)
 """
 
+import math
+
 import numpy as np
 
 
@@ -85,6 +87,63 @@ def elu_grad(z):
     return np.where(z > 0, 1.0, np.exp(np.minimum(z, 0))).astype(z.dtype)
 
 
+_ERF = np.frompyfunc(math.erf, 1, 1)
+SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+GELU_TANH_CUBIC = 0.044715
+SOFTPLUS_THRESHOLD = 20.0
+
+
+def _phi(z):
+    """Φ(z) = (1 + erf(z/√2)) / 2, the standard normal's distribution function (erf from Python's math: NumPy has
+    none), computed in float64 and returned in z's dtype."""
+    return (0.5 * (1.0 + _ERF(np.asarray(z, np.float64) / math.sqrt(2.0)).astype(np.float64))).astype(z.dtype)
+
+
+def gelu(z):
+    """f(z) = z·Φ(z), exact (torch's nn.GELU() default; jax.nn.gelu needs approximate=False)"""
+    return z * _phi(z)
+
+
+def gelu_grad(z):
+    """f'(z) = Φ(z) + z·φ(z), with φ(z) = e^(−z²/2)/√(2π) the normal density"""
+    return _phi(z) + z * np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
+def gelu_tanh(z):
+    """f(z) = z/2 · (1 + tanh(u)), u = √(2/π)·(z + 0.044715·z³): GELU's tanh approximation (torch
+    nn.GELU(approximate="tanh"); jax.nn.gelu's default)"""
+    return 0.5 * z * (1.0 + np.tanh(SQRT_2_OVER_PI * (z + GELU_TANH_CUBIC * z ** 3)))
+
+
+def gelu_tanh_grad(z):
+    """f'(z) = (1 + tanh u)/2 + z/2 · (1 − tanh² u) · du/dz, du/dz = √(2/π)·(1 + 3·0.044715·z²)"""
+    t = np.tanh(SQRT_2_OVER_PI * (z + GELU_TANH_CUBIC * z ** 3))
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_CUBIC * z * z)
+
+
+def silu(z):
+    """f(z) = z·σ(z) (also called swish)"""
+    return z * sigmoid(z)
+
+
+def silu_grad(z):
+    """f'(z) = σ(z) + z·σ(z)·(1 − σ(z)) = σ(z)·(1 + z·(1 − σ(z)))"""
+    s = sigmoid(z)
+    return s * (1.0 + z * (1.0 - s))
+
+
+def softplus(z):
+    """f(z) = log(1 + e^z), and z itself above 20: torch's nn.Softplus (beta 1, threshold 20) is linear there
+    (registry row softplus-threshold), where log(1 + e^z) − z < 2.1e-9. log1p(e^(−|z|)) + max(z, 0) never overflows."""
+    smooth = np.log1p(np.exp(-np.abs(z))) + np.maximum(z, 0)
+    return np.where(z > SOFTPLUS_THRESHOLD, z, smooth).astype(z.dtype)
+
+
+def softplus_grad(z):
+    """f'(z) = σ(z), and 1 above the threshold"""
+    return np.where(z > SOFTPLUS_THRESHOLD, 1.0, sigmoid(z)).astype(z.dtype)
+
+
 def softmax(z):
     """f(z)_j = e^(z_j) / Σ_k e^(z_k) over each row (the last axis); the row max is subtracted first,
     which changes nothing but keeps e^z from overflowing."""
@@ -111,7 +170,11 @@ ACTIVATIONS = {
     "sigmoid": (sigmoid, sigmoid_grad),
     "tanh": (tanh, tanh_grad),
     "elu": (elu, elu_grad),
+    "gelu": (gelu, gelu_grad),
+    "gelu_tanh": (gelu_tanh, gelu_tanh_grad),
+    "silu": (silu, silu_grad),
+    "softplus": (softplus, softplus_grad),
     "softmax": (softmax, softmax_backward),
 }
 
-ELEMENTWISE = ("identity", "relu", "leaky_relu", "sigmoid", "tanh", "elu")   # all but softmax
+ELEMENTWISE = tuple(name for name in ACTIVATIONS if name != "softmax")

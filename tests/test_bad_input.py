@@ -38,7 +38,7 @@ FIELDS = {
     "targets-rows.json": "targets has 2 rows but inputs has 1",
     "nan.json": "inputs[0][0] must be finite",
     "infinity.json": "layers[1].bias[0] must be finite",
-    "unknown-activation.json": "layers[0].activation 'gelu' is not a known activation",
+    "unknown-activation.json": "layers[0].activation 'swish' is not a known activation",
     "unknown-loss.json": "loss 'hinge' is not a known loss",
     "unknown-optimizer.json": "optimizer.name 'lbfgs' is not a known optimizer",
     "loss-object-unknown-name.json": "loss.name 'focal' is not a known loss",

@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # --- dependencies point one way ----------------------------------------------
 
 ALLOWED_IMPORTS = {
-    "reference": {"numpy", "dataclasses", "typing", "reference"},
-    "torch_impl": {"numpy", "torch", "contextlib", "warnings", "reference", "torch_impl"},
+    "reference": {"numpy", "dataclasses", "math", "typing", "reference"},      # math: erf, which NumPy lacks (GELU)
+    "torch_impl": {"numpy", "torch", "contextlib", "functools", "warnings", "reference", "torch_impl"},
     "jax_impl": {"numpy", "jax", "optax", "contextlib", "dataclasses", "functools", "typing", "reference", "jax_impl"},
 }
 

@@ -104,6 +104,40 @@ def hooked():                           # a forward hook doubles fc's output: no
     model[2].register_forward_hook(lambda module, args, output: 2 * output)
     return model
 
+class Modern(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = nn.Linear(3, 5), nn.Linear(5, 4), nn.Linear(4, 4)
+        self.fc4, self.fc5 = nn.Linear(4, 3), nn.Linear(3, 2)
+        self.gelu, self.silu, self.softplus = nn.GELU(), nn.SiLU(), nn.Softplus()
+
+    def forward(self, x):
+        x = self.gelu(self.fc1(x))
+        x = torch.nn.functional.gelu(self.fc2(x), approximate="tanh")
+        x = self.silu(self.fc3(x))
+        x = self.softplus(self.fc4(x))
+        return nn.functional.silu(self.fc5(x))
+
+def modern():
+    torch.manual_seed(0)
+    model = Modern().double()
+    with torch.no_grad():
+        model.fc4.bias[0] = 30.0                        # a unit above softplus's threshold, where it is z itself
+    return model
+
+def softplus_beta2():
+    return nn.Sequential(nn.Linear(2, 2), nn.Softplus(beta=2.0)).double()
+
+def softplus_functional_positional():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return nn.functional.softplus(self.fc(x), 1.0, 10.0)
+    return Net().double()
+
 class Residual(nn.Module):
     def __init__(self):
         super().__init__()
@@ -136,7 +170,9 @@ def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot
 REFUSED = [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not support"),
            ("with_dropout_training", "2 is a Dropout in train mode (call .eval())"),
            ("conv3d", "0 is a Conv3d, which backproof does not support"),
-           ("residual", "add (call_function add) takes x, fc, not the output before it: backproof holds a chain")]
+           ("residual", "add (call_function add) takes x, fc, not the output before it: backproof holds a chain"),
+           ("softplus_beta2", "1 is a Softplus with beta=2.0, threshold=20.0; backproof's softplus is torch's"),
+           ("softplus_functional_positional", "is a Softplus with beta=1.0, threshold=10.0")]
 
 
 def nets_module(tmp_path):
@@ -153,6 +189,26 @@ def test_a_functional_relu_is_read_from_the_forward_not_the_children(tmp_path):
     layers, dtype, names = from_torch_module(nets_module(tmp_path).functional(), "nets.py:functional")
     assert [layer["activation"] for layer in layers] == ["relu", "identity"] and dtype == "float64"
     assert names == [["fc1", "relu"], ["fc2"]]
+
+
+def test_gelu_silu_and_softplus_are_read_with_their_settings_and_reproduce_the_module(tmp_path):
+    """nn.GELU() is exact and F.gelu(approximate="tanh") the approximation, two activations; a unit beyond softplus's
+    threshold (where torch returns z itself) is computed as torch does by all three frameworks."""
+    torch = require("torch") and __import__("torch")
+    from backproof.scenario_file import parse
+    from backproof.weights import scenario_document
+    module = nets_module(tmp_path).modern()
+    layers, dtype, names = from_torch_module(module, "nets.py:modern")
+    assert [layer["activation"] for layer in layers] == ["gelu", "gelu_tanh", "silu", "softplus", "silu"]
+    inputs = np.random.default_rng(1).standard_normal((4, 3))
+    sc = parse(json.loads(json.dumps(scenario_document("modern", layers, dtype, inputs, np.zeros((4, 2))))))
+    expected = module(torch.tensor(inputs)).detach().numpy()
+    assert (sc.layers[3].activation == "softplus" and
+            (reference.run_step(sc)["layers.3.z"][:, 0] > 20).all())        # the threshold is really crossed
+    report = backproof.check(sc)
+    assert report.ok, report
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
 
 
 IMAGES = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).round(3).tolist()

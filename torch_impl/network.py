@@ -6,6 +6,7 @@ layout, so weights are copied in unchanged.
 """
 
 import contextlib
+import functools
 import warnings
 
 import torch
@@ -22,6 +23,10 @@ ACTIVATIONS = {
     "sigmoid": nn.Sigmoid,
     "tanh": nn.Tanh,
     "elu": nn.ELU,
+    "gelu": nn.GELU,                # exact, with erf (approximate="none", torch's default)
+    "gelu_tanh": functools.partial(nn.GELU, approximate="tanh"),   # the tanh approximation
+    "silu": nn.SiLU,
+    "softplus": nn.Softplus,        # beta 1, threshold 20: linear above it
     "softmax": nn.Softmax,          # over each row: nn.Softmax(dim=1)
 }
 
