@@ -322,6 +322,48 @@ def _softplus_above_threshold(label):
     return float(f"{value - 25.0:.3g}")
 
 
+def _layer_norm(label, x, **flax_options):
+    """A default LayerNorm (weight 1, bias 0) of the label's library applied to one row ``x`` (a float64 or float32
+    NumPy array) -> the output row as NumPy."""
+    import numpy as np
+    if label == "numpy":
+        from reference.layers import LayerNorm
+        return LayerNorm(np.ones(x.shape[-1], x.dtype), np.zeros(x.shape[-1], x.dtype)).forward(x)
+    if label.startswith("torch"):
+        import torch
+        dtype = getattr(torch, str(x.dtype))
+        return torch.nn.LayerNorm(x.shape[-1], dtype=dtype)(torch.tensor(x)).detach().numpy()
+    import jax
+    with jax.enable_x64(x.dtype == np.float64):
+        if label.startswith("jax_impl"):
+            import jax_impl
+            layer = {"scale": jax.numpy.ones(x.shape[-1], x.dtype), "bias": jax.numpy.zeros(x.shape[-1], x.dtype)}
+            return np.asarray(jax_impl.LAYERS["layer_norm"](layer, jax.numpy.asarray(x), {"eps": 1e-5}, {}))
+        if label.startswith("flax.nnx"):
+            from flax import nnx
+            return np.asarray(nnx.LayerNorm(x.shape[-1], dtype=x.dtype, param_dtype=x.dtype, rngs=nnx.Rngs(0),
+                                            **flax_options)(jax.numpy.asarray(x)))
+        import flax.linen as linen
+        module = linen.LayerNorm(dtype=x.dtype, param_dtype=x.dtype, **flax_options)
+        params = module.init(jax.random.key(0), jax.numpy.asarray(x))
+        return np.asarray(module.apply(params, jax.numpy.asarray(x)))
+
+
+def _layer_norm_eps(label):
+    """ε = (a/out)² − a² from the output ``out`` = a/√(a² + ε) of x = (−a, a), in float64, to three digits."""
+    import numpy as np
+    a = 1e-3
+    out = float(_layer_norm(label, np.array([[-a, a]]))[0, 1])
+    return float(f"{(a / out) ** 2 - a * a:.3g}")
+
+
+def _layer_norm_variance(label):
+    import numpy as np
+    options = {"use_fast_variance": False} if "use_fast_variance=False" in label else {}
+    out = _layer_norm(label, np.array([[10000.0, 10001.0, 10002.0]], np.float32), **options)
+    return bool(abs(float(out[0, 0]) + 1.5 ** 0.5) < 1e-3)
+
+
 def _adamw_default_decay(framework):
     """The default weight decay of AdamW, measured: from p = 1 with g = 0 and lr = 1 the Adam part is 0,
     so the step leaves p = 1 − λ."""
@@ -607,6 +649,22 @@ def _registry():
                    "log(1 + e^z) at z = 20, beyond float64's tolerance; jax.nn.softplus has no threshold, so the JAX "
                    "mirror writes where(z > 20, z, softplus(z))",
                    _softplus_above_threshold),
+        Convention("layer-norm-eps", "the ε a default LayerNorm adds to the variance, measured: x = (−a, a) with "
+                   "a = 1e-3 normalises to a/√(a² + ε)",
+                   {"numpy": 1e-05, "torch nn.LayerNorm": 1e-05, "flax.linen.LayerNorm": 1e-06,
+                    "flax.nnx.LayerNorm": 1e-06},
+                   "torch's 1e-5, the scenario's `eps` (import-torch reads the module's). A port to Flax that keeps "
+                   "its default ε computes another function: at a small variance the outputs differ in the first digit "
+                   "(flax #2195)",
+                   _layer_norm_eps),
+        Convention("layer-norm-variance", "float32 LayerNorm of x = 10⁴ + (0, 1, 2): is the first output within "
+                   "1e-3 of the exact −1.2247?",
+                   {"numpy": True, "torch nn.LayerNorm": True, "flax.linen.LayerNorm": False,
+                    "flax.linen.LayerNorm(use_fast_variance=False)": True, "jax_impl layer_norm": True},
+                   "torch's: the variance as the mean of (x − mean)². Flax's default (use_fast_variance=True) takes "
+                   "E[x²] − E[x]², which cancels catastrophically when the mean is large against the spread (10⁸ "
+                   "against 0.67 here, in float32); the JAX mirror computes the two-pass form",
+                   _layer_norm_variance),
         Convention("relu-backward-non-finite",
                    "relu's backward at z = (-1, 0, 2) for an upstream gradient of inf, then of nan",
                    {fw: (("0.0", "0.0", "inf"), ("0.0", "0.0", "nan")) for fw in ("numpy", "torch", "jax")},

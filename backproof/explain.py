@@ -188,7 +188,7 @@ def explain(scenario: "Scenario | str | os.PathLike[str]", parameter: str,
         raise ExplainError(str(exc)) from None
     tensor, index = resolve_parameter(scenario, parameter)
     layer, kind = int(PARAMETER_RE.match(tensor).group("layer")), PARAMETER_RE.match(tensor).group("kind")
-    unit, source = index[0], (index[1] if kind == "weight" else None)
+    unit, source = index[0], (index[1] if kind == "weight" and len(index) > 1 else None)   # a norm's weight: (D,)
     names = _Names(scenario)
     last = len(scenario.layers) - 1
 
@@ -301,7 +301,8 @@ def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward
         recursion.append((f"δ{i} = backward of layer {i + 1} ({scenario.layers[i + 1].type}) applied to δ{i + 1}, "
                           f"⊙ f'(z{i})", delta))
     spec, unit = scenario.layers[layer], index[0]
-    column = delta[:, unit]                                  # (n,) or (n, oH, oW) or (n, oL)
+    # (n,) or (n, oH, oW) or (n, oL); a norm's feature is the last axis
+    column = delta[..., unit] if spec.type == "layer_norm" else delta[:, unit]
     if kind == "bias":
         total = float(np.sum(column))
         recursion.append((f"∂E/∂b{layer}[{unit}] = Σ over rows{' and positions' if column.ndim > 1 else ''} of "
@@ -311,6 +312,11 @@ def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward
     if spec.type == "linear":
         under = feed[:, index[1]]
         label = f"a{layer - 1}[:, {index[1]}]" if layer else f"x[:, {index[1]}]"
+    elif spec.type == "layer_norm":
+        norm = build(spec)
+        norm.forward(feed)
+        under = norm.x_hat[..., unit]                       # γ multiplies the normalised input x̂
+        label = f"x̂{layer}[…, {unit}], layer {layer}'s input normalised over its last axis"
     else:
         conv = build(spec)
         x_pad = np.pad(feed if feed.ndim == 4 else feed[:, :, None, :], ((0, 0), (0, 0)) + conv.pads)

@@ -420,10 +420,11 @@ def read_layers(r, data):
                     r.fail(f"{field}.weight", f"has {in_features} columns but layers[{i - 1}] has {previous_out} outputs")
         elif "weight" in holds:
             weight = r.nested(r.required(layer, "weight", f"{field}.weight"), f"{field}.weight")
-            rank = max(LAYER_TYPES[type_name].spatial, 0) + 2      # (out, in) and one axis per spatial axis
+            # (out, in) and one axis per spatial axis, unless the type says otherwise (a norm's (features,))
+            rank = LAYER_TYPES[type_name].weight_rank or max(LAYER_TYPES[type_name].spatial, 0) + 2
             if len(shape_of(weight)) != rank:
-                r.fail(f"{field}.weight", f"has shape {shape_of(weight)}; a {type_name} weight has {rank} axes "
-                                          f"({ {2: '(out, in)', 3: '(out, in/groups, k)', 4: '(out, in/groups, kH, kW)'}[rank]})")
+                r.fail(f"{field}.weight", f"has shape {shape_of(weight)}; a {type_name} weight has {rank} axes ("
+                                          f"{ {1: '(features,)', 2: '(out, in)', 3: '(out, in/groups, k)', 4: '(out, in/groups, kH, kW)'}[rank]})")
         bias = layer.get("bias")
         if bias is not None:
             r.vector(bias, f"{field}.bias")

@@ -128,11 +128,12 @@ def layer_metadata(scenario):
 
 def flax_names(scenario):
     """{canonical layer index: Flax's module name}: linen's compact naming counts each class, Conv_0, Conv_1, Dense_0."""
+    from reference.registry import LAYER_TYPES
     names, counts = {}, {}
     for i, spec in enumerate(scenario.layers):
         if spec.weight is None:
             continue
-        kind = "Dense" if spec.type == "linear" else "Conv"
+        kind = LAYER_TYPES[spec.type].flax
         names[i] = f"{kind}_{counts.get(kind, 0)}"
         counts[kind] = counts.get(kind, 0) + 1
     return names
@@ -377,6 +378,10 @@ def _layer_of_module(child, kind, name, label):
         if not same:
             raise WeightsError(f"{label}: {name} is a {kind} with {attribute}={value!r}, which backproof does not "
                                f"support (only {attribute}={required!r})")
+    if layer_type.weight_rank and getattr(child, "weight", None) is not None and \
+            child.weight.ndim != layer_type.weight_rank:
+        raise WeightsError(f"{label}: {name} is a {kind} over the last {child.weight.ndim} axes "
+                           f"{tuple(child.weight.shape)}; backproof's {layer_type.name} normalises over the last one")
     layer = {"type": layer_type.name}
     for key in layer_type.parameters:
         value = getattr(child, key)

@@ -96,6 +96,16 @@ def flatten(layer, x, o, buffers):
     return x.reshape(x.shape[0], -1)
 
 
+def layer_norm(layer, x, o, buffers):
+    """Flax's LayerNorm over the last axis, as torch computes it: the variance as the mean of (x − mean)², Flax's
+    use_fast_variance=False (its default, E[x²] − E[x]², cancels catastrophically when the mean is large: registry
+    row layer-norm-variance), and torch's ε, given (Flax's default is 1e-6: registry row layer-norm-eps)."""
+    mean = jnp.mean(x, axis=-1, keepdims=True)
+    variance = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
+    z = (x - mean) * jax.lax.rsqrt(variance + o["eps"]) * layer["scale"]
+    return z + layer["bias"] if "bias" in layer else z
+
+
 # name -> (params, x, hyperparameters, buffers) -> z, over Flax's NHWC/NWC layouts (reference.registry.LAYER_TYPES)
 LAYERS = {
     "linear": lambda layer, x, o, buffers: x @ layer["kernel"] + layer["bias"] if "bias" in layer
@@ -107,6 +117,7 @@ LAYERS = {
     "avg_pool2d": avg_pool,
     "flatten": flatten,
     "dropout": lambda layer, x, o, buffers: x * buffers["mask"] / (1.0 - o["p"]),
+    "layer_norm": layer_norm,
 }
 
 
@@ -363,7 +374,8 @@ def activation(name, negative_slope=0.01):
 
 
 # torch's weight layout -> Flax's kernel layout, by the weight's rank: the one place where layouts are converted
-TO_FLAX_KERNEL = {2: (1, 0),            # (out, in) -> (in, out)                      nn.Linear -> nn.Dense
+TO_FLAX_KERNEL = {1: (0,),              # a norm's (features,): Flax's "scale"          nn.LayerNorm -> nn.LayerNorm
+                  2: (1, 0),            # (out, in) -> (in, out)                      nn.Linear -> nn.Dense
                   3: (2, 1, 0),         # (out, in, k) -> (k, in, out)                nn.Conv1d -> nn.Conv
                   4: (2, 3, 1, 0)}      # (out, in, kH, kW) -> (kH, kW, in, out)      nn.Conv2d -> nn.Conv (HWIO)
 
@@ -378,7 +390,8 @@ def to_flax(layers):
     for weight, bias in layers:
         layer = {}
         if weight is not None:
-            layer["kernel"] = np.array(weight, copy=True).transpose(TO_FLAX_KERNEL[np.ndim(weight)])
+            key = "scale" if np.ndim(weight) == 1 else "kernel"
+            layer[key] = np.array(weight, copy=True).transpose(TO_FLAX_KERNEL[np.ndim(weight)])
         if bias is not None:
             assert weight is not None and np.shape(bias) == (np.shape(weight)[0],), (np.shape(bias), np.shape(weight))
             layer["bias"] = np.array(bias, copy=True)
@@ -391,8 +404,8 @@ def from_flax(params):
     layers = []
     for layer in params:
         weight = bias = None
-        if "kernel" in layer:
-            kernel = np.asarray(layer["kernel"])
+        if "kernel" in layer or "scale" in layer:
+            kernel = np.asarray(layer.get("kernel", layer.get("scale")))
             weight = kernel.transpose(np.argsort(TO_FLAX_KERNEL[kernel.ndim])).copy()
         if "bias" in layer:
             bias = np.array(layer["bias"], copy=True)

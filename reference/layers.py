@@ -241,6 +241,45 @@ class Flatten(Layer):
         return dz.reshape(self.in_shape)
 
 
+class LayerNorm(Layer):
+    """nn.LayerNorm over the last axis: each row (every position of it) normalised by its own mean and biased
+    variance, then scaled and shifted per feature. With D features, r = 1/√(v + ε):
+
+        forward:   μ = Σ x / D      v = Σ (x − μ)² / D      x̂ = (x − μ)·r      z = x̂ ⊙ γ + β
+        backward:  dγ = Σ_rows dz ⊙ x̂      dβ = Σ_rows dz      g = dz ⊙ γ   (∂L/∂x̂)
+                   dx = r·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂))      means over the last axis
+
+    dx is not g·r: every x moves its row's μ and v, which move every x̂ of the row. Through μ each x̂ loses mean(g);
+    through v (∂v/∂x = 2(x − μ)/D, ∂x̂/∂v = −x̂·r²/2) it loses x̂·mean(g ⊙ x̂).
+    """
+
+    def __init__(self, weight, bias=None, copy=True, eps=1e-5):
+        keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.weight = keep(weight)                                          # γ (D,)
+        self.bias = None if bias is None else keep(bias)                    # β (D,)
+        self.eps = eps
+        self.weight_grad = None
+        self.bias_grad = None
+
+    def forward(self, x):
+        mean = x.mean(axis=-1, keepdims=True)
+        centred = x - mean
+        variance = (centred * centred).mean(axis=-1, keepdims=True)        # biased: over D, not D − 1
+        self.r = 1.0 / np.sqrt(variance + self.eps)                         # kept for backward
+        self.x_hat = centred * self.r
+        z = self.x_hat * self.weight
+        return z if self.bias is None else z + self.bias
+
+    def backward(self, dz):
+        rows = tuple(range(dz.ndim - 1))                                    # every axis but the features
+        self.weight_grad = (dz * self.x_hat).sum(axis=rows)                 # dγ = Σ dz ⊙ x̂
+        if self.bias is not None:
+            self.bias_grad = dz.sum(axis=rows)                              # dβ = Σ dz
+        g = dz * self.weight                                                # ∂L/∂x̂
+        return self.r * (g - g.mean(axis=-1, keepdims=True)
+                         - self.x_hat * (g * self.x_hat).mean(axis=-1, keepdims=True))
+
+
 class Dropout(Layer):
     """Train-mode dropout with a given mask: z = x ⊙ m / (1 − p), m of 0s and 1s shaped like x (inverted dropout:
     the kept units are scaled up so the expected value is unchanged). backward: dx = dz ⊙ m / (1 − p)."""
@@ -307,10 +346,12 @@ def build(spec, weight=None, bias=None, copy=True):
         return AvgPool2d(o["kernel_size"], o["stride"], o["padding"], o["count_include_pad"])
     if spec.type == "dropout":
         return Dropout(o["p"], spec.mask)
+    if spec.type == "layer_norm":
+        return LayerNorm(weight, bias, copy, o["eps"])
     return LAYERS[spec.type]()
 
 
 # name -> the layer class (reference.registry.LAYER_TYPES declares each name, its hyperparameters and shapes)
 LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
           "avg_pool2d": AvgPool2d,
-          "flatten": Flatten, "dropout": Dropout}
+          "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm}

@@ -28,6 +28,8 @@ class LayerType:
     shape: object           # (options, in_shape, weight_shape) -> the output's shape without the batch axis
     text: str               # one line for the docs table
     torch_requires: tuple = ()    # (attribute, value) a torch module must have for a scenario to hold it (import)
+    flax: str = ""                # the Flax module whose params it holds (export's Dense_0, Conv_0, LayerNorm_0)
+    weight_rank: int = 0          # the weight's axes; 0: spatial axes + 2, (out, in, …)
 
     def output_shape(self, options, in_shape, weight_shape=None):
         """The output's shape without the batch axis, or ValueError naming the hyperparameter that does not fit."""
@@ -96,6 +98,12 @@ def _flatten_shape(_options, in_shape, _weight_shape):
 
 
 
+def _norm_shape(_options, in_shape, weight_shape):
+    if in_shape[-1:] != tuple(weight_shape):
+        raise ValueError(f"weight has {weight_shape[0]} entries but the input's last axis has {in_shape[-1]}")
+    return in_shape
+
+
 def _same_shape(_options, in_shape, _weight_shape):
     """The input's shape (dropout)."""
     return in_shape
@@ -105,12 +113,13 @@ CONV_OPTIONS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 
 LAYER_TYPES = {layer.name: layer for layer in (
     LayerType("linear", "nn.Linear", "x @ kernel + bias", 0, ("weight", "bias"), {}, _linear_shape,
-              "z = x·Wᵀ + b; weight (out, in), bias (out,) or none"),
+              "z = x·Wᵀ + b; weight (out, in), bias (out,) or none", flax="Dense"),
     LayerType("conv1d", "nn.Conv1d", "lax.conv_general_dilated, NWC/WIO", 1, ("weight", "bias"), CONV_OPTIONS,
-              _conv_shape, "cross-correlation over L; weight (out, in/groups, k)", (("padding_mode", "zeros"),)),
+              _conv_shape, "cross-correlation over L; weight (out, in/groups, k)", (("padding_mode", "zeros"),),
+              flax="Conv"),
     LayerType("conv2d", "nn.Conv2d", "lax.conv_general_dilated, NHWC/HWIO", 2, ("weight", "bias"), CONV_OPTIONS,
               _conv_shape, "cross-correlation over H, W; weight (out, in/groups, kH, kW)",
-              (("padding_mode", "zeros"),)),
+              (("padding_mode", "zeros"),), flax="Conv"),
     LayerType("max_pool2d", "nn.MaxPool2d", "lax.reduce_window(max), NHWC", 2, (),
               {"kernel_size": None, "stride": None, "padding": 0}, _pool_shape,
               "the largest of each window; stride defaults to kernel_size, padding counts as −∞",
@@ -125,6 +134,10 @@ LAYER_TYPES = {layer.name: layer for layer in (
               (("ceil_mode", False), ("divisor_override", None))),
     LayerType("flatten", "nn.Flatten", "transpose to NCHW, reshape", -1, (), {}, _flatten_shape,
               "(n, C, H, W) -> (n, C·H·W) in torch's (C, H, W) order", (("start_dim", 1), ("end_dim", -1))),
+    LayerType("layer_norm", "nn.LayerNorm", "(x − mean)·rsqrt(var + ε)·scale + bias, Flax's LayerNorm", -1,
+              ("weight", "bias"), {"eps": 1e-5}, _norm_shape,
+              "each row normalised over its last axis (biased variance), then ·weight + bias; weight and bias "
+              "(features,)", (("elementwise_affine", True),), flax="LayerNorm", weight_rank=1),
     LayerType("dropout", "nn.Dropout (mask given)", "x * mask / (1 - p)", -1, (), {"p": 0.5, "mask": None},
               _same_shape,
               "train-mode dropout with the scenario's 0/1 mask (shape of the input), scaled by 1/(1 − p)"),
@@ -165,6 +178,11 @@ def normalize(type_name, options):
         values["padding"] = tuple((p, p) for p in per_axis(padding, axes, "padding", minimum=0))
     if "count_include_pad" in values and not isinstance(values["count_include_pad"], bool):
         raise ValueError("count_include_pad: must be true or false")
+    if "eps" in values:
+        eps = values["eps"]
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+            raise ValueError(f"eps: must be a number in (0, 1), not {eps!r}")
+        values["eps"] = float(eps)
     if "p" in values:
         p = values["p"]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
@@ -221,6 +239,7 @@ OPTION_TEXT = {
     "kernel_size": "required: an int or one per spatial axis",
     "count_include_pad": "avg_pool2d: true (torch's default) divides every window by kH·kW, padding included; false "
                          "by the elements inside the input",
+    "eps": "layer_norm: ε in (0, 1) added to the variance under the root (torch's 1e-5; Flax's default is 1e-6)",
     "p": "dropout's probability in [0, 1): the kept units are scaled by 1/(1 − p)",
     "mask": "required: 0s and 1s shaped like the layer's input, (n, …) (1 keeps a unit); a scenario with a dropout "
             "layer cannot have a train block",

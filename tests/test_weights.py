@@ -125,6 +125,17 @@ def modern():
         model.fc4.bias[0] = 30.0                        # a unit above softplus's threshold, where it is z itself
     return model
 
+def transformer_mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 6), nn.LayerNorm(6), nn.GELU(), nn.Linear(6, 6),
+                         nn.LayerNorm(6, eps=1e-6, bias=False), nn.SiLU(), nn.Linear(6, 2)).double()
+
+def layer_norm_2d():
+    return nn.Sequential(nn.Conv1d(1, 2, 1), nn.LayerNorm((2, 3))).double()
+
+def layer_norm_no_affine():
+    return nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3, elementwise_affine=False)).double()
+
 def softplus_beta2():
     return nn.Sequential(nn.Linear(2, 2), nn.Softplus(beta=2.0)).double()
 
@@ -171,6 +182,7 @@ REFUSED = [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not supp
            ("with_dropout_training", "2 is a Dropout in train mode (call .eval())"),
            ("conv3d", "0 is a Conv3d, which backproof does not support"),
            ("residual", "add (call_function add) takes x, fc, not the output before it: backproof holds a chain"),
+           ("layer_norm_no_affine", "1 is a LayerNorm with elementwise_affine=False, which backproof does not"),
            ("softplus_beta2", "1 is a Softplus with beta=2.0, threshold=20.0; backproof's softplus is torch's"),
            ("softplus_functional_positional", "is a Softplus with beta=1.0, threshold=10.0")]
 
@@ -209,6 +221,31 @@ def test_gelu_silu_and_softplus_are_read_with_their_settings_and_reproduce_the_m
     assert report.ok, report
     for framework, trace in report.traces.items():
         np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+
+
+def test_layer_norm_is_read_with_its_eps_and_bias_and_reproduces_the_module(tmp_path):
+    torch = require("torch") and __import__("torch")
+    from backproof.scenario_file import parse
+    from backproof.weights import scenario_document
+    module = nets_module(tmp_path).transformer_mlp()
+    with torch.no_grad():
+        for norm in (module[1], module[4]):
+            norm.weight.uniform_(0.5, 1.5)
+            if norm.bias is not None:
+                norm.bias.uniform_(-0.5, 0.5)
+    layers, dtype, names = from_torch_module(module, "nets.py:transformer_mlp")
+    assert [layer["type"] for layer in layers] == ["linear", "layer_norm", "linear", "layer_norm", "linear"]
+    assert [layer.get("eps") for layer in layers] == [None, 1e-5, None, 1e-6, None] and layers[3]["bias"] is None
+    inputs = np.random.default_rng(2).standard_normal((5, 3))
+    sc = parse(json.loads(json.dumps(scenario_document("mlp", layers, dtype, inputs, np.zeros((5, 2))))))
+    report = backproof.check(sc)
+    assert report.ok, report
+    expected = module(torch.tensor(inputs)).detach().numpy()
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    with pytest.raises(WeightsError, match=re.escape("is a LayerNorm over the last 2 axes (2, 3); backproof's "
+                                                     "layer_norm normalises over the last one")):
+        from_torch_module(nets_module(tmp_path).layer_norm_2d(), "nets.py:layer_norm_2d")
 
 
 IMAGES = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).round(3).tolist()

@@ -172,6 +172,43 @@ def _padded_conv_input_expected(scenario, clean):
     return "grad.inputs" if i == 0 else f"layers.{i - 1}.dz"
 
 
+def _layer_norm_without_variance_term(patch, scenario):
+    """LayerNorm.backward as if the row's variance were a constant: dx = r·(g − mean(g)), the x̂·mean(g ⊙ x̂) term
+    dropped (the mean's term kept)."""
+    def backward(self, dz):
+        rows = tuple(range(dz.ndim - 1))
+        self.weight_grad = (dz * self.x_hat).sum(axis=rows)
+        if self.bias is not None:
+            self.bias_grad = dz.sum(axis=rows)
+        g = dz * self.weight
+        return self.r * (g - g.mean(axis=-1, keepdims=True))
+    patch.setattr(layers.LayerNorm, "backward", backward)
+
+
+def _layer_norm_statistics(axis, ddof):
+    """LayerNorm.forward with the mean and variance over ``axis`` (0: over the batch, as batch norm) and the variance
+    divided by D − ddof (1: torch.var's unbiased default, a port's `x.var(-1)`)."""
+    def mutate(patch, scenario):
+        def forward(self, x):
+            mean = x.mean(axis=axis, keepdims=True)
+            centred = x - mean
+            variance = (centred * centred).sum(axis=axis, keepdims=True) / (x.shape[axis] - ddof)
+            self.r = 1.0 / np.sqrt(variance + self.eps)
+            self.x_hat = centred * self.r
+            z = self.x_hat * self.weight
+            return z if self.bias is None else z + self.bias
+        patch.setattr(layers.LayerNorm, "forward", forward)
+    return mutate
+
+
+def _below_the_top_layer_norm(scenario, clean):
+    """The gradient under the topmost layer_norm: the dz of the layer beneath it (∂L/∂x for layer 0)."""
+    found = [i for i, spec in enumerate(scenario.layers) if spec.type == "layer_norm"]
+    if not found:
+        return None
+    return "grad.inputs" if max(found) == 0 else f"layers.{max(found) - 1}.dz"
+
+
 def _flatten_channels_last(patch, scenario):
     """Flatten in NHWC order (H, W, C), as a Flax port that flattens its NHWC maps without permuting the next kernel."""
     def forward(self, x):
@@ -286,7 +323,7 @@ MUTANTS = (
     Mutant("relu-grad-one-at-zero", "relu'(0) = 1 (z ≥ 0 instead of z > 0)",
            _relu_grad_one_at_zero, _relu_kink_expected),
     Mutant("derivative-at-output", "activation derivative taken at the output a = f(z) instead of at z",
-           _derivative_at_output, _dz_of_top({"sigmoid", "tanh"})),
+           _derivative_at_output, _dz_of_top({"sigmoid", "tanh", "elu", "gelu", "gelu_tanh", "silu", "softplus"})),
     Mutant("bias-grad-missing", "bias gradient missing (left at 0)",
            lambda patch, sc: patch.setattr(layers.Dense, "backward", _dense_backward(
                bias_grad=lambda self, dz: np.zeros_like(self.bias))),
@@ -364,6 +401,12 @@ MUTANTS = (
            "as if there were no padding", _padding_ignored_in_backward, _padded_conv_input_expected),
     Mutant("flatten-channels-last", "flatten in (H, W, C) order, channels last, where torch's is (C, H, W)",
            _flatten_channels_last, _flatten_expected),
+    Mutant("layer-norm-backward-without-variance-term", "layer norm's input gradient without the path through the "
+           "row's variance (as if it were a constant)", _layer_norm_without_variance_term, _below_the_top_layer_norm),
+    Mutant("layer-norm-over-the-batch", "layer norm's statistics over the batch axis instead of each row's features",
+           _layer_norm_statistics(axis=0, ddof=0), _first_of_type(("layer_norm",), "layers.{i}.z")),
+    Mutant("layer-norm-unbiased-variance", "layer norm's variance divided by D − 1 (torch.var's default), not D",
+           _layer_norm_statistics(axis=-1, ddof=1), _first_of_type(("layer_norm",), "layers.{i}.z")),
 )
 
 

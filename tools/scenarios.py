@@ -261,8 +261,40 @@ def conv1d_dropout():
     }
 
 
+def layernorm_gelu():
+    """Linear, then LayerNorm and GELU (the transformer MLP's pieces), twice, then a linear head: a few hundred Adam
+    steps on three classes of points."""
+    seed = 7
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((12, 4))
+    targets = (inputs[:, 0] + inputs[:, 1] * inputs[:, 2] > 0).astype(int) + (inputs[:, 3] > 0.8).astype(int)
+    norm = lambda activation: {"type": "layer_norm", "activation": activation,           # noqa: E731
+                               "weight": (1 + 0.1 * rng.standard_normal(6)).tolist(),
+                               "bias": (0.1 * rng.standard_normal(6)).tolist()}
+    layers = [torch_style(rng, (6, 4), type="linear"), norm("gelu"), torch_style(rng, (6, 6), type="linear"),
+              norm("silu"), torch_style(rng, (3, 6), type="linear")]
+    return {
+        "name": "layernorm-gelu-4-6-3",
+        "description": "linear 4→6, layer_norm (eps 1e-5) then exact GELU, linear 6→6, layer_norm then SiLU, linear "
+                       "6→3; cross_entropy on class indices; Adam lr 0.01, 200 epochs of full batches.",
+        "source": "written for backproof: inputs drawn from the seed below, classes from a fixed rule",
+        "dtype": "float64",
+        "init": init(seed, "inputs standard_normal((12, 4)); classes: [x0 + x1·x2 > 0] + [x3 > 0.8]; each "
+                           "layer_norm weight 1 + 0.1·standard_normal(6), bias 0.1·standard_normal(6)",
+                     ["inputs", "layers[0].weight", "layers[0].bias", "layers[1].weight", "layers[1].bias",
+                      "layers[2].weight", "layers[2].bias", "layers[3].weight", "layers[3].bias", "layers[4].weight",
+                      "layers[4].bias"], "layernorm_gelu"),
+        "layers": layers,
+        "loss": "cross_entropy",
+        "inputs": inputs.tolist(),
+        "targets": targets.tolist(),
+        "optimizer": {"name": "adam", "lr": 0.01},
+        "train": {"epochs": 200},
+    }
+
+
 RECIPES = (spiral, xor_nesterov, mixed_rmsprop, rmsprop_defaults, softmax, cnn, conv_same_even, conv_stride2_stem,
-           conv1d_dropout)
+           conv1d_dropout, layernorm_gelu)
 
 
 def generated(recipe):

@@ -91,6 +91,8 @@ LAYERS = {
     "avg_pool2d": pool(nn.AvgPool2d, "count_include_pad"),
     "flatten": lambda spec, dtype: nn.Flatten(),
     "dropout": lambda spec, dtype: FixedDropout(spec.hyper["p"], torch.tensor(spec.mask, dtype=dtype)),
+    "layer_norm": lambda spec, dtype: nn.LayerNorm(spec.shape[0], eps=spec.hyper["eps"], bias=spec.bias is not None,
+                                                   dtype=dtype),
 }
 
 
