@@ -234,6 +234,8 @@ def layer_caption(spec):
         return ", ".join([f"{spec.type} {'×'.join(map(str, o['kernel_size']))}"] + [e for e in extras if e])
     if spec.type == "dropout":
         return f"dropout p {o['p']} (mask given)"
+    if spec.type == "layer_norm":
+        return f"layer_norm {spec.shape[0]}, eps {o['eps']:g}{'' if spec.bias is not None else ', no bias'}"
     return spec.type
 
 
