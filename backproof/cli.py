@@ -519,10 +519,11 @@ def cmd_import_torch(args):
         raise UsageError(str(exc)) from None
     layers, outputs = [], []
     for k, layer in enumerate(metadata["layers"]):
-        entry = {key: value for key, value in layer.items() if key not in ("bias", "weight", "nodes")}
+        entry = {key: value for key, value in layer.items() if key not in ("bias", "weight", "nodes", "arrays")}
         if layer["weight"]:
-            entry["weight"] = values[f"weight{k}"]
-            entry["bias"] = values.get(f"bias{k}")
+            entry["bias"] = None
+        for key in layer["arrays"]:                     # weight, bias, a batch norm's running statistics
+            entry[key] = values[f"{key}{k}"]
         layers.append(entry)
         outputs.append((", ".join(layer["nodes"]), values[f"output{k}"]))
     return write_imported(args, layers, metadata["dtype"], args.target, proof=outputs)

@@ -364,6 +364,45 @@ def _layer_norm_variance(label):
     return bool(abs(float(out[0, 0]) + 1.5 ** 0.5) < 1e-3)
 
 
+def _batch_norm_running(statistic):
+    """The probe of a batch-norm row: one training step of a one-channel BatchNorm from running mean 0 and variance 1,
+    under each library's default momentum ("mean": a batch (0, 2), mean 1) or the batch's alone ("var": momentum 1
+    in torch's meaning, 0 in Flax's) -> the running mean or variance after it, float64, to 9 decimals."""
+    def probe(label):
+        import numpy as np
+        x = np.array([[0.0], [2.0]])
+        momentum = None if statistic == "mean" else 1.0
+        if label == "numpy" or label.startswith("jax_impl"):
+            from reference.scenario import Scenario
+            layer = {"type": "batch_norm1d", "weight": [1.0], "bias": [0.0], "running_mean": [0.0],
+                     "running_var": [1.0], **({} if momentum is None else {"momentum": momentum})}
+            scenario = Scenario.build("probe", [layer], "mse", x, np.zeros((2, 1)), 0.0)
+            if label == "numpy":
+                import reference
+                trace = reference.run_step(scenario)
+            else:
+                import jax_impl
+                trace = jax_impl.run_step(scenario)
+            value = trace[f"updated.layers.0.running_{statistic}"][0]
+        elif label.startswith("torch"):
+            import torch
+            module = torch.nn.BatchNorm1d(1, dtype=torch.float64, **({} if momentum is None else {"momentum": momentum}))
+            module(torch.tensor(x))
+            value = float(getattr(module, f"running_{statistic}")[0])
+        else:
+            import jax
+            import flax.linen as linen
+            with jax.enable_x64(True):
+                module = linen.BatchNorm(use_running_average=False, dtype=jax.numpy.float64,
+                                         param_dtype=jax.numpy.float64,
+                                         **({} if momentum is None else {"momentum": 1.0 - momentum}))
+                variables = module.init(jax.random.key(0), jax.numpy.asarray(x))
+                _, changed = module.apply(variables, jax.numpy.asarray(x), mutable=["batch_stats"])
+                value = float(changed["batch_stats"][statistic][0])
+        return round(float(value), 9)
+    return probe
+
+
 def _adamw_default_decay(framework):
     """The default weight decay of AdamW, measured: from p = 1 with g = 0 and lr = 1 the Adam part is 0,
     so the step leaves p = 1 − λ."""
@@ -665,6 +704,21 @@ def _registry():
                    "E[x²] − E[x]², which cancels catastrophically when the mean is large against the spread (10⁸ "
                    "against 0.67 here, in float32); the JAX mirror computes the two-pass form",
                    _layer_norm_variance),
+        Convention("batch-norm-momentum", "a default BatchNorm's running mean after one training step from 0 on a "
+                   "batch whose mean is 1",
+                   {"numpy": 0.1, "torch nn.BatchNorm1d": 0.1, "flax.linen.BatchNorm": 0.01, "jax_impl batch_norm1d": 0.1},
+                   "torch's meaning, momentum = the batch's share (0.1): running ← 0.9·running + 0.1·batch. Flax's "
+                   "momentum is the running value's share, 0.99 by default: torch's m is Flax's 1 − m "
+                   "(scvi-tools #2309)",
+                   _batch_norm_running("mean")),
+        Convention("batch-norm-running-variance", "the running variance after one training step with momentum 1 (the "
+                   "batch's alone) on x = (0, 2): biased variance 1, unbiased 2",
+                   {"numpy": 2.0, "torch nn.BatchNorm1d(momentum=1)": 2.0, "flax.linen.BatchNorm(momentum=0)": 1.0,
+                    "jax_impl batch_norm1d": 2.0},
+                   "torch's: the unbiased batch variance (N − 1) goes into the running one, while the batch is "
+                   "normalised by the biased one (N). Flax keeps the biased variance; a port that loads torch's "
+                   "running statistics and trains in Flax drifts by N/(N − 1)",
+                   _batch_norm_running("var")),
         Convention("relu-backward-non-finite",
                    "relu's backward at z = (-1, 0, 2) for an upstream gradient of inf, then of nan",
                    {fw: (("0.0", "0.0", "inf"), ("0.0", "0.0", "nan")) for fw in ("numpy", "torch", "jax")},

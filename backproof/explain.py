@@ -312,11 +312,16 @@ def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward
     if spec.type == "linear":
         under = feed[:, index[1]]
         label = f"a{layer - 1}[:, {index[1]}]" if layer else f"x[:, {index[1]}]"
-    elif spec.type == "layer_norm":
+    elif spec.type in ("layer_norm", "batch_norm1d", "batch_norm2d"):
         norm = build(spec)
-        norm.forward(feed)
-        under = norm.x_hat[..., unit]                       # γ multiplies the normalised input x̂
-        label = f"x̂{layer}[…, {unit}], layer {layer}'s input normalised over its last axis"
+        norm.forward(feed)                                  # γ multiplies the normalised input x̂
+        if spec.type == "layer_norm":
+            under = norm.x_hat[..., unit]
+            label = f"x̂{layer}[…, {unit}], layer {layer}'s input normalised over its last axis"
+        else:
+            under = norm.x_hat[:, unit]
+            label = (f"x̂{layer}[:, {unit}], channel {unit} of layer {layer}'s input normalised by the "
+                     f"{'batch' if spec.hyper['training'] else 'running'} statistics")
     else:
         conv = build(spec)
         x_pad = np.pad(feed if feed.ndim == 4 else feed[:, :, None, :], ((0, 0), (0, 0)) + conv.pads)

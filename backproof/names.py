@@ -34,6 +34,8 @@ def tensor_shapes(scenario):
     shapes.update(state_shapes(scenario))
     for name, shape in params.items():
         shapes[f"updated.{name}"] = shape
+    for name, value in scenario.buffers().items():
+        shapes[f"updated.{name}"] = value.shape
     return shapes
 
 

@@ -197,12 +197,13 @@ def _torch_module(function, request, folder):
                          f"({_described(exc)})"}, {}
     values, meta = {}, []
     for k, (layer, nodes) in enumerate(zip(layers, names)):
-        for key in ("weight", "bias"):
-            if layer.get(key) is not None:
-                values[f"{key}{k}"] = layer[key]
+        arrays = [key for key, value in layer.items() if isinstance(value, np.ndarray)]   # weight, bias, buffers
+        for key in arrays:
+            values[f"{key}{k}"] = layer[key]
         values[f"output{k}"] = seen[nodes[-1]]                 # the module's own value after layer k's activation
-        meta.append({key: value for key, value in layer.items() if key not in ("weight", "bias")}
-                    | {"bias": layer.get("bias") is not None, "weight": "weight" in layer, "nodes": nodes})
+        meta.append({key: value for key, value in layer.items() if key not in arrays and key not in ("weight", "bias")}
+                    | {"bias": layer.get("bias") is not None, "weight": "weight" in layer, "nodes": nodes,
+                       "arrays": arrays})
     return {"layers": meta, "dtype": dtype}, values
 
 

@@ -44,7 +44,7 @@ KNOWN = {
     "scenario": {"name", "description", "source", "dtype", "layers", "loss", "inputs", "targets",
                  "optimizer", "aliases", "expected", "train", "node_names", "init", "errata"},
     "layer": {"type", "weight", "bias", "activation", "negative_slope"}
-             | {key for layer in LAYER_TYPES.values() for key in layer.options},
+             | {key for layer in LAYER_TYPES.values() for key in (*layer.options, *layer.buffers)},
     "optimizer": {"name", "lr"} | {key for fields in OPTIMIZER_DEFAULTS.values() for key in fields},
     "loss": {"name", "label_smoothing"},
     "train": {"epochs", "batch_size"},
@@ -405,7 +405,7 @@ def read_layers(r, data):
         r.unknown_keys(layer, "layer", field)
         for key in layer:
             if key in KNOWN["layer"] - {"type", "weight", "bias", "activation", "negative_slope"} \
-                    and key not in LAYER_TYPES[type_name].options:
+                    and key not in LAYER_TYPES[type_name].options and key not in LAYER_TYPES[type_name].buffers:
                 warnings.warn(f"{r.label}: {field}.{key} is not a field of a {type_name} layer and is ignored",
                               ScenarioWarning, stacklevel=2)
         holds = LAYER_TYPES[type_name].parameters
@@ -426,10 +426,18 @@ def read_layers(r, data):
                 r.fail(f"{field}.weight", f"has shape {shape_of(weight)}; a {type_name} weight has {rank} axes ("
                                           f"{ {1: '(features,)', 2: '(out, in)', 3: '(out, in/groups, k)', 4: '(out, in/groups, kH, kW)'}[rank]})")
         bias = layer.get("bias")
+        if bias is None and LAYER_TYPES[type_name].bias_required:
+            r.fail(f"{field}.bias", f"is required: torch's {LAYER_TYPES[type_name].torch} always has one")
         if bias is not None:
             r.vector(bias, f"{field}.bias")
             if len(bias) != len(weight):
                 r.fail(f"{field}.bias", f"has {len(bias)} entries but {field}.weight has {len(weight)} rows (out)")
+        for key in LAYER_TYPES[type_name].buffers:          # a batch norm's running statistics, one per channel
+            buffer = r.vector(r.required(layer, key, f"{field}.{key}"), f"{field}.{key}")
+            if len(buffer) != len(weight):
+                r.fail(f"{field}.{key}", f"has {len(buffer)} entries but {field}.weight has {len(weight)} (channels)")
+            if key == "running_var" and min(buffer) < 0:
+                r.fail(f"{field}.{key}", f"holds {min(buffer)}; a variance is 0 or more")
         activation = r.string(layer, "activation", f"{field}.activation", required=not typed, default="identity")
         if activation not in ACTIVATIONS:
             r.fail(f"{field}.activation", f"{activation!r} is not a known activation (known: {', '.join(ACTIVATIONS)})")
@@ -477,6 +485,9 @@ def walk(r, layers, in_shape, rows):
             shape = LAYER_TYPES[type_name].output_shape(dict(options), shape, weight_shape)
         except ValueError as exc:
             r.fail(f"{field}.weight" if type_name == "linear" else field, str(exc))
+        if LAYER_TYPES[type_name].buffers and dict(options)["training"] and rows * int(np.prod(shape[1:])) < 2:
+            r.fail(f"{field}.training", "a batch norm in training needs more than one value per channel (torch "
+                                        "refuses one); give more rows, or training false")
         shapes.append(shape)
     return shapes
 

@@ -162,7 +162,7 @@ def noise_floor_run(scenario, epochs, seed=0):
                 losses.append(values.loss)
     result = {"train.loss": np.array(losses, scenario.dtype).reshape(epochs, len(batches)).mean(axis=1,
                                                                                               dtype=scenario.dtype)}
-    result.update({f"trained.{name}": value for name, value in model.parameters().items()})
+    result.update({f"trained.{name}": value for name, value in {**model.parameters(), **model.buffers()}.items()})
     result.update({f"trained.{name}": value for name, value in state_names(state).items()})
     return result
 

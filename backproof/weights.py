@@ -142,7 +142,8 @@ def flax_names(scenario):
 def _write_typed(scenario, fmt, path):
     """A network of typed layers: torch as the state_dict of ``typed_sequential``, safetensors and npz under canonical
     names with the layers as JSON beside them, Flax as linen's {"params": {"Conv_0": {"kernel": HWIO, …}, …}}."""
-    canonical = {name: np.ascontiguousarray(value) for name, value in scenario.parameters().items()}
+    canonical = {name: np.ascontiguousarray(value) for name, value in {**scenario.parameters(),
+                                                                          **scenario.buffers()}.items()}
     if fmt == "torch":
         import torch
         model, _ = typed_sequential(scenario)
@@ -161,8 +162,12 @@ def _write_typed(scenario, fmt, path):
         flax = to_flax([(spec.weight, spec.bias) for spec in scenario.layers])
         params = {name: {key: np.ascontiguousarray(value) for key, value in flax[i].items()}
                   for i, name in flax_names(scenario).items()}
+        # a batch norm's running statistics: Flax's batch_stats collection, {"BatchNorm_k": {"mean", "var"}}
+        stats = {name: {"mean": np.ascontiguousarray(scenario.layers[i].running_mean),
+                        "var": np.ascontiguousarray(scenario.layers[i].running_var)}
+                 for i, name in flax_names(scenario).items() if scenario.layers[i].running_mean is not None}
         with open(path, "wb") as handle:
-            handle.write(serialization.msgpack_serialize({"params": params,
+            handle.write(serialization.msgpack_serialize({"params": params, **({"batch_stats": stats} if stats else {}),
                                                          "backproof": {"layers": layer_metadata(scenario)}}))
 
 
@@ -391,7 +396,12 @@ def _layer_of_module(child, kind, name, label):
             layer[key] = None
     for key in layer_type.options:
         value = getattr(child, key)
+        if key == "momentum" and value is None:
+            raise WeightsError(f"{label}: {name} is a {kind} with momentum=None (a cumulative average); backproof "
+                               f"takes a number, torch's meaning")
         layer[key] = list(value) if isinstance(value, tuple) else value
+    for key in layer_type.buffers:                      # a batch norm's running statistics, as they stand
+        layer[key] = getattr(child, key).detach().numpy().copy()
     return layer
 
 

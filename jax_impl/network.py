@@ -106,6 +106,35 @@ def layer_norm(layer, x, o, buffers):
     return z + layer["bias"] if "bias" in layer else z
 
 
+def batch_norm(layer, x, o, buffers):
+    """Flax's BatchNorm over the channels, the last axis of NHWC/NLC/(n, C): in training the batch's mean and biased
+    variance over every other axis (use_running_average=False), in eval the running ones (use_running_average=True).
+    ``running_statistics`` below moves the running ones, as Flax's mutable batch_stats collection does."""
+    axes = tuple(range(x.ndim - 1))
+    if o["training"]:
+        mean = jnp.mean(x, axis=axes)
+        variance = jnp.mean(jnp.square(x - mean), axis=axes)
+    else:
+        mean, variance = buffers["running_mean"], buffers["running_var"]
+    z = (x - mean) * jax.lax.rsqrt(variance + o["eps"]) * layer["scale"]
+    return z + layer["bias"] if "bias" in layer else z
+
+
+def running_statistics(model, x, acts):
+    """Each layer's buffers after a forward pass from x with activations ``acts``: a batch norm in training moves its
+    running statistics by torch's momentum m (the batch's share; Flax's ``momentum`` is the running value's share,
+    1 − m: registry row batch-norm-momentum) toward the batch's mean and *unbiased* variance (ddof=1, as torch)."""
+    updated = []
+    for feed, buffers, (kind, options, _, _) in zip([x] + acts[:-1], model.buffers, model.layers):
+        o = dict(options)
+        if "running_mean" in buffers and o["training"]:
+            axes, m = tuple(range(feed.ndim - 1)), o["momentum"]
+            buffers = dict(buffers, running_mean=(1 - m) * buffers["running_mean"] + m * jnp.mean(feed, axis=axes),
+                           running_var=(1 - m) * buffers["running_var"] + m * jnp.var(feed, axis=axes, ddof=1))
+        updated.append(buffers)
+    return updated
+
+
 # name -> (params, x, hyperparameters, buffers) -> z, over Flax's NHWC/NWC layouts (reference.registry.LAYER_TYPES)
 LAYERS = {
     "linear": lambda layer, x, o, buffers: x @ layer["kernel"] + layer["bias"] if "bias" in layer
@@ -118,6 +147,8 @@ LAYERS = {
     "flatten": flatten,
     "dropout": lambda layer, x, o, buffers: x * buffers["mask"] / (1.0 - o["p"]),
     "layer_norm": layer_norm,
+    "batch_norm1d": batch_norm,
+    "batch_norm2d": batch_norm,
 }
 
 
@@ -128,7 +159,7 @@ class Model:
     differentiated) and each layer's (type, hyperparameters, activation, slope), static."""
 
     params: list            # [{"kernel": (in, out) or (kH, kW, in, out), "bias": (out,)}, {} for a pool, …]
-    buffers: list           # [{}, {"mask": …}, …]
+    buffers: list           # [{}, {"mask": …}, {"running_mean": …, "running_var": …}, …]
     layers: tuple           # (("conv2d", (("stride", (1, 1)), …), "relu", 0.01), …)
 
     @classmethod
@@ -136,13 +167,14 @@ class Model:
         """The scenario's weights as JAX arrays in its dtype (call inside ``precision``)."""
         params = jax.tree.map(lambda p: jnp.asarray(p, dtype=scenario.dtype),
                               to_flax([(spec.weight, spec.bias) for spec in scenario.layers]))
-        buffers = [{} if spec.mask is None else {"mask": jnp.asarray(to_nhwc(spec.mask), dtype=scenario.dtype)}
+        buffers = [{key: jnp.asarray(to_nhwc(value) if key == "mask" else value, dtype=scenario.dtype)
+                    for key, value in spec.arrays() if key in ("mask", "running_mean", "running_var")}
                    for spec in scenario.layers]
         return cls(params, buffers, tuple((spec.type, spec.options, spec.activation, spec.negative_slope)
                                           for spec in scenario.layers))
 
-    def replace(self, params):
-        return Model(params, self.buffers, self.layers)
+    def replace(self, params, buffers=None):
+        return Model(params, self.buffers if buffers is None else buffers, self.layers)
 
 
 def forward(model, x, taps=None):
@@ -241,17 +273,18 @@ def run_step(scenario):
     with precision(scenario.dtype):
         model = Model.from_scenario(scenario)
         x, t = arrays(scenario)                             # (n, in), (n, out) or (n,) class indices
-        values, updated, state = step(model, x, t, scenario.criterion, scenario.optimizer)
+        values, updated, state, buffers = step(model, x, t, scenario.criterion, scenario.optimizer)
         return canonical_trace(numpy(canonical_values(values), scenario.dtype),
-                               numpy(canonical(updated), scenario.dtype),
+                               numpy({**canonical(updated), **canonical_buffers(buffers)}, scenario.dtype),
                                numpy(optimizer_state(state), scenario.dtype))
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "optimizer"))
 def step(model, x, t, loss, optimizer):
-    """gradients, then update, compiled into one XLA program."""
+    """gradients, then update, compiled into one XLA program; the batch norms' running statistics moved."""
     values = gradients(model, x, t, loss)
-    return (values,) + update(model.params, values.grads, None, optimizer)
+    return (values,) + update(model.params, values.grads, None, optimizer) + (
+        running_statistics(model, x, values.activations),)
 
 
 def train(scenario, epochs=None):
@@ -263,10 +296,10 @@ def train(scenario, epochs=None):
         x, t = arrays(scenario)
         steps = x.shape[0] // batch_size
         x_batches, t_batches = x.reshape(steps, batch_size, *x.shape[1:]), t.reshape(steps, batch_size, *t.shape[1:])
-        (params, state), losses = compiled_train_scan(scenario)(model, x_batches, t_batches, scenario.criterion,
-                                                                scenario.optimizer, epochs)
+        (params, state, buffers), losses = compiled_train_scan(scenario)(model, x_batches, t_batches,
+                                                                         scenario.criterion, scenario.optimizer, epochs)
         result = {"train.loss": numpy(losses, scenario.dtype)}
-        for name, value in canonical(params).items():
+        for name, value in {**canonical(params), **canonical_buffers(buffers)}.items():
             result[f"trained.{name}"] = numpy(value, scenario.dtype)
         for name, value in state_names(optimizer_state(state)).items():
             result[f"trained.{name}"] = numpy(value, scenario.dtype)
@@ -276,17 +309,18 @@ def train(scenario, epochs=None):
 def train_scan(model, x_batches, t_batches, loss, optimizer, epochs):
     """lax.scan over epochs, and inside each over that epoch's batches -> ((params, state), epoch losses)."""
     def train_step(carry, batch):
-        params, state = carry
+        params, state, buffers = carry
         x, t = batch
-        values = gradients(model.replace(params), x, t, loss)
-        return update(params, values.grads, state, optimizer), values.loss
+        values = gradients(model.replace(params, buffers), x, t, loss)
+        buffers = running_statistics(model.replace(params, buffers), x, values.activations)
+        return update(params, values.grads, state, optimizer) + (buffers,), values.loss
 
     def epoch(carry, _):
         carry, step_losses = jax.lax.scan(train_step, carry, (x_batches, t_batches))
         return carry, jnp.mean(step_losses)
 
     state = OPTIMIZERS[optimizer.name](optimizer).init(model.params)
-    return jax.lax.scan(epoch, (model.params, state), None, length=epochs)
+    return jax.lax.scan(epoch, (model.params, state, model.buffers), None, length=epochs)
 
 
 # --- plumbing: layout, conversions, precision (not stages) --------------------------------
@@ -423,6 +457,13 @@ def canonical(params):
         if bias is not None:
             named[f"layers.{i}.bias"] = bias
     return named
+
+
+def canonical_buffers(buffers):
+    """Each layer's buffers -> {canonical name: array} of the batch norms' running statistics (the dropout masks are
+    inputs, not state)."""
+    return {f"layers.{i}.{key}": value for i, layer in enumerate(buffers) for key, value in layer.items()
+            if key in ("running_mean", "running_var")}
 
 
 def to_nhwc(x):

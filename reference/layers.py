@@ -280,6 +280,57 @@ class LayerNorm(Layer):
                          - self.x_hat * (g * self.x_hat).mean(axis=-1, keepdims=True))
 
 
+class BatchNorm(Layer):
+    """nn.BatchNorm1d/2d: each channel c normalised over the batch and every position (axes 0, 2, …), then scaled
+    and shifted. In training, by the batch's own mean μ and biased variance v, and the running statistics move
+    (torch's momentum m: the batch's share, with the *unbiased* variance, N values per channel):
+
+        running_mean ← (1 − m)·running_mean + m·μ      running_var ← (1 − m)·running_var + m·v·N/(N − 1)
+
+    In eval, by the running statistics, which are then constants. With r = 1/√(v + ε), x̂ = (x − μ)·r,
+    z = x̂ ⊙ γ + β, means over the channel's N values:
+
+        backward (training):  dx = r·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)),  g = dz ⊙ γ     (as LayerNorm, other axes)
+        backward (eval):      dx = r·g                                               (μ, v do not depend on x)
+        dγ = Σ dz ⊙ x̂,  dβ = Σ dz, over the batch and positions
+    """
+
+    def __init__(self, weight, bias, running_mean, running_var, copy=True, eps=1e-5, momentum=0.1, training=True):
+        keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.weight, self.bias = keep(weight), None if bias is None else keep(bias)           # γ, β (C,)
+        self.running_mean, self.running_var = keep(running_mean), keep(running_var)           # (C,), buffers
+        self.eps, self.momentum, self.training = eps, momentum, training
+        self.weight_grad = None
+        self.bias_grad = None
+
+    def forward(self, x):
+        self.axes = (0,) + tuple(range(2, x.ndim))                          # all but the channels
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)                         # (C,) broadcast over (n, C, …)
+        if self.training:
+            mean = x.mean(axis=self.axes, keepdims=True)
+            variance = ((x - mean) ** 2).mean(axis=self.axes, keepdims=True)   # biased: over N
+            count = x.size // x.shape[1]                                    # N values per channel
+            m = self.momentum
+            self.running_mean = (1 - m) * self.running_mean + m * mean.reshape(-1)
+            self.running_var = (1 - m) * self.running_var + m * variance.reshape(-1) * count / (count - 1)
+        else:
+            mean, variance = self.running_mean.reshape(per_channel), self.running_var.reshape(per_channel)
+        self.r = 1.0 / np.sqrt(variance + self.eps)
+        self.x_hat = (x - mean) * self.r
+        z = self.x_hat * self.weight.reshape(per_channel)
+        return z if self.bias is None else z + self.bias.reshape(per_channel)
+
+    def backward(self, dz):
+        self.weight_grad = (dz * self.x_hat).sum(axis=self.axes)           # dγ = Σ dz ⊙ x̂
+        if self.bias is not None:
+            self.bias_grad = dz.sum(axis=self.axes)                         # dβ = Σ dz
+        g = dz * self.weight.reshape((1, -1) + (1,) * (dz.ndim - 2))        # ∂L/∂x̂
+        if not self.training:
+            return g * self.r
+        return self.r * (g - g.mean(axis=self.axes, keepdims=True)
+                         - self.x_hat * (g * self.x_hat).mean(axis=self.axes, keepdims=True))
+
+
 class Dropout(Layer):
     """Train-mode dropout with a given mask: z = x ⊙ m / (1 − p), m of 0s and 1s shaped like x (inverted dropout:
     the kept units are scaled up so the expected value is unchanged). backward: dx = dz ⊙ m / (1 − p)."""
@@ -348,10 +399,14 @@ def build(spec, weight=None, bias=None, copy=True):
         return Dropout(o["p"], spec.mask)
     if spec.type == "layer_norm":
         return LayerNorm(weight, bias, copy, o["eps"])
+    if spec.type in ("batch_norm1d", "batch_norm2d"):
+        return BatchNorm(weight, bias, spec.running_mean, spec.running_var, copy, o["eps"], o["momentum"],
+                         o["training"])
     return LAYERS[spec.type]()
 
 
 # name -> the layer class (reference.registry.LAYER_TYPES declares each name, its hyperparameters and shapes)
 LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
           "avg_pool2d": AvgPool2d,
-          "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm}
+          "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm, "batch_norm1d": BatchNorm,
+          "batch_norm2d": BatchNorm}

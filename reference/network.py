@@ -49,6 +49,12 @@ class Model:
                 params[bias] = layer.bias
         return params
 
+    def buffers(self):
+        """Canonical name -> array of each batch norm's running statistics as they stand (a forward pass in training
+        moves them): ``layers.{i}.running_mean``, ``layers.{i}.running_var``."""
+        return {f"layers.{i}.{key}": getattr(layer, key) for i, layer in enumerate(self.layers)
+                for key in ("running_mean", "running_var") if hasattr(layer, key)}
+
     def set_parameters(self, params):
         """Take ``params[canonical name]`` as every weight and bias (the arrays are used, not copied)."""
         for (weight, bias), layer in zip(self.names, self.layers):

@@ -30,6 +30,8 @@ class LayerType:
     torch_requires: tuple = ()    # (attribute, value) a torch module must have for a scenario to hold it (import)
     flax: str = ""                # the Flax module whose params it holds (export's Dense_0, Conv_0, LayerNorm_0)
     weight_rank: int = 0          # the weight's axes; 0: spatial axes + 2, (out, in, …)
+    buffers: tuple = ()           # arrays it holds that are not parameters (torch's buffer names): running statistics
+    bias_required: bool = False   # torch's module always has one (a batch norm's affine shift)
 
     def output_shape(self, options, in_shape, weight_shape=None):
         """The output's shape without the batch axis, or ValueError naming the hyperparameter that does not fit."""
@@ -104,12 +106,21 @@ def _norm_shape(_options, in_shape, weight_shape):
     return in_shape
 
 
+def _channel_shape(options, in_shape, weight_shape):
+    """A batch norm's: the input's shape, its channels (axis 1 with the batch) matching the weight."""
+    if in_shape[:1] != tuple(weight_shape):
+        raise ValueError(f"weight has {weight_shape[0]} entries but the input has {in_shape[0]} channels")
+    return in_shape
+
+
 def _same_shape(_options, in_shape, _weight_shape):
     """The input's shape (dropout)."""
     return in_shape
 
 
 CONV_OPTIONS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+BATCH_NORM_OPTIONS = {"eps": 1e-5, "momentum": 0.1, "training": True}
+BATCH_NORM_REQUIRES = (("affine", True), ("track_running_stats", True))
 
 LAYER_TYPES = {layer.name: layer for layer in (
     LayerType("linear", "nn.Linear", "x @ kernel + bias", 0, ("weight", "bias"), {}, _linear_shape,
@@ -138,6 +149,16 @@ LAYER_TYPES = {layer.name: layer for layer in (
               ("weight", "bias"), {"eps": 1e-5}, _norm_shape,
               "each row normalised over its last axis (biased variance), then ·weight + bias; weight and bias "
               "(features,)", (("elementwise_affine", True),), flax="LayerNorm", weight_rank=1),
+    LayerType("batch_norm1d", "nn.BatchNorm1d", "(x − mean)·rsqrt(var + ε)·scale + bias over (n, L), running "
+              "statistics as Flax's batch_stats", -1, ("weight", "bias"), BATCH_NORM_OPTIONS, _channel_shape,
+              "(n, C) or (n, C, L): each channel normalised by the batch's mean and biased variance (training) or "
+              "the running ones (eval); weight, bias, running_mean, running_var (C,)", BATCH_NORM_REQUIRES,
+              flax="BatchNorm", weight_rank=1, buffers=("running_mean", "running_var"), bias_required=True),
+    LayerType("batch_norm2d", "nn.BatchNorm2d", "the same over (n, H, W)", 2, ("weight", "bias"),
+              BATCH_NORM_OPTIONS, _channel_shape,
+              "(n, C, H, W): each channel normalised over the batch and positions; as batch_norm1d",
+              BATCH_NORM_REQUIRES, flax="BatchNorm", weight_rank=1, buffers=("running_mean", "running_var"),
+              bias_required=True),
     LayerType("dropout", "nn.Dropout (mask given)", "x * mask / (1 - p)", -1, (), {"p": 0.5, "mask": None},
               _same_shape,
               "train-mode dropout with the scenario's 0/1 mask (shape of the input), scaled by 1/(1 − p)"),
@@ -183,6 +204,14 @@ def normalize(type_name, options):
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
             raise ValueError(f"eps: must be a number in (0, 1), not {eps!r}")
         values["eps"] = float(eps)
+    if "momentum" in values:
+        momentum = values["momentum"]
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
+            raise ValueError(f"momentum: must be a number in [0, 1] (torch's meaning: the batch's share), not "
+                             f"{momentum!r}")
+        values["momentum"] = float(momentum)
+    if "training" in values and not isinstance(values["training"], bool):
+        raise ValueError("training: must be true (batch statistics, running ones updated) or false (running ones)")
     if "p" in values:
         p = values["p"]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
@@ -239,7 +268,15 @@ OPTION_TEXT = {
     "kernel_size": "required: an int or one per spatial axis",
     "count_include_pad": "avg_pool2d: true (torch's default) divides every window by kH·kW, padding included; false "
                          "by the elements inside the input",
-    "eps": "layer_norm: ε in (0, 1) added to the variance under the root (torch's 1e-5; Flax's default is 1e-6)",
+    "eps": "layer_norm, batch_norm: ε in (0, 1) added to the variance under the root (torch's 1e-5; Flax's "
+           "LayerNorm default is 1e-6, its BatchNorm's 1e-5)",
+    "momentum": "batch norm: in [0, 1], torch's meaning: running ← (1 − momentum)·running + momentum·batch (Flax's "
+                "momentum 0.99 is the running value's share: torch's 0.1); the running variance takes the unbiased "
+                "batch variance",
+    "training": "batch norm: true (torch's default, a fresh module's train mode) normalises with the batch's statistics "
+                "and updates the running ones; false (.eval()) normalises with the running ones",
+    "running_mean": "required: a batch norm's running mean, one per channel (C,); moved in training, used in eval",
+    "running_var": "required: a batch norm's running variance ≥ 0 (C,) (a fresh torch module's: 1s; its mean's: 0s)",
     "p": "dropout's probability in [0, 1): the kept units are scaled by 1/(1 − p)",
     "mask": "required: 0s and 1s shaped like the layer's input, (n, …) (1 keeps a unit); a scenario with a dropout "
             "layer cannot have a train block",

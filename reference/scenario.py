@@ -54,6 +54,8 @@ class LayerSpec:
     type: str = "linear"
     options: tuple = ()
     mask: "np.ndarray | None" = None
+    running_mean: "np.ndarray | None" = None        # a batch norm's running statistics (C,), not parameters
+    running_var: "np.ndarray | None" = None
 
     @property
     def shape(self):
@@ -66,9 +68,9 @@ class LayerSpec:
         return dict(self.options)
 
     def arrays(self):
-        """(field, array) for each array the layer holds: weight, bias, mask."""
-        return [(key, value) for key, value in (("weight", self.weight), ("bias", self.bias), ("mask", self.mask))
-                if value is not None]
+        """(field, array) for each array the layer holds: weight, bias, mask, running statistics."""
+        return [(key, getattr(self, key)) for key in ("weight", "bias", "mask", "running_mean", "running_var")
+                if getattr(self, key) is not None]
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,19 @@ class Scenario:
                 params[f"layers.{i}.bias"] = spec.bias
         return params
 
+    def buffers(self):
+        """Canonical name -> array of each batch norm's running statistics, ``layers.{i}.running_mean`` and
+        ``layers.{i}.running_var`` (torch's state_dict names): state a forward pass in training updates."""
+        return {f"layers.{i}.{key}": getattr(spec, key) for i, spec in enumerate(self.layers)
+                for key in LAYER_TYPES[spec.type].buffers}
+
     def with_parameters(self, params):
-        """The same scenario with its weights and biases replaced by ``params``."""
+        """The same scenario with its weights and biases (and running statistics, where ``params`` has them)
+        replaced by ``params``."""
         layers = tuple(
             replace(spec, **{key: frozen_array(params[f"layers.{i}.{key}"], self.dtype)
-                             for key, _ in spec.arrays() if key != "mask"})
+                             for key, _ in spec.arrays() if key in ("weight", "bias")
+                             or f"layers.{i}.{key}" in params and key != "mask"})
             for i, spec in enumerate(self.layers)
         )
         return replace(self, layers=layers)
@@ -212,4 +222,5 @@ def layer_spec(layer, dtype):
     array = (lambda key: None if layer.get(key) is None else frozen_array(layer[key], dtype))
     return LayerSpec(weight=array("weight"), bias=array("bias"), activation=layer.get("activation", "identity"),
                      negative_slope=float(layer.get("negative_slope", 0.01)), type=type_name,
-                     options=normalize(type_name, options), mask=array("mask"))
+                     options=normalize(type_name, options), mask=array("mask"), running_mean=array("running_mean"),
+                     running_var=array("running_var"))

@@ -11,6 +11,9 @@ so the names below are written once:
     state.layers.{i}.weight.{buffer}  the optimizer's state after the step, in torch's names
                                       (momentum_buffer, exp_avg, exp_avg_sq, square_avg, grad_avg)
     updated.layers.{i}.weight / .bias the parameters after one optimizer step
+    updated.layers.{i}.running_mean / .running_var
+                                      a batch norm's running statistics after the step's forward pass
+                                      (torch's buffer names; moved only in training)
 """
 
 from typing import NamedTuple

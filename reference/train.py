@@ -19,7 +19,7 @@ def run_step(scenario):
     x, t = np.array(scenario.inputs), scenario.targets          # (n, in), (n, out); x is a writable copy
     values = gradients(model, x, t, scenario.criterion)
     updated, state = update(model.parameters(), values.grads, {}, scenario.optimizer)
-    return canonical_trace(values, updated, state)
+    return canonical_trace(values, {**updated, **model.buffers()}, state)
 
 
 def train(scenario, epochs=None):
@@ -38,7 +38,7 @@ def train(scenario, epochs=None):
             step_losses.append(values.loss)
     step_losses = np.array(step_losses, dtype=scenario.dtype).reshape(epochs, len(batches))
     result = {"train.loss": step_losses.mean(axis=1, dtype=scenario.dtype)}
-    for name, value in model.parameters().items():
+    for name, value in {**model.parameters(), **model.buffers()}.items():
         result[f"trained.{name}"] = np.array(value, copy=True)
     for name, value in state_names(state).items():
         result[f"trained.{name}"] = value

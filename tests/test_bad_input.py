@@ -39,6 +39,14 @@ FIELDS = {
     "nan.json": "inputs[0][0] must be finite",
     "infinity.json": "layers[1].bias[0] must be finite",
     "unknown-activation.json": "layers[0].activation 'swish' is not a known activation",
+    "batch-norm-one-value-per-channel.json": "layers[1].training a batch norm in training needs more than one value "
+                                             "per channel",
+    "batch-norm-no-bias.json": "layers[0].bias is required: torch's nn.BatchNorm1d always has one",
+    "batch-norm-missing-running-var.json": "layers[0].running_var is missing",
+    "batch-norm-training-not-boolean.json": "layers[0].training must be true (batch statistics, running ones "
+                                            "updated) or false",
+    "batch-norm-momentum-range.json": "layers[0].momentum must be a number in [0, 1] (torch's meaning: the batch's "
+                                      "share), not 1.5",
     "unknown-loss.json": "loss 'hinge' is not a known loss",
     "unknown-optimizer.json": "optimizer.name 'lbfgs' is not a known optimizer",
     "loss-object-unknown-name.json": "loss.name 'focal' is not a known loss",

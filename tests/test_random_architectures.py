@@ -163,8 +163,9 @@ NORM_SPREAD = 0.1
 
 
 def away_from_kinks(scenario):
-    """Every relu-family pre-activation at least KINK_MARGIN from its kink, and every row a layer_norm normalises
-    spread by at least NORM_SPREAD (standard deviation): layer norm divides by it, so rows whose features nearly
+    """Every relu-family pre-activation at least KINK_MARGIN from its kink, and every row a layer_norm normalises (every
+    channel a batch norm in training normalises) spread by at least NORM_SPREAD (standard deviation): a norm divides
+    by it, so rows whose features nearly
     coincide amplify each framework's rounding (in float32, past the step tolerance), as a kink turns it into a
     different branch. Known limitation: the tolerance does not scale with that conditioning."""
     trace = reference.run_step(scenario)
@@ -172,7 +173,9 @@ def away_from_kinks(scenario):
     return all(np.min(np.abs(trace[f"layers.{i}.z"]), initial=np.inf) >= KINK_MARGIN
                for i, spec in enumerate(scenario.layers) if spec.activation in ("relu", "leaky_relu")) and \
         all(np.min(np.std(feeds[i], axis=-1), initial=np.inf) >= NORM_SPREAD
-            for i, spec in enumerate(scenario.layers) if spec.type == "layer_norm")
+            for i, spec in enumerate(scenario.layers) if spec.type == "layer_norm") and \
+        all(np.min(np.std(feeds[i], axis=(0,) + tuple(range(2, feeds[i].ndim))), initial=np.inf) >= NORM_SPREAD
+            for i, spec in enumerate(scenario.layers) if spec.type.startswith("batch_norm") and spec.hyper["training"])
 
 
 def replay_note(document):
@@ -307,7 +310,9 @@ def draw_layer(draw, kind, channels):
         layer["stride"] = ints(1, 2)
     if "dilation" in options:
         layer["dilation"] = ints(1, 2)
-    if "weight" in layer_type.parameters:
+    if layer_type.weight_rank == 1:             # a norm: weight and bias per channel, running statistics
+        layer.update(norm_document(draw, kind, channels))
+    elif "weight" in layer_type.parameters:
         kernel, groups = ints(1, 3), layer.get("groups", 1)
         out = groups * draw(st.integers(1, 2))
         fan_in = channels // groups * int(np.prod(kernel))
@@ -334,8 +339,23 @@ def feature_types(spatial):
 
 def test_the_typed_strategy_draws_every_layer_type():
     from reference.registry import LAYER_TYPES
-    drawn = set(feature_types(1) + feature_types(2)) | {"dropout", "flatten", "layer_norm", "linear"}
+    drawn = set(feature_types(1) + feature_types(2)) | {"batch_norm1d", "dropout", "flatten", "layer_norm", "linear"}
     assert drawn == set(LAYER_TYPES)
+
+
+def norm_document(draw, kind, features, training=None):
+    """A layer_norm or batch norm's fields over ``features`` channels, drawn: weight, bias or none, eps, and for a
+    batch norm its running statistics, momentum and mode (``training``, when given, decides the mode)."""
+    from reference.registry import LAYER_TYPES
+    layer = {"type": kind, "eps": draw(st.sampled_from((1e-5, 1e-6, 0.1))),
+             "weight": numbers(draw, 0.5, 1.5, features),
+             "bias": numbers(draw, -0.5, 0.5, features)
+             if LAYER_TYPES[kind].bias_required or draw(st.booleans()) else None}
+    if LAYER_TYPES[kind].buffers:
+        layer.update(running_mean=numbers(draw, -1, 1, features), running_var=numbers(draw, 0.5, 2, features),
+                     momentum=draw(st.sampled_from((0.1, 0.5, 1.0))),
+                     training=draw(st.booleans()) if training is None else training)
+    return layer
 
 
 @st.composite
@@ -367,11 +387,10 @@ def typed_documents(draw, dtype):
     width = draw(st.integers(1, 4))
     features = int(np.prod(shape))
     layers.append({"type": "flatten"})
-    if draw(st.booleans()):             # a layer_norm over the flattened features, any eps, with or without bias
-        layers.append({"type": "layer_norm", "eps": draw(st.sampled_from((1e-5, 1e-6, 0.1))),
-                       "activation": draw(st.sampled_from(("identity", "gelu", "silu", "tanh"))),
-                       "weight": numbers(draw, 0.5, 1.5, features),
-                       "bias": numbers(draw, -0.5, 0.5, features) if draw(st.booleans()) else None})
+    norm = draw(st.sampled_from((None, "layer_norm", "batch_norm1d")))
+    if norm:                            # a norm over the flattened features (a batch norm in training needs 2 rows)
+        layers.append({**norm_document(draw, norm, features, training=False if rows < 2 else None),
+                       "activation": draw(st.sampled_from(("identity", "gelu", "silu", "tanh")))})
     layers.append({"type": "linear", **layer_document(draw, features, width, "identity")})
     document = {"name": "hypothesis-drawn-typed", "dtype": dtype, "layers": layers, "loss": loss,
                 "inputs": numbers(draw, -2, 2, (rows, channels, *size)), "targets": draw(targets_for(loss, rows, width)),

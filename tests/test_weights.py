@@ -63,7 +63,20 @@ def model():
                          nn.Dropout(0.5).eval(), nn.Linear(3, 1)).double()
 
 def with_batchnorm():
-    return nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), nn.Linear(3, 1))
+    return nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3, track_running_stats=False), nn.Linear(3, 1))
+
+def batchnorm_cumulative():
+    return nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3, momentum=None), nn.Linear(3, 1))
+
+def batchnorm_mlp(training):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, momentum=0.3), nn.SiLU(), nn.Linear(4, 2)).double()
+    with torch.no_grad():
+        model[1].running_mean.uniform_(-1, 1)
+        model[1].running_var.uniform_(0.5, 2)
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.5, 0.5)
+    return model.train(training)
 
 def with_dropout_training():
     return nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Dropout(0.5), nn.Linear(3, 1))
@@ -178,7 +191,8 @@ def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot
             from_torch_module(getattr(nets, factory)(), f"nets.py:{factory}")
 
 
-REFUSED = [("with_batchnorm", "1 is a BatchNorm1d, which backproof does not support"),
+REFUSED = [("with_batchnorm", "1 is a BatchNorm1d with track_running_stats=False, which backproof does not support"),
+           ("batchnorm_cumulative", "1 is a BatchNorm1d with momentum=None (a cumulative average)"),
            ("with_dropout_training", "2 is a Dropout in train mode (call .eval())"),
            ("conv3d", "0 is a Conv3d, which backproof does not support"),
            ("residual", "add (call_function add) takes x, fc, not the output before it: backproof holds a chain"),
@@ -246,6 +260,29 @@ def test_layer_norm_is_read_with_its_eps_and_bias_and_reproduces_the_module(tmp_
     with pytest.raises(WeightsError, match=re.escape("is a LayerNorm over the last 2 axes (2, 3); backproof's "
                                                      "layer_norm normalises over the last one")):
         from_torch_module(nets_module(tmp_path).layer_norm_2d(), "nets.py:layer_norm_2d")
+
+
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_batch_norm_is_read_with_its_mode_and_running_statistics_and_reproduces_the_module(training, tmp_path):
+    """Eval: normalised by the module's running statistics. Train: by the batch's, and the running statistics the
+    module holds after its forward pass are the ones all three frameworks trace (updated.layers.1.running_*)."""
+    torch = require("torch") and __import__("torch")
+    from backproof.scenario_file import parse
+    from backproof.weights import scenario_document
+    module = nets_module(tmp_path).batchnorm_mlp(training)
+    layers, dtype, names = from_torch_module(module, "nets.py:batchnorm_mlp")
+    assert layers[1]["type"] == "batch_norm1d" and layers[1]["training"] is training
+    assert layers[1]["momentum"] == 0.3 and np.array_equal(layers[1]["running_mean"], module[1].running_mean.numpy())
+    inputs = np.random.default_rng(3).standard_normal((5, 3))
+    sc = parse(json.loads(json.dumps(scenario_document("bn", layers, dtype, inputs, np.zeros((5, 2))))))
+    report = backproof.check(sc)
+    assert report.ok, report
+    expected = module(torch.tensor(inputs)).detach().numpy()        # train mode: this moves the module's statistics
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+        for key in ("running_mean", "running_var"):
+            np.testing.assert_allclose(trace[f"updated.layers.1.{key}"], getattr(module[1], key).numpy(),
+                                       rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=f"{framework} {key}")
 
 
 IMAGES = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).round(3).tolist()
@@ -431,6 +468,48 @@ def test_a_typed_network_exported_for_flax_runs_in_real_flax(name, tmp_path):
     with jax.enable_x64(True):
         out = Net().apply({"params": tree["params"]}, jnp.asarray(np.moveaxis(np.array(sc.inputs), 1, -1)))
     np.testing.assert_allclose(np.asarray(out), reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
+
+
+@pytest.mark.parametrize("name", ["layernorm-gelu-4-6-3", "batchnorm-mlp-3-8-2"])
+def test_norms_exported_for_flax_run_in_real_flax(name, tmp_path):
+    """LayerNorm_k and BatchNorm_k params, and batch_stats, applied by flax.linen's own LayerNorm (torch's eps, the
+    two-pass variance) and BatchNorm (momentum 1 − torch's): the reference's output, and in training the running mean
+    the reference moves to (Flax's running variance takes the biased batch variance: registry row
+    batch-norm-running-variance)."""
+    pytest.importorskip("flax")
+    import jax
+    import jax.numpy as jnp
+    from flax import linen, serialization
+    sc = scenario(name)
+    export(sc, "flax", tmp_path / "w.msgpack")
+    tree = serialization.msgpack_restore((tmp_path / "w.msgpack").read_bytes())
+    activations = {"identity": lambda v: v, "relu": jax.nn.relu, "silu": jax.nn.silu,
+                   "gelu": lambda v: jax.nn.gelu(v, approximate=False)}
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            for spec in sc.layers:
+                o, f64 = spec.hyper, {"dtype": jnp.float64, "param_dtype": jnp.float64}
+                if spec.type == "linear":
+                    x = linen.Dense(spec.weight.shape[0], use_bias=spec.bias is not None, **f64)(x)
+                elif spec.type == "layer_norm":
+                    x = linen.LayerNorm(epsilon=o["eps"], use_fast_variance=False, **f64)(x)
+                else:
+                    x = linen.BatchNorm(use_running_average=not o["training"], momentum=1 - o["momentum"],
+                                        epsilon=o["eps"], **f64)(x)
+                x = activations[spec.activation](x)
+            return x
+
+    trace = reference.run_step(sc)
+    with jax.enable_x64(True):
+        variables = {key: tree[key] for key in ("params", "batch_stats") if key in tree}
+        out, changed = Net().apply(variables, jnp.asarray(np.array(sc.inputs)), mutable=["batch_stats"])
+    np.testing.assert_allclose(np.asarray(out), trace["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
+    for flax_name, i in ((f"BatchNorm_{k}", i) for k, i in enumerate(
+            i for i, spec in enumerate(sc.layers) if spec.type == "batch_norm1d")):
+        np.testing.assert_allclose(np.asarray(changed["batch_stats"][flax_name]["mean"]),
+                                   trace[f"updated.layers.{i}.running_mean"], rtol=STEP_RTOL, atol=STEP_ATOL)
 
 
 @pytest.mark.parametrize("fmt", ["safetensors", "npz"])

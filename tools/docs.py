@@ -199,11 +199,13 @@ def table_layer_types():
     for layer in LAYER_TYPES.values():
         options = ", ".join(f"`{key}`" + ("" if default is None else f" = {json_text(default)}")
                             for key, default in layer.options.items()) or "none"
+        buffers = "".join(f"; buffer `{key}`" for key in layer.buffers)
         rows.append(f"| `{layer.name}` | `{layer.torch}` | {layer.jax} | {axes[layer.spatial]} | "
-                    f"{', '.join(layer.parameters) or 'none'} | {options} | {layer.text} |")
+                    f"{', '.join(layer.parameters) or 'none'}{buffers} | {options} | {layer.text} |")
     rows += ["", "| field | layer types | meaning |", "|---|---|---|"]
     for key, text in OPTION_TEXT.items():
-        types = ", ".join(f"`{name}`" for name, layer in LAYER_TYPES.items() if key in layer.options)
+        types = ", ".join(f"`{name}`" for name, layer in LAYER_TYPES.items()
+                          if key in layer.options or key in layer.buffers)
         rows.append(f"| `layers[i].{key}` | {types} | {text} |")
     return rows
 

@@ -209,6 +209,54 @@ def _below_the_top_layer_norm(scenario, clean):
     return "grad.inputs" if max(found) == 0 else f"layers.{max(found) - 1}.dz"
 
 
+def _batch_norm_backward_as_constants(patch, scenario):
+    """BatchNorm.backward in training as if the batch's mean and variance were constants: dx = g·r, the two terms
+    through the batch statistics dropped (what eval mode computes)."""
+    backward = layers.BatchNorm.backward
+
+    def constant_statistics(self, dz):
+        training, self.training = self.training, False
+        try:
+            return backward(self, dz)
+        finally:
+            self.training = training
+    patch.setattr(layers.BatchNorm, "backward", constant_statistics)
+
+
+def _batch_norm_running(biased_variance=False, flax_momentum=False):
+    """BatchNorm.forward whose running update uses the biased batch variance, or Flax's meaning of momentum (the
+    running value's share): the normalisation is right, only the running statistics go wrong."""
+    def mutate(patch, scenario):
+        forward = layers.BatchNorm.forward
+
+        def wrong_running(self, x):
+            before_mean, before_var = self.running_mean, self.running_var
+            z = forward(self, x)
+            if self.training:
+                axes = (0,) + tuple(range(2, x.ndim))
+                m = 1 - self.momentum if flax_momentum else self.momentum
+                variance = x.var(axis=axes, ddof=0 if biased_variance else 1)
+                self.running_mean = (1 - m) * before_mean + m * x.mean(axis=axes)
+                self.running_var = (1 - m) * before_var + m * variance
+            return z
+        patch.setattr(layers.BatchNorm, "forward", wrong_running)
+    return mutate
+
+
+def _top_training_batch_norm(tensor):
+    """``tensor`` ("below": the dz under it) of the topmost batch norm in training, or of the first for a running
+    statistic; None without one."""
+    def expected(scenario, clean):
+        found = [i for i, spec in enumerate(scenario.layers)
+                 if spec.type.startswith("batch_norm") and spec.hyper["training"]]
+        if not found:
+            return None
+        if tensor == "below":
+            return "grad.inputs" if max(found) == 0 else f"layers.{max(found) - 1}.dz"
+        return tensor.format(i=min(found))
+    return expected
+
+
 def _flatten_channels_last(patch, scenario):
     """Flatten in NHWC order (H, W, C), as a Flax port that flattens its NHWC maps without permuting the next kernel."""
     def forward(self, x):
@@ -405,6 +453,14 @@ MUTANTS = (
            "row's variance (as if it were a constant)", _layer_norm_without_variance_term, _below_the_top_layer_norm),
     Mutant("layer-norm-over-the-batch", "layer norm's statistics over the batch axis instead of each row's features",
            _layer_norm_statistics(axis=0, ddof=0), _first_of_type(("layer_norm",), "layers.{i}.z")),
+    Mutant("batch-norm-backward-as-constants", "batch norm's input gradient in training without the paths through "
+           "the batch's mean and variance", _batch_norm_backward_as_constants, _top_training_batch_norm("below")),
+    Mutant("batch-norm-running-variance-biased", "the running variance moved toward the biased batch variance (N), "
+           "where torch takes the unbiased one (N − 1)", _batch_norm_running(biased_variance=True),
+           _top_training_batch_norm("updated.layers.{i}.running_var")),
+    Mutant("batch-norm-momentum-flax-meaning", "momentum as the running value's share (Flax's meaning): running ← "
+           "m·running + (1 − m)·batch", _batch_norm_running(flax_momentum=True),
+           _top_training_batch_norm("updated.layers.{i}.running_mean")),
     Mutant("layer-norm-unbiased-variance", "layer norm's variance divided by D − 1 (torch.var's default), not D",
            _layer_norm_statistics(axis=-1, ddof=1), _first_of_type(("layer_norm",), "layers.{i}.z")),
 )

@@ -293,8 +293,42 @@ def layernorm_gelu():
     }
 
 
+def batchnorm_mlp():
+    """Two BatchNorm1d layers in training mode under mini-batches, so that the running statistics move every step
+    and are compared at the end of the run, as torch keeps them."""
+    seed = 8
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((16, 3)) * np.array([1.0, 3.0, 0.5]) + np.array([0.5, -2.0, 1.0])
+    targets = np.stack([np.sin(inputs[:, 0]) + 0.1 * inputs[:, 1], inputs[:, 2] * inputs[:, 0]], axis=1)
+    norm = lambda activation: {"type": "batch_norm1d", "momentum": 0.1, "activation": activation,   # noqa: E731
+                               "weight": np.ones(8).tolist(), "bias": np.zeros(8).tolist(),
+                               "running_mean": np.zeros(8).tolist(), "running_var": np.ones(8).tolist()}
+    layers = [torch_style(rng, (8, 3), type="linear"), norm("relu"), torch_style(rng, (8, 8), type="linear"),
+              norm("silu"), torch_style(rng, (2, 8), type="linear")]
+    for i in (0, 2):            # a bias before a batch norm in training has gradient 0 (the norm removes the mean):
+        layers[i]["bias"] = None            # its value would move by rounding alone, amplified by momentum
+    return {
+        "name": "batchnorm-mlp-3-8-2",
+        "description": "linear 3→8 without bias, batch_norm1d (training, momentum 0.1, torch's fresh weight 1, bias 0, running "
+                       "mean 0, variance 1) then relu, linear 8→8 without bias, batch_norm1d then SiLU, linear 8→2; mse; SGD lr 0.02 "
+                       "momentum 0.9; 20 epochs of 4 mini-batches of 4 rows: the running statistics move every step.",
+        "source": "written for backproof: inputs drawn from the seed below, targets from a fixed rule",
+        "dtype": "float64",
+        "init": init(seed, "inputs standard_normal((16, 3))·(1, 3, 0.5) + (0.5, −2, 1); targets (sin x0 + 0.1·x1, "
+                           "x2·x0); the batch norms as a fresh nn.BatchNorm1d(8)",
+                     ["inputs", "layers[0].weight", "layers[0].bias (drawn, then dropped)", "layers[2].weight",
+                      "layers[2].bias (drawn, then dropped)", "layers[4].weight", "layers[4].bias"], "batchnorm_mlp"),
+        "layers": layers,
+        "loss": "mse",
+        "inputs": inputs.tolist(),
+        "targets": targets.tolist(),
+        "optimizer": {"name": "sgd", "lr": 0.02, "momentum": 0.9},
+        "train": {"epochs": 20, "batch_size": 4},
+    }
+
+
 RECIPES = (spiral, xor_nesterov, mixed_rmsprop, rmsprop_defaults, softmax, cnn, conv_same_even, conv_stride2_stem,
-           conv1d_dropout, layernorm_gelu)
+           conv1d_dropout, layernorm_gelu, batchnorm_mlp)
 
 
 def generated(recipe):

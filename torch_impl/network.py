@@ -81,6 +81,15 @@ def pool(module, *options):
     return make
 
 
+def batch_norm(module):
+    """(spec, dtype) -> nn.BatchNorm1d/2d with the spec's eps and momentum (torch's meaning), in train mode (its
+    running statistics move in every forward pass) or, with training false, in eval mode (.eval())."""
+    def make(spec, dtype):
+        o = spec.hyper
+        return module(spec.shape[0], eps=o["eps"], momentum=o["momentum"], dtype=dtype).train(o["training"])
+    return make
+
+
 # name -> (LayerSpec, dtype) -> the nn.Module (reference.registry.LAYER_TYPES declares each one)
 LAYERS = {
     "linear": lambda spec, dtype: nn.Linear(spec.shape[1], spec.shape[0], bias=spec.bias is not None, dtype=dtype),
@@ -91,6 +100,8 @@ LAYERS = {
     "avg_pool2d": pool(nn.AvgPool2d, "count_include_pad"),
     "flatten": lambda spec, dtype: nn.Flatten(),
     "dropout": lambda spec, dtype: FixedDropout(spec.hyper["p"], torch.tensor(spec.mask, dtype=dtype)),
+    "batch_norm1d": batch_norm(nn.BatchNorm1d),
+    "batch_norm2d": batch_norm(nn.BatchNorm2d),
     "layer_norm": lambda spec, dtype: nn.LayerNorm(spec.shape[0], eps=spec.hyper["eps"], bias=spec.bias is not None,
                                                    dtype=dtype),
 }
@@ -110,12 +121,20 @@ class Model(nn.Module):
                 for name, value in (("weight", spec.weight), ("bias", spec.bias)):
                     if value is not None:
                         parameter(layer, name).copy_(torch.tensor(value, dtype=dtype))
+                for name, value in (("running_mean", spec.running_mean), ("running_var", spec.running_var)):
+                    if value is not None:       # a batch norm's buffers
+                        getattr(layer, name).copy_(torch.tensor(value, dtype=dtype))
             self.layers.append(layer)
             self.activations.append(activation(spec.activation, spec.negative_slope))
 
     def forward(self, x):
         """``forward(model, x)`` below, so that the model can be called as torch.func.functional_call calls it."""
         return forward(self, x)
+
+    def canonical_buffers(self):
+        """Canonical name -> each batch norm's running statistics as they stand: ``layers.{i}.running_mean``, …"""
+        return {f"layers.{i}.{name}": getattr(layer, name) for i, layer in enumerate(self.layers)
+                for name in ("running_mean", "running_var") if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d))}
 
     def canonical_parameters(self):
         """Canonical name -> nn.Parameter: ``layers.{i}.weight`` and ``layers.{i}.bias``, in torch's layout."""
@@ -192,7 +211,8 @@ def run_step(scenario):
         x, t = tensors(scenario)                            # (n, in), (n, out) or (n,) class indices
         values = gradients(model, x, t, scenario.criterion)
         updated, state = update(model.canonical_parameters(), values.grads, None, scenario.optimizer)
-        return canonical_trace(numpy(values), numpy(updated), optimizer_state(state, updated))
+        return canonical_trace(numpy(values), numpy({**updated, **model.canonical_buffers()}),
+                               optimizer_state(state, updated))
 
 
 def train(scenario, epochs=None):
@@ -214,7 +234,7 @@ def train(scenario, epochs=None):
                 optimizer.step()
                 step_losses[epoch, step] = loss.detach()
         result = {"train.loss": numpy(step_losses.mean(dim=1))}
-        for name, param in params.items():
+        for name, param in {**params, **model.canonical_buffers()}.items():
             result[f"trained.{name}"] = numpy(param)
         for name, value in state_names(optimizer_state(optimizer, params)).items():
             result[f"trained.{name}"] = value
@@ -348,7 +368,7 @@ def sequential(scenario):
         layer = LAYERS[spec.type](spec, DTYPES[scenario.dtype])
         modules += list(layer) if isinstance(layer, nn.Sequential) else [layer]
         with torch.no_grad():
-            for kind in ("weight", "bias"):
+            for kind in ("weight", "bias", "running_mean", "running_var"):
                 value = getattr(spec, kind)
                 if value is not None:
                     getattr(modules[-1], kind).copy_(torch.tensor(value))
