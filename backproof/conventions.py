@@ -364,6 +364,33 @@ def _layer_norm_variance(label):
     return bool(abs(float(out[0, 0]) + 1.5 ** 0.5) < 1e-3)
 
 
+def _group_norm_defaults(label):
+    """(num_groups when not given, ε measured from x = (−a, a) over 2 channels of one group, a = 1e-3)."""
+    import inspect
+
+    import numpy as np
+    a, x = 1e-3, np.array([[-1e-3, 1e-3]])
+    if label == "numpy":
+        from reference.registry import LAYER_TYPES
+        from reference.layers import GroupNorm
+        groups = LAYER_TYPES["group_norm"].options["num_groups"] or "required"
+        out = GroupNorm(np.ones(2), np.zeros(2), num_groups=1).forward(x)
+    elif label.startswith("torch"):
+        import torch
+        signature = inspect.signature(torch.nn.GroupNorm).parameters["num_groups"]
+        groups = "required" if signature.default is inspect.Parameter.empty else signature.default
+        out = torch.nn.GroupNorm(1, 2, dtype=torch.float64)(torch.tensor(x)).detach().numpy()
+    else:
+        import jax
+        import flax.linen as linen
+        groups = linen.GroupNorm().num_groups
+        with jax.enable_x64(True):
+            module = linen.GroupNorm(num_groups=1, dtype=jax.numpy.float64, param_dtype=jax.numpy.float64)
+            variables = module.init(jax.random.key(0), jax.numpy.asarray(x))
+            out = np.asarray(module.apply(variables, jax.numpy.asarray(x)))
+    return groups, float(f"{(a / float(out[0, 1])) ** 2 - a * a:.3g}")
+
+
 def _batch_norm_running(statistic):
     """The probe of a batch-norm row: one training step of a one-channel BatchNorm from running mean 0 and variance 1,
     under each library's default momentum ("mean": a batch (0, 2), mean 1) or the batch's alone ("var": momentum 1
@@ -704,6 +731,14 @@ def _registry():
                    "E[x²] − E[x]², which cancels catastrophically when the mean is large against the spread (10⁸ "
                    "against 0.67 here, in float32); the JAX mirror computes the two-pass form",
                    _layer_norm_variance),
+        Convention("group-norm-defaults", "a GroupNorm built with the fewest arguments: (its groups, the ε measured "
+                   "as layer-norm-eps measures it, from 2 channels in 1 group)",
+                   {"torch nn.GroupNorm": ("required", 1e-05), "flax.linen.GroupNorm": (32, 1e-06),
+                    "numpy": ("required", 1e-05)},
+                   "torch's: num_groups is required (a scenario without it is refused by name), ε 1e-5 unless given. "
+                   "Flax defaults to 32 groups and 1e-6, and its default fast variance cancels as LayerNorm's does; "
+                   "the JAX mirror computes the two-pass variance with the scenario's groups and ε",
+                   _group_norm_defaults),
         Convention("batch-norm-momentum", "a default BatchNorm's running mean after one training step from 0 on a "
                    "batch whose mean is 1",
                    {"numpy": 0.1, "torch nn.BatchNorm1d": 0.1, "flax.linen.BatchNorm": 0.01, "jax_impl batch_norm1d": 0.1},

@@ -312,7 +312,7 @@ def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward
     if spec.type == "linear":
         under = feed[:, index[1]]
         label = f"a{layer - 1}[:, {index[1]}]" if layer else f"x[:, {index[1]}]"
-    elif spec.type in ("layer_norm", "batch_norm1d", "batch_norm2d"):
+    elif spec.type in ("layer_norm", "batch_norm1d", "batch_norm2d", "group_norm"):
         norm = build(spec)
         norm.forward(feed)                                  # γ multiplies the normalised input x̂
         if spec.type == "layer_norm":
@@ -320,8 +320,9 @@ def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward
             label = f"x̂{layer}[…, {unit}], layer {layer}'s input normalised over its last axis"
         else:
             under = norm.x_hat[:, unit]
-            label = (f"x̂{layer}[:, {unit}], channel {unit} of layer {layer}'s input normalised by the "
-                     f"{'batch' if spec.hyper['training'] else 'running'} statistics")
+            how = ("its group's statistics" if spec.type == "group_norm" else
+                   f"the {'batch' if spec.hyper['training'] else 'running'} statistics")
+            label = f"x̂{layer}[:, {unit}], channel {unit} of layer {layer}'s input normalised by {how}"
     else:
         conv = build(spec)
         x_pad = np.pad(feed if feed.ndim == 4 else feed[:, :, None, :], ((0, 0), (0, 0)) + conv.pads)

@@ -234,6 +234,11 @@ def layer_caption(spec):
         return ", ".join([f"{spec.type} {'×'.join(map(str, o['kernel_size']))}"] + [e for e in extras if e])
     if spec.type == "dropout":
         return f"dropout p {o['p']} (mask given)"
+    if spec.type == "group_norm":
+        return f"group_norm {spec.shape[0]} in {o['num_groups']} groups, eps {o['eps']:g}"
+    if spec.type.startswith("batch_norm"):
+        return (f"{spec.type} {spec.shape[0]}, {'training' if o['training'] else 'eval'}, momentum {o['momentum']:g}, "
+                f"eps {o['eps']:g}")
     if spec.type == "layer_norm":
         return f"layer_norm {spec.shape[0]}, eps {o['eps']:g}{'' if spec.bias is not None else ', no bias'}"
     return spec.type

@@ -120,6 +120,20 @@ def batch_norm(layer, x, o, buffers):
     return z + layer["bias"] if "bias" in layer else z
 
 
+def group_norm(layer, x, o, buffers):
+    """Flax's GroupNorm over NHWC/NLC/(n, C), channels last: the channels split into num_groups groups (as torch's,
+    consecutive channels), each group normalised over its channels and positions with the two-pass variance
+    (use_fast_variance=False) and torch's ε, given (Flax's defaults: 32 groups, 1e-6: registry row
+    group-norm-defaults)."""
+    groups = o["num_groups"]
+    view = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+    axes = tuple(range(1, view.ndim - 2)) + (view.ndim - 1,)            # positions and the group's channels
+    mean = jnp.mean(view, axis=axes, keepdims=True)
+    variance = jnp.mean(jnp.square(view - mean), axis=axes, keepdims=True)
+    z = ((view - mean) * jax.lax.rsqrt(variance + o["eps"])).reshape(x.shape) * layer["scale"]
+    return z + layer["bias"] if "bias" in layer else z
+
+
 def running_statistics(model, x, acts):
     """Each layer's buffers after a forward pass from x with activations ``acts``: a batch norm in training moves its
     running statistics by torch's momentum m (the batch's share; Flax's ``momentum`` is the running value's share,
@@ -149,6 +163,7 @@ LAYERS = {
     "layer_norm": layer_norm,
     "batch_norm1d": batch_norm,
     "batch_norm2d": batch_norm,
+    "group_norm": group_norm,
 }
 
 

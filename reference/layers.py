@@ -280,6 +280,49 @@ class LayerNorm(Layer):
                          - self.x_hat * (g * self.x_hat).mean(axis=-1, keepdims=True))
 
 
+class GroupNorm(Layer):
+    """nn.GroupNorm: each sample's C channels split into G groups of C/G; each group normalised over its channels and
+    every position, as LayerNorm normalises a row, then γ and β per channel. With x viewed as (n, G, C/G, …) and
+    means over each group's values:
+
+        forward:   x̂ = (x − μ)·r,  r = 1/√(v + ε)            z = x̂ ⊙ γ + β
+        backward:  dx = r·(g − mean(g) − x̂ ⊙ mean(g ⊙ x̂)),  g = dz ⊙ γ       dγ, dβ summed over batch and positions
+    """
+
+    def __init__(self, weight, bias, copy=True, num_groups=1, eps=1e-5):
+        keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.weight, self.bias = keep(weight), None if bias is None else keep(bias)
+        self.num_groups, self.eps = num_groups, eps
+        self.weight_grad = None
+        self.bias_grad = None
+
+    def grouped(self, x):
+        """(n, C, …) -> (n, G, C/G, …), and the axes of one group's values."""
+        n, c = x.shape[:2]
+        view = x.reshape(n, self.num_groups, c // self.num_groups, *x.shape[2:])
+        return view, tuple(range(2, view.ndim))
+
+    def forward(self, x):
+        view, axes = self.grouped(x)
+        mean = view.mean(axis=axes, keepdims=True)
+        variance = ((view - mean) ** 2).mean(axis=axes, keepdims=True)    # biased
+        self.r = 1.0 / np.sqrt(variance + self.eps)
+        self.x_hat = ((view - mean) * self.r).reshape(x.shape)
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)
+        z = self.x_hat * self.weight.reshape(per_channel)
+        return z if self.bias is None else z + self.bias.reshape(per_channel)
+
+    def backward(self, dz):
+        others = (0,) + tuple(range(2, dz.ndim))
+        self.weight_grad = (dz * self.x_hat).sum(axis=others)
+        if self.bias is not None:
+            self.bias_grad = dz.sum(axis=others)
+        g, axes = self.grouped(dz * self.weight.reshape((1, -1) + (1,) * (dz.ndim - 2)))
+        x_hat, _ = self.grouped(self.x_hat)
+        dx = self.r * (g - g.mean(axis=axes, keepdims=True) - x_hat * (g * x_hat).mean(axis=axes, keepdims=True))
+        return dx.reshape(dz.shape)
+
+
 class BatchNorm(Layer):
     """nn.BatchNorm1d/2d: each channel c normalised over the batch and every position (axes 0, 2, …), then scaled
     and shifted. In training, by the batch's own mean μ and biased variance v, and the running statistics move
@@ -399,6 +442,8 @@ def build(spec, weight=None, bias=None, copy=True):
         return Dropout(o["p"], spec.mask)
     if spec.type == "layer_norm":
         return LayerNorm(weight, bias, copy, o["eps"])
+    if spec.type == "group_norm":
+        return GroupNorm(weight, bias, copy, o["num_groups"], o["eps"])
     if spec.type in ("batch_norm1d", "batch_norm2d"):
         return BatchNorm(weight, bias, spec.running_mean, spec.running_var, copy, o["eps"], o["momentum"],
                          o["training"])
@@ -409,4 +454,4 @@ def build(spec, weight=None, bias=None, copy=True):
 LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
           "avg_pool2d": AvgPool2d,
           "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm, "batch_norm1d": BatchNorm,
-          "batch_norm2d": BatchNorm}
+          "batch_norm2d": BatchNorm, "group_norm": GroupNorm}

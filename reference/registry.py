@@ -113,6 +113,15 @@ def _channel_shape(options, in_shape, weight_shape):
     return in_shape
 
 
+def _group_shape(options, in_shape, weight_shape):
+    """A group norm's: the input's shape; its channels (axis 1 with the batch) match the weight and split into
+    num_groups equal groups."""
+    _channel_shape(options, in_shape, weight_shape)
+    if in_shape[0] % options["num_groups"]:
+        raise ValueError(f"num_groups {options['num_groups']} does not divide the {in_shape[0]} channels")
+    return in_shape
+
+
 def _same_shape(_options, in_shape, _weight_shape):
     """The input's shape (dropout)."""
     return in_shape
@@ -159,6 +168,11 @@ LAYER_TYPES = {layer.name: layer for layer in (
               "(n, C, H, W): each channel normalised over the batch and positions; as batch_norm1d",
               BATCH_NORM_REQUIRES, flax="BatchNorm", weight_rank=1, buffers=("running_mean", "running_var"),
               bias_required=True),
+    LayerType("group_norm", "nn.GroupNorm", "channels split into groups, each normalised with its positions, "
+              "Flax's GroupNorm", -1, ("weight", "bias"), {"num_groups": None, "eps": 1e-5}, _group_shape,
+              "(n, C, …): each sample's channels in num_groups groups, each group normalised over its channels and "
+              "positions (biased variance), then ·weight + bias per channel; weight and bias (C,)",
+              (("affine", True),), flax="GroupNorm", weight_rank=1, bias_required=True),
     LayerType("dropout", "nn.Dropout (mask given)", "x * mask / (1 - p)", -1, (), {"p": 0.5, "mask": None},
               _same_shape,
               "train-mode dropout with the scenario's 0/1 mask (shape of the input), scaled by 1/(1 − p)"),
@@ -189,6 +203,10 @@ def normalize(type_name, options):
             values[key] = per_axis(values[key], axes, key, minimum=1)
     if "groups" in values:
         values["groups"] = whole(values["groups"], "groups", minimum=1)
+    if "num_groups" in values:
+        if values["num_groups"] is None:
+            raise ValueError("num_groups: is missing (torch's nn.GroupNorm has no default; Flax's is 32)")
+        values["num_groups"] = whole(values["num_groups"], "num_groups", minimum=1)
     padding = values.get("padding")
     if padding is not None and "weight" in layer.parameters:               # a conv's: per side, "same" or "valid"
         if padding == "same" and values["stride"] != (1,) * axes:
@@ -268,13 +286,14 @@ OPTION_TEXT = {
     "kernel_size": "required: an int or one per spatial axis",
     "count_include_pad": "avg_pool2d: true (torch's default) divides every window by kH·kW, padding included; false "
                          "by the elements inside the input",
-    "eps": "layer_norm, batch_norm: ε in (0, 1) added to the variance under the root (torch's 1e-5; Flax's "
-           "LayerNorm default is 1e-6, its BatchNorm's 1e-5)",
+    "eps": "the norms': ε in (0, 1) added to the variance under the root (torch's 1e-5; Flax's LayerNorm and "
+           "GroupNorm default to 1e-6, its BatchNorm to 1e-5)",
     "momentum": "batch norm: in [0, 1], torch's meaning: running ← (1 − momentum)·running + momentum·batch (Flax's "
                 "momentum 0.99 is the running value's share: torch's 0.1); the running variance takes the unbiased "
                 "batch variance",
     "training": "batch norm: true (torch's default, a fresh module's train mode) normalises with the batch's statistics "
                 "and updates the running ones; false (.eval()) normalises with the running ones",
+    "num_groups": "group_norm: required, a whole number dividing the channels (torch has no default, Flax's is 32)",
     "running_mean": "required: a batch norm's running mean, one per channel (C,); moved in training, used in eval",
     "running_var": "required: a batch norm's running variance ≥ 0 (C,) (a fresh torch module's: 1s; its mean's: 0s)",
     "p": "dropout's probability in [0, 1): the kept units are scaled by 1/(1 − p)",

@@ -175,7 +175,9 @@ def away_from_kinks(scenario):
         all(np.min(np.std(feeds[i], axis=-1), initial=np.inf) >= NORM_SPREAD
             for i, spec in enumerate(scenario.layers) if spec.type == "layer_norm") and \
         all(np.min(np.std(feeds[i], axis=(0,) + tuple(range(2, feeds[i].ndim))), initial=np.inf) >= NORM_SPREAD
-            for i, spec in enumerate(scenario.layers) if spec.type.startswith("batch_norm") and spec.hyper["training"])
+            for i, spec in enumerate(scenario.layers) if spec.type.startswith("batch_norm") and spec.hyper["training"]) \
+        and all(np.min(np.std(feeds[i].reshape(feeds[i].shape[0], spec.hyper["num_groups"], -1), axis=-1),
+                       initial=np.inf) >= NORM_SPREAD for i, spec in enumerate(scenario.layers) if spec.type == "group_norm")
 
 
 def replay_note(document):
@@ -339,7 +341,8 @@ def feature_types(spatial):
 
 def test_the_typed_strategy_draws_every_layer_type():
     from reference.registry import LAYER_TYPES
-    drawn = set(feature_types(1) + feature_types(2)) | {"batch_norm1d", "dropout", "flatten", "layer_norm", "linear"}
+    drawn = set(feature_types(1) + feature_types(2)) | {"batch_norm1d", "dropout", "flatten", "group_norm",
+                                                        "layer_norm", "linear"}
     assert drawn == set(LAYER_TYPES)
 
 
@@ -387,10 +390,12 @@ def typed_documents(draw, dtype):
     width = draw(st.integers(1, 4))
     features = int(np.prod(shape))
     layers.append({"type": "flatten"})
-    norm = draw(st.sampled_from((None, "layer_norm", "batch_norm1d")))
+    norm = draw(st.sampled_from((None, "layer_norm", "batch_norm1d", "group_norm")))
     if norm:                            # a norm over the flattened features (a batch norm in training needs 2 rows)
         layers.append({**norm_document(draw, norm, features, training=False if rows < 2 else None),
                        "activation": draw(st.sampled_from(("identity", "gelu", "silu", "tanh")))})
+        if norm == "group_norm":
+            layers[-1]["num_groups"] = draw(st.sampled_from([g for g in range(1, features + 1) if features % g == 0]))
     layers.append({"type": "linear", **layer_document(draw, features, width, "identity")})
     document = {"name": "hypothesis-drawn-typed", "dtype": dtype, "layers": layers, "loss": loss,
                 "inputs": numbers(draw, -2, 2, (rows, channels, *size)), "targets": draw(targets_for(loss, rows, width)),

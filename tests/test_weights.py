@@ -149,6 +149,15 @@ def layer_norm_2d():
 def layer_norm_no_affine():
     return nn.Sequential(nn.Linear(2, 3), nn.LayerNorm(3, elementwise_affine=False)).double()
 
+def group_norm_cnn():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv1d(2, 4, 3), nn.GroupNorm(2, 4, eps=1e-4), nn.GELU(), nn.Flatten(),
+                          nn.Linear(12, 2)).double()
+    with torch.no_grad():
+        model[1].weight.uniform_(0.5, 1.5)
+        model[1].bias.uniform_(-0.5, 0.5)
+    return model
+
 def softplus_beta2():
     return nn.Sequential(nn.Linear(2, 2), nn.Softplus(beta=2.0)).double()
 
@@ -260,6 +269,22 @@ def test_layer_norm_is_read_with_its_eps_and_bias_and_reproduces_the_module(tmp_
     with pytest.raises(WeightsError, match=re.escape("is a LayerNorm over the last 2 axes (2, 3); backproof's "
                                                      "layer_norm normalises over the last one")):
         from_torch_module(nets_module(tmp_path).layer_norm_2d(), "nets.py:layer_norm_2d")
+
+
+def test_group_norm_is_read_with_its_groups_and_eps_and_reproduces_the_module(tmp_path):
+    torch = require("torch") and __import__("torch")
+    from backproof.scenario_file import parse
+    from backproof.weights import scenario_document
+    module = nets_module(tmp_path).group_norm_cnn()
+    layers, dtype, names = from_torch_module(module, "nets.py:group_norm_cnn")
+    assert layers[1]["type"] == "group_norm" and (layers[1]["num_groups"], layers[1]["eps"]) == (2, 1e-4)
+    inputs = np.random.default_rng(4).standard_normal((3, 2, 5))
+    sc = parse(json.loads(json.dumps(scenario_document("gn", layers, dtype, inputs, np.zeros((3, 2))))))
+    report = backproof.check(sc)
+    assert report.ok, report
+    expected = module(torch.tensor(inputs)).detach().numpy()
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])

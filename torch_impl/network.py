@@ -102,6 +102,8 @@ LAYERS = {
     "dropout": lambda spec, dtype: FixedDropout(spec.hyper["p"], torch.tensor(spec.mask, dtype=dtype)),
     "batch_norm1d": batch_norm(nn.BatchNorm1d),
     "batch_norm2d": batch_norm(nn.BatchNorm2d),
+    "group_norm": lambda spec, dtype: nn.GroupNorm(spec.hyper["num_groups"], spec.shape[0], eps=spec.hyper["eps"],
+                                                   dtype=dtype),
     "layer_norm": lambda spec, dtype: nn.LayerNorm(spec.shape[0], eps=spec.hyper["eps"], bias=spec.bias is not None,
                                                    dtype=dtype),
 }
