@@ -5,7 +5,7 @@
     True
 
 The public API: ``load``/``parse`` (scenario files), ``check``, ``train``, ``verify``,
-``explain``, ``compare_arrays`` with the one ``TOLERANCES`` table, and ``envelope`` (the
+``verify_layer`` (one layer's hand-written backward pass), ``explain``, ``compare_arrays`` with the one ``TOLERANCES`` table, and ``envelope`` (the
 versioned JSON every command prints with ``--json``).
 """
 
@@ -15,6 +15,7 @@ from .check import ScenarioReport, check, check_all, check_scenario
 from .compare import TOLERANCES, Comparison, compare_arrays, compare_traces, first_divergence
 from .envelope import SCHEMA
 from .explain import ExplainError, explain
+from .layer_verify import LayerVerifyError, LayerVerifyResult, verify_layer
 from .names import tensor_shapes
 from .scenario_file import ScenarioError, builtin_names, load, parse
 from .training import TrainReport, train
@@ -29,5 +30,5 @@ __all__ = [
     "__version__", "SCHEMA", "TOLERANCES", "Comparison", "ExplainError", "ScenarioError", "ScenarioReport", "TrainReport",
     "VerifyError", "VerifyResult", "builtin_names", "check", "check_all", "check_scenario", "compare_arrays",
     "compare_traces", "explain", "first_divergence", "load", "parse", "tensor_shapes", "train",
-    "verify",
+    "verify", "verify_layer", "LayerVerifyError", "LayerVerifyResult",
 ]

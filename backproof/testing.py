@@ -22,13 +22,14 @@ from typing import Any
 from reference import Scenario
 
 from .check import ScenarioReport, check
+from .layer_verify import LayerVerifyResult, verify_layer
 from .frameworks import FRAMEWORKS, available
 from .render import scenario_text, train_text, verify_text
 from .scenario_file import as_scenario, fit_dtype
 from .verify import AUTODIFF, VerifyResult, verify
 
 
-__all__ = ["assert_agree", "assert_gradients", "assert_printed_values", "load_scenario"]
+__all__ = ["assert_agree", "assert_gradients", "assert_layer_gradients", "assert_printed_values", "load_scenario"]
 
 
 def load_scenario(scenario: "Scenario | str | os.PathLike[str]", dtype: "str | None" = None) -> Scenario:
@@ -89,4 +90,18 @@ def assert_gradients(fn: Callable[..., Any], scenario: "Scenario | str | os.Path
     if not result.ok:
         text = verify_text(result)
         raise AssertionError(text.splitlines()[-1].strip() + "\n" + text)
+    return result
+
+
+def assert_layer_gradients(backward: Callable[..., Any], scenario: "Scenario | str | os.PathLike[str]", layer: int,
+                           part: str = "layer", forward: "Callable[..., Any] | None" = None, seed: int = 0,
+                           frameworks: "Iterable[str] | None" = None) -> LayerVerifyResult:
+    """One layer's hand-written backward pass (``backward(x, params, dout) -> {"x": dx, "weight": dW, …}``, or the
+    course style ``forward(x, *params, **config) -> (out, cache)`` with ``backward(dout, cache) -> (dx, dW, …)``)
+    for layer ``layer`` of ``scenario`` (its activation with part="activation"): checked against torch, JAX (those
+    installed) and finite differences on a seeded random dout; AssertionError naming the argument, element and
+    what kind of mistake it is where that is clear."""
+    result = verify_layer(backward, scenario, layer, part, forward, seed, _installed(frameworks or AUTODIFF))
+    if not result.ok:
+        raise AssertionError(result.verdict + "\n" + str(result))
     return result

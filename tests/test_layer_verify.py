@@ -1,0 +1,171 @@
+"""Homework mode: one layer's hand-written backward pass, right and wrong, in both signatures (backproof/layer_verify.py).
+
+The right answers are the reference's own hand-derived layers (reference/layers.py), called as a student's code would
+be; each wrong one is a mistake people make, and must be named at its argument (and diagnosed where the signature is
+clear)."""
+
+import numpy as np
+import pytest
+
+import backproof
+from backproof.layer_verify import LayerVerifyError, layer_case, verify_layer
+from backproof.testing import assert_layer_gradients
+from conftest import NUMPY_ONLY, require
+from reference.layers import Activation, build
+
+pytestmark = pytest.mark.skipif(NUMPY_ONLY, reason="the oracles are torch and JAX (finite differences alone: below)")
+
+
+def reference_backward(scenario, index):
+    """backward(x, params, dout) from the reference's own layer: the right answer, as a student would hand it in."""
+    spec = backproof.load(scenario).layers[index]
+
+    def backward(x, params, dout):
+        layer = build(spec, params.get("weight"), params.get("bias"))
+        layer.forward(x)
+        dx = layer.backward(dout)
+        return {"x": dx, **({"weight": layer.weight_grad} if "weight" in params else {}),
+                **({"bias": layer.bias_grad} if "bias" in params else {})}
+    return backward
+
+
+RIGHT = [("spiral-2-16-3-adam", 1), ("cnn-1x8x8-strokes", 0), ("cnn-1x8x8-strokes", 1), ("cnn-1x8x8-strokes", 3),
+         ("batchnorm-mlp-3-8-2", 1), ("layernorm-gelu-4-6-3", 1), ("conv1d-dropout", 0)]
+
+
+@pytest.mark.parametrize("scenario, index", RIGHT, ids=[f"{s}-{i}" for s, i in RIGHT])
+def test_a_right_backward_passes_against_every_oracle(scenario, index):
+    require("torch")
+    require("jax")
+    result = assert_layer_gradients(reference_backward(scenario, index), scenario, index)
+    assert result.oracles == ["torch", "jax", "finite differences"]
+    assert {c.tensor for c in result.checks} >= {"dx"} and result.diagnoses == []
+
+
+def affine_backward_averaged(x, params, dout):
+    return {"x": dout @ params["weight"], "weight": dout.T @ x / x.shape[0], "bias": dout.sum(0)}
+
+
+def affine_backward_negated_input(x, params, dout):
+    return {"x": -(dout @ params["weight"]), "weight": dout.T @ x, "bias": dout.sum(0)}
+
+
+def test_a_dense_weight_gradient_divided_by_the_batch_is_named_and_diagnosed():
+    require("torch")
+    result = verify_layer(affine_backward_averaged, "spiral-2-16-3-adam", 1, frameworks=("torch",))
+    assert not result.ok and {c.tensor for c in result.checks if not c.ok} == {"dweight"}
+    (diagnosis,) = result.diagnoses
+    assert diagnosis.parameter == "weight" and "1 / the batch size" in diagnosis.text and "60" in diagnosis.text
+    with pytest.raises(AssertionError, match="dweight disagree"):
+        assert_layer_gradients(affine_backward_averaged, "spiral-2-16-3-adam", 1, frameworks=("torch",))
+    flipped = verify_layer(affine_backward_negated_input, "spiral-2-16-3-adam", 1, frameworks=("torch",))
+    assert [d.parameter for d in flipped.diagnoses] == ["x"] and "sign" in flipped.diagnoses[0].text
+
+
+def relu_forward(x):
+    return np.maximum(x, 0), x
+
+
+def relu_backward(dout, cache):
+    return (dout * (cache > 0),)
+
+
+def sigmoid_forward(x):
+    s = 1 / (1 + np.exp(-x))
+    return s, s
+
+
+@pytest.mark.parametrize("backward, ok", [
+    (relu_backward, True),
+    (lambda dout, cache: (dout * (cache > 0) * 2,), False),                   # a factor 2
+    (lambda dout, cache: (dout,), False),                                    # the mask forgotten
+])
+def test_the_course_signature_checks_forward_and_backward_of_an_activation(backward, ok):
+    require("torch")
+    result = verify_layer(backward, "spiral-2-16-3-adam", 0, part="activation", forward=relu_forward,
+                          frameworks=("torch",))
+    assert result.ok is ok
+    assert result.checks[0].tensor == "out" and result.checks[0].ok
+
+
+def test_a_wrong_forward_is_named_as_the_forward():
+    require("torch")
+    result = verify_layer(relu_backward, "grokking-3-4-1", 0, part="activation",
+                          forward=lambda x: (np.maximum(x, 0) * 1.5, x), frameworks=("torch",))
+    assert [c.tensor for c in result.checks if not c.ok] == ["out"]          # the backward is right
+    with pytest.raises(LayerVerifyError, match="raised TypeError"):
+        verify_layer(lambda dout, cache: (dout * cache,), "grokking-3-4-1", 0, part="activation",
+                     forward=lambda x: (np.maximum(x, 0), None), frameworks=())
+
+
+def test_sigmoid_and_softmax_activations():
+    require("torch")
+    right = verify_layer(lambda dout, s: (dout * s * (1 - s),), "conv1d-dropout", 0, part="activation",
+                         forward=sigmoid_forward, frameworks=("torch",))
+    wrong = verify_layer(lambda dout, s: (dout * s,), "conv1d-dropout", 0, part="activation",
+                         forward=sigmoid_forward, frameworks=("torch",))
+    assert right.ok and not wrong.ok
+    softmax = Activation("softmax")
+
+    def softmax_backward(x, params, dout):
+        softmax.forward(x)
+        return {"x": softmax.backward(dout)}
+
+    def softmax_diagonal(x, params, dout):                  # the Jacobian's diagonal only: a ⊙ (1 − a) ⊙ dout
+        a = softmax.forward(x)
+        return {"x": dout * a * (1 - a)}
+
+    last = len(backproof.load("softmax-2-3-3").layers) - 1
+    assert verify_layer(softmax_backward, "softmax-2-3-3", last, part="activation", frameworks=("torch",)).ok
+    assert not verify_layer(softmax_diagonal, "softmax-2-3-3", last, part="activation", frameworks=("torch",)).ok
+
+
+def test_mistakes_in_conv_pool_and_norms_are_named_at_their_argument():
+    require("torch")
+    conv = reference_backward("cnn-1x8x8-strokes", 0)
+
+    def conv_flipped(x, params, dout):                       # dW of a true convolution: the kernel's flip
+        answer = conv(x, params, dout)
+        return {**answer, "weight": answer["weight"][..., ::-1, ::-1]}
+
+    pool = reference_backward("cnn-1x8x8-strokes", 1)
+
+    def pool_spread(x, params, dout):                        # dout spread over the window instead of to its max
+        return {"x": np.repeat(np.repeat(dout, 2, axis=2), 2, axis=3)[:, :, :x.shape[2], :x.shape[3]] / 4}
+
+    norm = reference_backward("batchnorm-mlp-3-8-2", 1)
+
+    def norm_as_constants(x, params, dout):                  # the batch's mean and variance treated as constants
+        answer = norm(x, params, dout)
+        r = 1 / np.sqrt(x.var(axis=0) + 1e-5)
+        return {**answer, "x": dout * params["weight"] * r}
+
+    for backward, scenario, index, wrong in ((conv_flipped, "cnn-1x8x8-strokes", 0, {"dweight"}),
+                                             (pool_spread, "cnn-1x8x8-strokes", 1, {"dx"}),
+                                             (norm_as_constants, "batchnorm-mlp-3-8-2", 1, {"dx"})):
+        result = verify_layer(backward, scenario, index, frameworks=("torch",))
+        assert {c.tensor for c in result.checks if not c.ok} == wrong, (scenario, index, str(result))
+    assert pool(np.zeros((1, 1, 2, 2)), {}, np.ones((1, 1, 1, 1)))["x"].sum() == 1      # the right one: one cell
+
+
+def test_bad_requests_are_one_line_errors():
+    with pytest.raises(LayerVerifyError, match="layer 9 does not exist"):
+        layer_case("blog-2-3-3-1", 9)
+    with pytest.raises(LayerVerifyError, match="has no activation"):
+        layer_case("spiral-2-16-3-adam", 1, "activation")
+    with pytest.raises(LayerVerifyError, match="not a dict"):
+        verify_layer(lambda x, params, dout: dout, "blog-2-3-3-1", 0, frameworks=())
+    with pytest.raises(LayerVerifyError, match="returned 1 arrays; it must return 3"):
+        verify_layer(lambda dout, cache: (dout,), "blog-2-3-3-1", 0, forward=lambda x, w, b: (x @ w.T + b, None),
+                     frameworks=())
+
+
+def test_dout_is_seeded_and_the_truth_is_the_vector_jacobian_product():
+    """The one-layer network's loss Σ (out − t)² with t = out − dout/2 has gradient dout at the output: so each
+    framework's autodiff of it is the VJP. The reference's own dx is dout·W for a dense layer."""
+    single, x, params, dout, out = layer_case("blog-2-3-3-1", 1, seed=3)
+    again = layer_case("blog-2-3-3-1", 1, seed=3)[3]
+    assert np.array_equal(dout, again) and not np.array_equal(dout, layer_case("blog-2-3-3-1", 1, seed=4)[3])
+    result = verify_layer(lambda x_, p, d: {"x": d @ p["weight"], "weight": d.T @ x_, "bias": d.sum(0)},
+                          "blog-2-3-3-1", 1, seed=3, frameworks=())
+    assert result.ok and result.oracles == ["finite differences"]
