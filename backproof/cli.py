@@ -145,6 +145,30 @@ def build_parser():
                              "(torch.autograd.gradcheck), check_grads (jax.test_util.check_grads), comma-separated")
     verify.add_argument("--json", action="store_true", help="print one JSON document to stdout")
 
+    layer = commands.add_parser(
+        "verify-layer", help="check one layer's hand-written backward pass (homework mode)",
+        description="BACKWARD(x, params, dout) gets NumPy arrays in torch's layouts (params: {'weight': …, 'bias': …}) "
+                    "and returns {'x': dx, 'weight': dW, 'bias': db}; with --forward, the course style: "
+                    "FORWARD(x, *params, **config) -> (out, cache) and BACKWARD(dout, cache) -> (dx, dW, db). x and "
+                    "dout are drawn (seeded); the truth is torch's and JAX's vector-Jacobian product and finite "
+                    "differences.")
+    layer.add_argument("target", metavar="MODULE.py:BACKWARD",
+                       help="a Python file (or an importable module name) and the backward function in it")
+    layer.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
+    layer.add_argument("--layer", type=int, required=True, metavar="I", help="the scenario's layer to check (0 first)")
+    layer.add_argument("--part", choices=("layer", "activation"), default="layer",
+                       help="the layer itself (default) or its activation")
+    layer.add_argument("--forward", metavar="FORWARD",
+                       help="the forward function's name in the same file: the course style (its output is checked)")
+    layer.add_argument("--inputs", choices=("drawn", "scenario"), default="drawn",
+                       help="x drawn standard normal, no exact kink or tie (default), or the scenario's own")
+    layer.add_argument("--seed", type=int, default=0, help="the seed of x and dout (default 0)")
+    layer.add_argument("--frameworks", default="torch,jax",
+                       help="the autodiff oracles, a subset of torch,jax (default both); finite differences always run")
+    layer.add_argument("--timeout", type=positive_float, default=60.0,
+                       help="seconds the code (and its module's import) may take (default 60)")
+    layer.add_argument("--json", action="store_true", help="print one JSON document to stdout")
+
     explain = commands.add_parser(
         "explain", help="the chain rule for one parameter, every path with its numbers",
         description="Print each factor of dE/dPARAMETER along every path from the parameter to the loss, "
@@ -574,6 +598,23 @@ def cmd_verify(args):
     return args.exit_code
 
 
+def cmd_verify_layer(args):
+    from .layer_verify import LayerVerifyError, verify_layer
+    oracles = [fw for fw in frameworks_arg(args.frameworks) if fw != "numpy"]
+    (scenario,) = load_scenarios([args.scenario], None)
+    try:     # the code runs in a child process (backproof/sandbox.py)
+        result = verify_layer(args.target, scenario, args.layer, args.part, args.forward, args.seed, oracles,
+                              args.inputs, args.timeout)
+    except LayerVerifyError as exc:
+        raise UsageError(str(exc)) from None
+    args.exit_code = EXIT_OK if result.ok else EXIT_FAIL
+    if args.json:
+        print_json(envelope.document("verify-layer", [envelope.verify_layer_result(result, scenario, oracles)]))
+    else:
+        print(result)
+    return args.exit_code
+
+
 def cmd_explain(args):
     from .explain import ExplainError, explain
     frameworks = frameworks_arg(args.frameworks)
@@ -608,10 +649,11 @@ def cmd_read(args):
     return EXIT_OK
 
 
-COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": cmd_verify, "explain": cmd_explain,
+COMMANDS = {"check": cmd_check, "read": cmd_read, "train": cmd_train, "verify": cmd_verify,
+            "verify-layer": cmd_verify_layer, "explain": cmd_explain,
             "report": cmd_report, "export": cmd_export, "import": cmd_import, "import-torch": cmd_import_torch,
             "list": cmd_list, "conventions": cmd_conventions}
-VERDICT_COMMANDS = ("check", "train", "verify", "report")
+VERDICT_COMMANDS = ("check", "train", "verify", "verify-layer", "report")
 
 
 class Escaping:

@@ -3,7 +3,7 @@
     {"schema": "backproof/1", "command": "check", "ok": true, "results": [
         {"scenario": ..., "dtype": ..., "ok": ..., "coverage": ..., "frameworks": {name: {"status", "seconds", "reason", "hint"}},
          "step": {...} | null, "expected": [...] | null, "training": {...} | null,
-         "verify": {...} | null, "explain": {...} | null}]}
+         "verify": {...} | null, "explain": {...} | null, "verify_layer": {...} | null}]}
 
 Rules (checked by tests against backproof/envelope.schema.json):
 - tensors are always nested name -> framework; finite differences are one more framework key,
@@ -180,6 +180,21 @@ def verify_result(vr, scenario, asked):
     return result(scenario, vr.ok, block, verify=body)
 
 
+def verify_layer_result(lv, scenario, asked):
+    """homework mode: each argument's comparison with each oracle (and the course style's forward output)."""
+    checks = {}
+    for c in lv.checks:
+        key = {"finite differences": FD, "reference forward": "numpy"}.get(c.b, c.b)       # identifiers, no labels
+        checks.setdefault(c.tensor, {})[key] = {"ok": c.ok, "max_abs": c.max_abs, "worst_index": list(c.worst_index),
+                                                "problem": c.problem or None}
+    body = {"layer": lv.layer, "part": lv.part, "description": lv.description,
+            "oracles": [FD if o == "finite differences" else o for o in lv.oracles],
+            "checks": checks,
+            "diagnoses": [{"parameter": d.parameter, "kind": d.kind, "text": d.text} for d in lv.diagnoses] or None}
+    block = frameworks_block(asked, {}, [], lv.errors)
+    return result(scenario, lv.ok, block, verify_layer=body)
+
+
 def explain_result(ex, asked):
     body = {
         "parameter": ex.parameter, "symbol": ex.symbol, "path_count": ex.path_count,
@@ -208,10 +223,10 @@ def optimizer_block(optimizer):
 
 
 def result(scenario, ok, frameworks, step=None, expected=None, training=None, verify=None, explain=None,
-           coverage=None):
+           coverage=None, verify_layer=None):
     return {"scenario": scenario.name, "dtype": scenario.dtype, "ok": bool(ok), "coverage": coverage,
             "frameworks": frameworks, "step": step, "expected": expected, "training": training, "verify": verify,
-            "explain": explain}
+            "explain": explain, "verify_layer": verify_layer}
 
 
 def schema_path():

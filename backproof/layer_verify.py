@@ -65,10 +65,13 @@ class LayerVerifyResult:
 
     def __str__(self):
         lines = [f"== {self.scenario}: {self.description} ==", ""]
+        from .compare import TOLERANCES
+        from .render import fmt_delta
         for c in self.checks:
             mark = "ok  " if c.ok else "FAIL"
             where = "" if c.ok else f" at {list(c.worst_index)}"
-            lines.append(f"   {mark} {c.tensor:<8} vs {c.b:<20} max |Δ| {c.max_abs:.3g}{where}"
+            floor = TOLERANCES["float64"]["finite_difference" if c.b == "finite differences" else "step"][0]
+            lines.append(f"   {mark} {c.tensor:<8} vs {c.b:<20} max |Δ| {fmt_delta(c.max_abs, floor)}{where}"
                          + (f"  {c.problem}" if c.problem else ""))
         lines += [f"   {oracle} could not run: {why}" for oracle, why in self.errors.items()]
         if self.diagnoses:
@@ -173,14 +176,16 @@ def _finite_differences(single, step=1e-6):
     return found
 
 
-def verify_layer(backward: "Callable[..., Any]", scenario: "Scenario | str | os.PathLike[str]", layer: int,
-                 part: str = "layer", forward: "Callable[..., Any] | None" = None, seed: int = 0,
-                 frameworks: "Iterable[str]" = ("torch", "jax"), inputs: str = "drawn") -> "LayerVerifyResult":
+def verify_layer(backward: "Callable[..., Any] | str", scenario: "Scenario | str | os.PathLike[str]", layer: int,
+                 part: str = "layer", forward: "Callable[..., Any] | str | None" = None, seed: int = 0,
+                 frameworks: "Iterable[str]" = ("torch", "jax"), inputs: str = "drawn",
+                 timeout: float = 60.0) -> "LayerVerifyResult":
     """Check a hand-written backward pass of ``scenario``'s layer ``layer`` (or of its activation) -> LayerVerifyResult.
 
     backward: ``backward(x, params, dout) -> {"x": dx, "weight": dW, "bias": db}``; or, with ``forward`` given, the
     course style ``forward(x, *params, **config) -> (out, cache)`` and ``backward(dout, cache) -> (dx, dW, db)``.
-    Both are called in this process (the CLI's verify runs code in a child; this API is for a test suite's own code).
+    Callables are called in this process; "MODULE.py:FUNCTION" (and ``forward`` as a function name in that file) runs
+    in a child process with a hard ``timeout`` (backproof/sandbox.py), as ``backproof verify-layer`` always does.
     """
     single, x, params, dout, out = layer_case(scenario, layer, part, seed, inputs)
     spec = single.layers[0]
@@ -199,7 +204,21 @@ def verify_layer(backward: "Callable[..., Any]", scenario: "Scenario | str | os.
             raise LayerVerifyError(f"{name} raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") \
                 from None
 
-    if forward is None:
+    if isinstance(backward, str):                   # the user's file, in a child process
+        from .sandbox import SandboxError, run
+        arrays = {"x": x, "dout": dout, **{f"param:{k}": v for k, v in params.items()}}
+        plain = {key: (list(value) if isinstance(value, tuple) else
+                       value.tolist() if isinstance(value, np.ndarray) else value) for key, value in config.items()}
+        try:
+            metadata, values = run("layer_backward", backward, arrays, timeout,
+                                   {"forward": forward, "config": plain, "names": names})
+        except SandboxError as exc:
+            raise LayerVerifyError(str(exc)) from None
+        if "out" in values:
+            checks.append(compare_arrays("out", "yours", values["out"].astype(np.float64), "reference forward", out,
+                                         "float64"))
+        yours = {name: values.get(f"d:{name}") for name in names}
+    elif forward is None:
         answer = call(backward, np.array(x), {k: np.array(v) for k, v in params.items()}, np.array(dout))
         if not isinstance(answer, dict):
             raise LayerVerifyError(f"backward returned a {type(answer).__name__}, not a dict of "

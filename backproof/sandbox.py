@@ -207,7 +207,41 @@ def _torch_module(function, request, folder):
     return {"layers": meta, "dtype": dtype}, values
 
 
-KINDS = {"gradients": _gradients, "torch_module": _torch_module}
+def _layer_backward(function, request, folder):
+    """One layer's backward pass (layer_verify): backward(x, params, dout) -> {"x": dx, …}; or, with a forward, the
+    course style forward(x, *params, **config) -> (out, cache) then backward(dout, cache) -> (dx, dW, …)."""
+    with np.load(folder / "arrays.npz", allow_pickle=False) as data:
+        arrays = {key: np.array(data[key]) for key in data.files}
+    params = {key[len("param:"):]: value for key, value in arrays.items() if key.startswith("param:")}
+    options = request["options"]
+    values = {}
+    if request.get("forward") is None:
+        answer = function(arrays["x"], params, arrays["dout"])
+        (folder / "returned").touch()
+        if not hasattr(answer, "keys"):
+            return {"error": f"{request['label']} returned a {type(answer).__name__}, not a dict of "
+                             f"{', '.join(options['names'])}"}, {}
+        answer = {str(key): answer[key] for key in answer.keys()}
+    else:
+        out, cache = request["forward"](arrays["x"], *params.values(), **options["config"])
+        values["out"] = as_array(out)
+        answer = function(arrays["dout"], cache)
+        (folder / "returned").touch()
+        answer = answer if isinstance(answer, (tuple, list)) else (answer,)
+        if len(answer) != len(options["names"]):
+            return {"error": f"{request['label']} returned {len(answer)} arrays; it must return "
+                             f"{len(options['names'])}: d{', d'.join(options['names'])}"}, {}
+        answer = dict(zip(options["names"], answer))
+    for key, value in answer.items():
+        try:
+            values[f"d:{key}"] = np.asarray(as_array(value), np.float64)
+        except Exception as exc:  # an object NumPy cannot make a float array of
+            return {"error": f"{request['label']}: what it returned for {key} is no array of numbers "
+                             f"({_described(exc)})"}, {}
+    return {"returned": sorted(answer)}, values
+
+
+KINDS = {"gradients": _gradients, "torch_module": _torch_module, "layer_backward": _layer_backward}
 
 
 def _answer(folder, metadata, values):
@@ -232,6 +266,12 @@ def child(folder):
     if function is None:
         _answer(folder, {"error": f"{where}: has no function {request['name']!r}"}, {})
         return
+    forward = request["options"].get("forward")
+    if forward is not None:                      # layer_backward's course style: forward from the same file
+        request["forward"] = getattr(module, forward, None)
+        if not callable(request["forward"]):
+            _answer(folder, {"error": f"{where}: has no function {forward!r} (--forward)"}, {})
+            return
     if not callable(function):
         _answer(folder, {"error": f"{where}: {request['name']} is a {type(function).__name__}, not a function"}, {})
         return

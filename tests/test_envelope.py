@@ -64,6 +64,11 @@ COMMANDS = {
     "explain-softmax": ["explain", "softmax-2-3-3", "layers.0.weight[0,0]", "--frameworks", "numpy"],
     "check-optimizer-state": ["check", "rmsprop-defaults-2-3-1", "--frameworks", "numpy,torch"],
     "train-noise-floor": ["train", "mixed-3-4-3-2-rmsprop", "--dtype", "float32", "--frameworks", "numpy,jax"],
+    "verify-layer-wrong": ["verify-layer", "examples/layer_backward.py:affine_backward_averaged", "spiral-2-16-3-adam",
+                           "--layer", "1", "--frameworks", "numpy" if NUMPY_ONLY else "torch"],
+    "verify-layer-course": ["verify-layer", "examples/layer_backward.py:relu_backward", "spiral-2-16-3-adam",
+                            "--layer", "0", "--part", "activation", "--forward", "relu_forward",
+                            "--frameworks", "numpy" if NUMPY_ONLY else "torch"],
 }
 
 
@@ -83,7 +88,7 @@ def test_every_command_validates_against_the_schema(name, capsys):
     code, document = run_named(name, capsys)
     assert document["schema"] == "backproof/1" and document["command"] == COMMANDS[name][0]
     for result in document["results"]:
-        present = [key for key in ("step", "training", "verify", "explain") if result[key] is not None]
+        present = [key for key in ("step", "training", "verify", "explain", "verify_layer") if result[key] is not None]
         assert present, result.keys()
 
 

@@ -169,3 +169,33 @@ def test_dout_is_seeded_and_the_truth_is_the_vector_jacobian_product():
     result = verify_layer(lambda x_, p, d: {"x": d @ p["weight"], "weight": d.T @ x_, "bias": d.sum(0)},
                           "blog-2-3-3-1", 1, seed=3, frameworks=())
     assert result.ok and result.oracles == ["finite differences"]
+
+
+def run_cli(args, capsys):
+    from backproof.cli import main
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+EXAMPLE = "examples/layer_backward.py"
+
+
+def test_the_cli_runs_the_code_in_a_child_and_exits_0_1_or_2(capsys, tmp_path):
+    require("torch")
+    code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:affine_backward", "spiral-2-16-3-adam", "--layer", "1",
+                              "--frameworks", "torch"], capsys)
+    assert code == 0 and "verdict: OK" in out, out + err
+    code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:affine_backward_averaged", "spiral-2-16-3-adam", "--layer",
+                              "1", "--frameworks", "torch"], capsys)
+    assert code == 1 and "dweight disagree" in out and "1 / the batch size" in out, out + err
+    code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:relu_backward", "spiral-2-16-3-adam", "--layer", "0",
+                              "--part", "activation", "--forward", "relu_forward", "--frameworks", "torch"], capsys)
+    assert code == 0 and "ok   out" in out, out + err
+    (tmp_path / "ends.py").write_text("import os\ndef backward(x, params, dout):\n    os._exit(0)\n")
+    code, out, err = run_cli(["verify-layer", f"{tmp_path / 'ends.py'}:backward", "blog-2-3-3-1", "--layer", "0"],
+                             capsys)
+    assert code == 2 and out == "" and "ended its process (exit code 0" in err and len(err.splitlines()) == 1, err
+    code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:relu_backward", "blog-2-3-3-1", "--layer", "0",
+                              "--forward", "no_such_forward"], capsys)
+    assert code == 2 and "has no function 'no_such_forward' (--forward)" in err
