@@ -8,6 +8,8 @@ every element fits it within the comparison's tolerance (and never on a right gr
                           sign), or another constant
     a transpose           a square weight's gradient is the true one transposed (Xᵀ·dZ for dZᵀ·X)
     another parameter's   the gradient equals the true gradient of another parameter of the same shape
+    a missing term        the gradient equals the reference's with one classic mistake made (``counterfactuals``):
+                          an activation's f'(z) forgotten, a norm's backward without the paths through its statistics
 
 The ratio is read on the elements whose true value is clearly nonzero; a zero true element must be zero in yours too.
 A gradient with one such element is a ratio of any number: it is diagnosed only when the ratio has a named cause.
@@ -28,7 +30,7 @@ RATIO_CAUSES = ((-1.0, "the sign is flipped: the gradient of −L, or (t − y) 
 @dataclass(frozen=True)
 class Diagnosis:
     parameter: str
-    kind: str           # "ratio", "transpose" or "other-parameter"
+    kind: str           # "ratio", "transpose", "other-parameter" or "missing-term"
     text: str
 
 
@@ -59,10 +61,73 @@ def ratio_cause(r, rows):
     return next((text for value, text in RATIO_CAUSES if abs(r - value) <= 1e-6 * abs(value)), None)
 
 
+class _WithoutDerivative:
+    """An activation whose backward passes ∂L/∂a through unchanged: f'(z) forgotten."""
+
+    def __init__(self, activation):
+        self.activation = activation
+
+    def forward(self, z):
+        return self.activation.forward(z)
+
+    def backward(self, da):
+        return da
+
+
+class _StatisticsAsConstants:
+    """A norm whose backward treats its mean and variance as constants: dx = dz ⊙ γ·r, the paths through them
+    dropped (a batch norm in training, a layer norm or group norm)."""
+
+    def __init__(self, layer):
+        object.__setattr__(self, "layer", layer)
+
+    def backward(self, dz):
+        layer = self.layer
+        layer.backward(dz)                               # the parameter gradients, unchanged
+        shape = (1, -1) + (1,) * (dz.ndim - 2) if not type(layer).__name__ == "LayerNorm" else (-1,)
+        g = dz * layer.weight.reshape(shape)
+        r = layer.r if type(layer).__name__ != "GroupNorm" else None
+        if r is None:                                    # a group norm's r is per group: spread it over the channels
+            n, c = dz.shape[:2]
+            r = np.broadcast_to(layer.r, (n, layer.num_groups, c // layer.num_groups, *dz.shape[2:])).reshape(dz.shape)
+        return g * r
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.layer, name, value)
+
+
+def counterfactuals(scenario):
+    """[(layer, text, {parameter: gradient, "inputs": ∂L/∂x})]: the reference's gradients with one classic mistake made,
+    one at a time:
+    a layer's activation derivative forgotten, a norm's backward without the paths through its statistics."""
+    from reference.network import Model, gradients
+    mistakes = []
+    for k, spec in enumerate(scenario.layers):
+        if spec.activation not in ("identity", "softmax"):
+            mistakes.append((k, "activations", _WithoutDerivative,
+                             f"it is what the gradient would be with layer {k}'s activation derivative forgotten: "
+                             f"∂L/∂z{k} = ∂L/∂a{k} ⊙ {spec.activation}'(z{k}), the ⊙ f' missing"))
+        if spec.type in ("layer_norm", "group_norm") or (spec.type.startswith("batch_norm") and spec.hyper["training"]):
+            mistakes.append((k, "layers", _StatisticsAsConstants,
+                             f"it is what the gradient would be with layer {k}'s {spec.type} backward missing the paths "
+                             f"through its mean and variance (dx = dz·γ/σ): every x moves the statistics it is "
+                             f"normalised by"))
+    found = []
+    for k, part, wrapper, text in mistakes:
+        model = Model(scenario)
+        getattr(model, part)[k] = wrapper(getattr(model, part)[k])
+        values = gradients(model, np.array(scenario.inputs), scenario.targets, scenario.criterion)
+        found.append((k, text, {**values.grads, "inputs": values.input_grad}))
+    return found
+
+
 def diagnose(yours, truth, scenario, wrong):
     """[Diagnosis] for the parameters in ``wrong`` (names whose gradient failed), each only when its evidence is
     clear. yours, truth: {parameter: array} in the canonical layout."""
-    found = []
+    found, counterfactual = [], None
     rows = scenario.inputs.shape[0]
     for name in wrong:
         mine, true = np.asarray(yours[name], np.float64), np.asarray(truth[name], np.float64)
@@ -84,4 +149,11 @@ def diagnose(yours, truth, scenario, wrong):
                 found.append(Diagnosis(name, "other-parameter", f"it is the true gradient of {other}: the two are "
                                                                 "swapped or mislabelled"))
                 break
+        else:
+            if counterfactual is None:
+                counterfactual = counterfactuals(scenario) if scenario.parameters() else []
+            for _, text, grads in counterfactual:
+                if name in grads and _close(mine, np.asarray(grads[name], np.float64), scenario.dtype):
+                    found.append(Diagnosis(name, "missing-term", text))
+                    break
     return found

@@ -246,10 +246,14 @@ def verify_layer(backward: "Callable[..., Any] | str", scenario: "Scenario | str
             kind = "finite_difference" if oracle == "finite differences" else "step"
             checks.append(compare_arrays(f"d{name}", "yours", mine, oracle, np.asarray(truth[name]), "float64",
                                          kind=kind))
-    wrong = sorted({c.tensor[1:] for c in checks if not c.ok and c.tensor != "out"})
+    wrong = [n for n in sorted({c.tensor[1:] for c in checks if not c.ok and c.tensor != "out"})
+             if yours.get(n) is not None]
     autodiff = next(iter(truths.values()))
-    diagnoses = diagnose({n: yours[n] for n in wrong if yours.get(n) is not None}, autodiff, single,
-                         [n for n in wrong if yours.get(n) is not None])
+    canonical = {"x": "inputs", **{key: f"layers.0.{key}" for key in params}}     # diagnose's names, and back
+    diagnoses = [dataclasses.replace(d, parameter=next(k for k, v in canonical.items() if v == d.parameter),
+                                     text=d.text.replace("layer 0's", "the layer's").replace("z0", "z").replace("a0", "a"))
+                 for d in diagnose({canonical[n]: yours[n] for n in wrong},
+                                   {canonical[n]: autodiff[n] for n in names}, single, [canonical[n] for n in wrong])]
     shape = "×".join(map(str, x.shape))
     what = (f"layers[{layer}]'s activation {spec.activation}" if part == "activation"
             else f"layers[{layer}] {single.layers[0].type}")

@@ -199,3 +199,51 @@ def test_the_cli_runs_the_code_in_a_child_and_exits_0_1_or_2(capsys, tmp_path):
     code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:relu_backward", "blog-2-3-3-1", "--layer", "0",
                               "--forward", "no_such_forward"], capsys)
     assert code == 2 and "has no function 'no_such_forward' (--forward)" in err
+
+
+def test_a_forgotten_derivative_and_a_norm_without_its_statistics_paths_are_diagnosed():
+    """Network mode (verify) and layer mode alike: the wrong gradient equals the reference's with that one mistake
+    made (backproof/diagnose.py, counterfactuals)."""
+    require("torch")
+    from backproof.diagnose import _StatisticsAsConstants, _WithoutDerivative
+    from reference.network import Model, gradients
+    grokking, norm_net = backproof.load("grokking-3-4-1"), backproof.load("batchnorm-mlp-3-8-2")
+
+    def planted(scenario, part, k, wrapper):
+        def fn(params, inputs, targets):
+            model = Model(scenario.with_parameters(params))
+            getattr(model, part)[k] = wrapper(getattr(model, part)[k])
+            return gradients(model, inputs, targets, scenario.criterion).grads
+        return fn
+
+    result = backproof.verify(planted(grokking, "activations", 0, _WithoutDerivative), grokking, ("torch",))
+    assert {d.kind for d in result.diagnoses} == {"missing-term"}
+    assert "layer 0's activation derivative forgotten" in result.diagnoses[0].text
+    result = backproof.verify(planted(norm_net, "layers", 3, _StatisticsAsConstants), norm_net, ("torch",))
+    assert result.diagnoses and all("layer 3's batch_norm1d backward missing the paths" in d.text
+                                    for d in result.diagnoses)
+    spec = norm_net.layers[1]
+
+    def bn_constants(x, params, dout):
+        layer = build(spec, params["weight"], params["bias"])
+        layer.forward(x)
+        layer.backward(dout)
+        return {"x": dout * params["weight"] * layer.r, "weight": layer.weight_grad, "bias": layer.bias_grad}
+
+    (diagnosis,) = verify_layer(bn_constants, norm_net, 1, frameworks=("torch",)).diagnoses
+    assert diagnosis.parameter == "x" and "the layer's batch_norm1d backward missing the paths" in diagnosis.text
+    (diagnosis,) = verify_layer(lambda dout, cache: (dout,), "spiral-2-16-3-adam", 0, part="activation",
+                                forward=relu_forward, frameworks=("torch",)).diagnoses
+    assert "the layer's activation derivative forgotten" in diagnosis.text
+    ln = backproof.load("layernorm-gelu-4-6-3").layers[1]
+
+    def ln_without_variance_path(x, params, dout):
+        layer = build(ln, params["weight"], params["bias"])
+        layer.forward(x)
+        layer.backward(dout)
+        g = dout * params["weight"]
+        return {"x": layer.r * (g - g.mean(axis=-1, keepdims=True)), "weight": layer.weight_grad,
+                "bias": layer.bias_grad}
+
+    result = verify_layer(ln_without_variance_path, "layernorm-gelu-4-6-3", 1, frameworks=("torch",))
+    assert [c.tensor for c in result.checks if not c.ok] == ["dx"] * 2        # torch and finite differences
