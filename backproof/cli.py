@@ -590,9 +590,16 @@ def cmd_verify(args):
                         established=established)
     except VerifyError as exc:
         raise UsageError(str(exc)) from None
+    return print_verdict(args, result, lambda: envelope.document("verify", [
+        envelope.verify_result(result, scenario, oracles)]))
+
+
+def print_verdict(args, result, document):
+    """The verdict's exit code set, then the result as text, or with --json as ``document()``: verify's and
+    verify-layer's ending."""
     args.exit_code = EXIT_OK if result.ok else EXIT_FAIL
     if args.json:
-        print_json(envelope.document("verify", [envelope.verify_result(result, scenario, oracles)]))
+        print_json(document())
     else:
         print(result)
     return args.exit_code
@@ -607,12 +614,8 @@ def cmd_verify_layer(args):
                               args.inputs, args.timeout)
     except LayerVerifyError as exc:
         raise UsageError(str(exc)) from None
-    args.exit_code = EXIT_OK if result.ok else EXIT_FAIL
-    if args.json:
-        print_json(envelope.document("verify-layer", [envelope.verify_layer_result(result, scenario, oracles)]))
-    else:
-        print(result)
-    return args.exit_code
+    return print_verdict(args, result, lambda: envelope.document("verify-layer", [
+        envelope.verify_layer_result(result, scenario, oracles)]))
 
 
 def cmd_explain(args):

@@ -226,30 +226,35 @@ def test_a_functional_relu_is_read_from_the_forward_not_the_children(tmp_path):
     assert names == [["fc1", "relu"], ["fc2"]]
 
 
+def reproduces_the_module(module, layers, dtype, inputs, outputs):
+    """The scenario read from ``module`` on ``inputs``: all three frameworks agree and each one's output is the
+    module's own (targets zeros of width ``outputs``) -> the check's report."""
+    import torch
+    from backproof.scenario_file import parse
+    from backproof.weights import scenario_document
+    sc = parse(json.loads(json.dumps(scenario_document("imported", layers, dtype, inputs,
+                                                       np.zeros((len(inputs), outputs))))))
+    report = backproof.check(sc)
+    assert report.ok, report
+    expected = module(torch.tensor(inputs)).detach().numpy()       # in train mode this moves a batch norm's statistics
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    return report
+
+
 def test_gelu_silu_and_softplus_are_read_with_their_settings_and_reproduce_the_module(tmp_path):
     """nn.GELU() is exact and F.gelu(approximate="tanh") the approximation, two activations; a unit beyond softplus's
     threshold (where torch returns z itself) is computed as torch does by all three frameworks."""
-    torch = require("torch") and __import__("torch")
-    from backproof.scenario_file import parse
-    from backproof.weights import scenario_document
+    require("torch")
     module = nets_module(tmp_path).modern()
     layers, dtype, names = from_torch_module(module, "nets.py:modern")
     assert [layer["activation"] for layer in layers] == ["gelu", "gelu_tanh", "silu", "softplus", "silu"]
-    inputs = np.random.default_rng(1).standard_normal((4, 3))
-    sc = parse(json.loads(json.dumps(scenario_document("modern", layers, dtype, inputs, np.zeros((4, 2))))))
-    expected = module(torch.tensor(inputs)).detach().numpy()
-    assert (sc.layers[3].activation == "softplus" and
-            (reference.run_step(sc)["layers.3.z"][:, 0] > 20).all())        # the threshold is really crossed
-    report = backproof.check(sc)
-    assert report.ok, report
-    for framework, trace in report.traces.items():
-        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    report = reproduces_the_module(module, layers, dtype, np.random.default_rng(1).standard_normal((4, 3)), 2)
+    assert (report.traces["numpy"]["layers.3.z"][:, 0] > 20).all()        # the threshold is really crossed
 
 
 def test_layer_norm_is_read_with_its_eps_and_bias_and_reproduces_the_module(tmp_path):
     torch = require("torch") and __import__("torch")
-    from backproof.scenario_file import parse
-    from backproof.weights import scenario_document
     module = nets_module(tmp_path).transformer_mlp()
     with torch.no_grad():
         for norm in (module[1], module[4]):
@@ -259,52 +264,31 @@ def test_layer_norm_is_read_with_its_eps_and_bias_and_reproduces_the_module(tmp_
     layers, dtype, names = from_torch_module(module, "nets.py:transformer_mlp")
     assert [layer["type"] for layer in layers] == ["linear", "layer_norm", "linear", "layer_norm", "linear"]
     assert [layer.get("eps") for layer in layers] == [None, 1e-5, None, 1e-6, None] and layers[3]["bias"] is None
-    inputs = np.random.default_rng(2).standard_normal((5, 3))
-    sc = parse(json.loads(json.dumps(scenario_document("mlp", layers, dtype, inputs, np.zeros((5, 2))))))
-    report = backproof.check(sc)
-    assert report.ok, report
-    expected = module(torch.tensor(inputs)).detach().numpy()
-    for framework, trace in report.traces.items():
-        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    reproduces_the_module(module, layers, dtype, np.random.default_rng(2).standard_normal((5, 3)), 2)
     with pytest.raises(WeightsError, match=re.escape("is a LayerNorm over the last 2 axes (2, 3); backproof's "
                                                      "layer_norm normalises over the last one")):
         from_torch_module(nets_module(tmp_path).layer_norm_2d(), "nets.py:layer_norm_2d")
 
 
 def test_group_norm_is_read_with_its_groups_and_eps_and_reproduces_the_module(tmp_path):
-    torch = require("torch") and __import__("torch")
-    from backproof.scenario_file import parse
-    from backproof.weights import scenario_document
+    require("torch")
     module = nets_module(tmp_path).group_norm_cnn()
     layers, dtype, names = from_torch_module(module, "nets.py:group_norm_cnn")
     assert layers[1]["type"] == "group_norm" and (layers[1]["num_groups"], layers[1]["eps"]) == (2, 1e-4)
-    inputs = np.random.default_rng(4).standard_normal((3, 2, 5))
-    sc = parse(json.loads(json.dumps(scenario_document("gn", layers, dtype, inputs, np.zeros((3, 2))))))
-    report = backproof.check(sc)
-    assert report.ok, report
-    expected = module(torch.tensor(inputs)).detach().numpy()
-    for framework, trace in report.traces.items():
-        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    reproduces_the_module(module, layers, dtype, np.random.default_rng(4).standard_normal((3, 2, 5)), 2)
 
 
 @pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
 def test_batch_norm_is_read_with_its_mode_and_running_statistics_and_reproduces_the_module(training, tmp_path):
     """Eval: normalised by the module's running statistics. Train: by the batch's, and the running statistics the
     module holds after its forward pass are the ones all three frameworks trace (updated.layers.1.running_*)."""
-    torch = require("torch") and __import__("torch")
-    from backproof.scenario_file import parse
-    from backproof.weights import scenario_document
+    require("torch")
     module = nets_module(tmp_path).batchnorm_mlp(training)
     layers, dtype, names = from_torch_module(module, "nets.py:batchnorm_mlp")
     assert layers[1]["type"] == "batch_norm1d" and layers[1]["training"] is training
     assert layers[1]["momentum"] == 0.3 and np.array_equal(layers[1]["running_mean"], module[1].running_mean.numpy())
-    inputs = np.random.default_rng(3).standard_normal((5, 3))
-    sc = parse(json.loads(json.dumps(scenario_document("bn", layers, dtype, inputs, np.zeros((5, 2))))))
-    report = backproof.check(sc)
-    assert report.ok, report
-    expected = module(torch.tensor(inputs)).detach().numpy()        # train mode: this moves the module's statistics
+    report = reproduces_the_module(module, layers, dtype, np.random.default_rng(3).standard_normal((5, 3)), 2)
     for framework, trace in report.traces.items():
-        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
         for key in ("running_mean", "running_var"):
             np.testing.assert_allclose(trace[f"updated.layers.1.{key}"], getattr(module[1], key).numpy(),
                                        rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=f"{framework} {key}")
