@@ -156,8 +156,9 @@ def build_parser():
                        help="a Python file (or an importable module name) and the backward function in it")
     layer.add_argument("scenario", metavar="SCENARIO", help="a built-in scenario name or a path to a JSON file")
     layer.add_argument("--layer", type=int, required=True, metavar="I", help="the scenario's layer to check (0 first)")
-    layer.add_argument("--part", choices=("layer", "activation"), default="layer",
-                       help="the layer itself (default) or its activation")
+    layer.add_argument("--part", choices=("layer", "activation", "loss"), default="layer",
+                       help="the layer itself (default), its activation, or the loss after the last layer "
+                            "(BACKWARD(x, t) -> (loss, dx), the course's softmax_loss)")
     layer.add_argument("--forward", metavar="FORWARD",
                        help="the forward function's name in the same file: the course style (its output is checked)")
     layer.add_argument("--inputs", choices=("drawn", "scenario"), default="drawn",

@@ -31,6 +31,7 @@ import numpy as np
 import reference
 from reference import Scenario
 from reference.layers import Activation, build
+from reference.losses import LOSSES
 
 from .compare import Comparison, compare_arrays
 from .diagnose import diagnose
@@ -92,13 +93,25 @@ def layer_case(scenario, index, part="layer", seed=0, inputs="drawn"):
     if not 0 <= index < len(scenario.layers):
         raise LayerVerifyError(f"{scenario.name}: layer {index} does not exist (it has layers 0 to "
                                f"{len(scenario.layers) - 1})")
-    if part not in ("layer", "activation"):
-        raise LayerVerifyError(f"part must be 'layer' or 'activation', not {part!r}")
+    if part not in ("layer", "activation", "loss"):
+        raise LayerVerifyError(f"part must be 'layer', 'activation' or 'loss', not {part!r}")
+    if part == "loss" and index != len(scenario.layers) - 1:
+        raise LayerVerifyError(f"{scenario.name}: the loss follows the last layer, {len(scenario.layers) - 1}, "
+                               f"not {index}")
     if inputs not in ("drawn", "scenario"):
         raise LayerVerifyError(f"inputs must be 'drawn' or 'scenario', not {inputs!r}")
     rng = np.random.default_rng(seed)
     trace = reference.run_step(scenario)
     spec = scenario.layers[index]
+    if part == "loss":              # x: the network's output; the loss's gradient at it, for the scenario's targets
+        x = np.array(trace["output"])
+        x = rng.standard_normal(x.shape) if inputs == "drawn" else x
+        identity = reference.LayerSpec(np.eye(x.shape[1]), None, type="linear")
+        single = dataclasses.replace(scenario, name=f"{scenario.name}-loss", layers=(identity,), inputs=x, train=None,
+                                     expected={}, aliases={}, node_names={}, errata=[],
+                                     optimizer=reference.Optimizer.of("sgd", scenario.lr))
+        out = np.asarray(LOSSES[scenario.loss][0](x, scenario.targets, **scenario.criterion.options()))
+        return single, x, {}, np.ones(()), out
     if part == "activation":
         if spec.activation == "identity":
             raise LayerVerifyError(f"{scenario.name}: layers[{index}] has no activation (identity)")
@@ -146,12 +159,22 @@ def true_gradients(single, frameworks=("torch", "jax")):
             continue                        # a missing framework is skipped, as verify does; the others decide
         trace = module.run_step(single)
         truths[framework] = {"x": trace["grad.inputs"], **{key.split(".")[-1]: trace[f"grad.{key}"]
-                                                          for key in single.parameters() if key.startswith("layers.0.")}}
+                                                          for key in single.parameters() if key.startswith("layers.0.")
+                                                          and not single.name.endswith("-loss")}}
     truths["finite differences"] = _finite_differences(single)
     return truths, errors
 
 
 def _finite_differences(single, step=1e-6):
+    if single.name.endswith("-loss"):           # the loss part: differences of the loss itself
+        x, loss, options = np.array(single.inputs), LOSSES[single.loss][0], single.criterion.options()
+        grad = np.zeros_like(x)
+        for index in np.ndindex(x.shape):
+            plus, minus = x.copy(), x.copy()
+            plus[index] += step
+            minus[index] -= step
+            grad[index] = (loss(plus, single.targets, **options) - loss(minus, single.targets, **options)) / (2 * step)
+        return {"x": grad}
     spec, x = single.layers[0], np.array(single.inputs)
     out = _forward(spec, x)
     dout = (2 * (out.reshape(single.targets.shape) - single.targets)).reshape(out.shape)     # = dout
@@ -204,14 +227,23 @@ def verify_layer(backward: "Callable[..., Any] | str", scenario: "Scenario | str
             raise LayerVerifyError(f"{name} raised {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") \
                 from None
 
-    if isinstance(backward, str):                   # the user's file, in a child process
+    targets = (single.class_indices() if single.target_format == "indices" else np.array(single.targets))
+    if part == "loss" and not isinstance(backward, str):
+        answer = call(backward, np.array(x), targets)
+        if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+            raise LayerVerifyError(f"{getattr(backward, '__name__', 'the function')} must return (loss, dx), the "
+                                   f"course's softmax_loss(x, y) signature")
+        checks.append(compare_arrays("out", "yours", np.asarray(answer[0], np.float64), "reference forward", out,
+                                     "float64"))
+        yours = {"x": answer[1]}
+    elif isinstance(backward, str):                   # the user's file, in a child process
         from .sandbox import SandboxError, run
-        arrays = {"x": x, "dout": dout, **{f"param:{k}": v for k, v in params.items()}}
+        arrays = {"x": x, "dout": dout, "targets": targets, **{f"param:{k}": v for k, v in params.items()}}
         plain = {key: (list(value) if isinstance(value, tuple) else
                        value.tolist() if isinstance(value, np.ndarray) else value) for key, value in config.items()}
         try:
             metadata, values = run("layer_backward", backward, arrays, timeout,
-                                   {"forward": forward, "config": plain, "names": names})
+                                   {"forward": forward, "config": plain, "names": names, "loss": part == "loss"})
         except SandboxError as exc:
             raise LayerVerifyError(str(exc)) from None
         if "out" in values:
@@ -256,6 +288,7 @@ def verify_layer(backward: "Callable[..., Any] | str", scenario: "Scenario | str
                                    {canonical[n]: autodiff[n] for n in names}, single, [canonical[n] for n in wrong])]
     shape = "×".join(map(str, x.shape))
     what = (f"layers[{layer}]'s activation {spec.activation}" if part == "activation"
+            else f"the loss {single.loss} after layers[{layer}]" if part == "loss"
             else f"layers[{layer}] {single.layers[0].type}")
     return LayerVerifyResult(as_scenario(scenario).name, layer, part, f"{what} on x ({shape})",
                              list(truths), checks, diagnoses, errors)

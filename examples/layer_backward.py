@@ -1,6 +1,7 @@
 """Homework mode: one layer's backward pass, written by hand (backproof verify-layer, docs/verifying-gradients.md).
 
     backproof verify-layer examples/layer_backward.py:affine_backward spiral-2-16-3-adam --layer 1
+    backproof verify-layer examples/layer_backward.py:softmax_loss spiral-2-16-3-adam --layer 1 --part loss
     backproof verify-layer examples/layer_backward.py:relu_backward spiral-2-16-3-adam --layer 0 --part activation \\
         --forward relu_forward
 """
@@ -26,3 +27,21 @@ def relu_forward(x):
 def relu_backward(dout, cache):
     """dx = dout where the input was positive, 0 elsewhere."""
     return (dout * (cache > 0),)
+
+
+def softmax_loss(x, y):
+    """The course's softmax_loss(x, y) -> (loss, dx): the mean cross-entropy of logits x (n, C) against class
+    indices y (n,), and its gradient p − onehot(y), over n."""
+    shifted = x - x.max(axis=1, keepdims=True)
+    p = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    n = x.shape[0]
+    loss = -np.log(p[np.arange(n), y]).mean()
+    dx = p.copy()
+    dx[np.arange(n), y] -= 1
+    return loss, dx / n
+
+
+def softmax_loss_summed(x, y):
+    """A common mistake: the gradient of the summed loss, where the loss averages over the rows."""
+    loss, dx = softmax_loss(x, y)
+    return loss, dx * x.shape[0]

@@ -247,3 +247,23 @@ def test_a_forgotten_derivative_and_a_norm_without_its_statistics_paths_are_diag
 
     result = verify_layer(ln_without_variance_path, "layernorm-gelu-4-6-3", 1, frameworks=("torch",))
     assert [c.tensor for c in result.checks if not c.ok] == ["dx"] * 2        # torch and finite differences
+
+
+def test_softmax_cross_entropy_as_a_loss_part_in_the_course_signature(capsys):
+    """softmax_loss(x, y) -> (loss, dx): x the network's output (drawn), y the class indices; the loss value is
+    checked too, and a gradient of the summed loss is diagnosed as the batch size."""
+    require("torch")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("layer_backward", EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    right = verify_layer(example.softmax_loss, "spiral-2-16-3-adam", 1, part="loss", frameworks=("torch",))
+    assert right.ok and [c.tensor for c in right.checks][:1] == ["out"]
+    wrong = verify_layer(example.softmax_loss_summed, "spiral-2-16-3-adam", 1, part="loss", frameworks=("torch",))
+    (diagnosis,) = wrong.diagnoses
+    assert not wrong.ok and diagnosis.parameter == "x" and "the batch size, 60" in diagnosis.text
+    with pytest.raises(LayerVerifyError, match="the loss follows the last layer, 1, not 0"):
+        layer_case("spiral-2-16-3-adam", 0, "loss")
+    code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:softmax_loss_summed", "spiral-2-16-3-adam", "--layer", "1",
+                              "--part", "loss", "--frameworks", "torch"], capsys)
+    assert code == 1 and "the batch size, 60" in out, out + err
