@@ -45,3 +45,19 @@ def softmax_loss_summed(x, y):
     """A common mistake: the gradient of the summed loss, where the loss averages over the rows."""
     loss, dx = softmax_loss(x, y)
     return loss, dx * x.shape[0]
+
+
+def batchnorm_backward(x, params, dout, eps=1e-5):
+    """A batch norm in training, (n, C): x̂ = (x − mean)/√(var + ε) over the batch; every x moves the mean and the
+    variance it is normalised by, hence the two subtracted terms."""
+    r = 1.0 / np.sqrt(x.var(axis=0) + eps)
+    x_hat = (x - x.mean(axis=0)) * r
+    g = dout * params["weight"]
+    dx = r * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))
+    return {"x": dx, "weight": (dout * x_hat).sum(axis=0), "bias": dout.sum(axis=0)}
+
+
+def batchnorm_backward_as_constants(x, params, dout, eps=1e-5):
+    """A common mistake: the batch's mean and variance treated as constants (what eval mode would compute)."""
+    answer = batchnorm_backward(x, params, dout, eps)
+    return {**answer, "x": dout * params["weight"] / np.sqrt(x.var(axis=0) + eps)}

@@ -4,6 +4,8 @@ The right answers are the reference's own hand-derived layers (reference/layers.
 be; each wrong one is a mistake people make, and must be named at its argument (and diagnosed where the signature is
 clear)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -267,3 +269,15 @@ def test_softmax_cross_entropy_as_a_loss_part_in_the_course_signature(capsys):
     code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:softmax_loss_summed", "spiral-2-16-3-adam", "--layer", "1",
                               "--part", "loss", "--frameworks", "torch"], capsys)
     assert code == 1 and "the batch size, 60" in out, out + err
+
+
+def test_the_examples_hand_written_batch_norm_passes_and_its_common_mistake_is_named(capsys):
+    require("torch")
+    code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:batchnorm_backward", "batchnorm-mlp-3-8-2", "--layer", "1",
+                              "--frameworks", "torch"], capsys)
+    assert code == 0, out + err
+    code, out, err = run_cli(["verify-layer", f"{EXAMPLE}:batchnorm_backward_as_constants", "batchnorm-mlp-3-8-2",
+                              "--layer", "1", "--frameworks", "torch", "--json"], capsys)
+    document = json.loads(out)
+    (diagnosis,) = document["results"][0]["verify_layer"]["diagnoses"]
+    assert code == 1 and diagnosis["parameter"] == "x" and diagnosis["kind"] == "missing-term"
