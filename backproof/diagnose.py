@@ -82,15 +82,14 @@ class _StatisticsAsConstants:
         object.__setattr__(self, "layer", layer)
 
     def backward(self, dz):
+        from reference.layers import GroupNorm, LayerNorm
         layer = self.layer
         layer.backward(dz)                               # the parameter gradients, unchanged
-        shape = (1, -1) + (1,) * (dz.ndim - 2) if not type(layer).__name__ == "LayerNorm" else (-1,)
-        g = dz * layer.weight.reshape(shape)
-        r = layer.r if type(layer).__name__ != "GroupNorm" else None
-        if r is None:                                    # a group norm's r is per group: spread it over the channels
-            n, c = dz.shape[:2]
-            r = np.broadcast_to(layer.r, (n, layer.num_groups, c // layer.num_groups, *dz.shape[2:])).reshape(dz.shape)
-        return g * r
+        per_feature = (-1,) if isinstance(layer, LayerNorm) else (1, -1) + (1,) * (dz.ndim - 2)
+        g = dz * layer.weight.reshape(per_feature)       # ∂L/∂x̂
+        if isinstance(layer, GroupNorm):                 # its r is per (sample, group): the grouped view carries it
+            return (layer.grouped(g)[0] * layer.r).reshape(dz.shape)
+        return g * layer.r
 
     def __getattr__(self, name):
         return getattr(self.layer, name)

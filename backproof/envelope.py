@@ -191,7 +191,7 @@ def verify_layer_result(lv, scenario, asked):
             "oracles": [FD if o == "finite differences" else o for o in lv.oracles],
             "checks": checks,
             "diagnoses": [{"parameter": d.parameter, "kind": d.kind, "text": d.text} for d in lv.diagnoses] or None}
-    block = frameworks_block(asked, {}, [], lv.errors)
+    block = frameworks_block(asked, {}, lv.skipped, {})
     return result(scenario, lv.ok, block, verify_layer=body)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 
 import reference
 from reference import Scenario
+from reference.gradcheck import central_differences
 from reference.layers import Activation, build
 from reference.losses import LOSSES
 
@@ -51,11 +52,11 @@ class LayerVerifyResult:
     oracles: list
     checks: list                    # [Comparison]: tensor "dx", "dweight", "dbias" or "out", a = yours, b = oracle
     diagnoses: list = field(default_factory=list)
-    errors: dict = field(default_factory=dict)      # oracle -> why it could not run
+    skipped: list = field(default_factory=list)     # [Skipped]: the frameworks asked for that are not installed
 
     @property
     def ok(self):
-        return bool(self.checks) and not self.errors and all(c.ok for c in self.checks)
+        return bool(self.checks) and all(c.ok for c in self.checks)
 
     @property
     def verdict(self):
@@ -74,7 +75,7 @@ class LayerVerifyResult:
             floor = TOLERANCES["float64"]["finite_difference" if c.b == "finite differences" else "step"][0]
             lines.append(f"   {mark} {c.tensor:<8} vs {c.b:<20} max |Δ| {fmt_delta(c.max_abs, floor)}{where}"
                          + (f"  {c.problem}" if c.problem else ""))
-        lines += [f"   {oracle} could not run: {why}" for oracle, why in self.errors.items()]
+        lines += [f"   {s.framework} skipped: {s.reason}; {s.hint}" for s in self.skipped]
         if self.diagnoses:
             lines += ["", "   what kind of mistake:"] + [f"   - {d.parameter}: {d.text}" for d in self.diagnoses]
         return "\n".join(lines + ["", f"   {self.verdict}"])
@@ -101,10 +102,10 @@ def layer_case(scenario, index, part="layer", seed=0, inputs="drawn"):
     if inputs not in ("drawn", "scenario"):
         raise LayerVerifyError(f"inputs must be 'drawn' or 'scenario', not {inputs!r}")
     rng = np.random.default_rng(seed)
-    trace = reference.run_step(scenario)
+    zs, acts = reference.forward(reference.Model(scenario), np.array(scenario.inputs))      # what reaches each layer
     spec = scenario.layers[index]
     if part == "loss":              # x: the network's output; the loss's gradient at it, for the scenario's targets
-        x = np.array(trace["output"])
+        x = np.array(acts[-1])
         x = rng.standard_normal(x.shape) if inputs == "drawn" else x
         identity = reference.LayerSpec(np.eye(x.shape[1]), None, type="linear")
         single = dataclasses.replace(scenario, name=f"{scenario.name}-loss", layers=(identity,), inputs=x, train=None,
@@ -115,12 +116,12 @@ def layer_case(scenario, index, part="layer", seed=0, inputs="drawn"):
     if part == "activation":
         if spec.activation == "identity":
             raise LayerVerifyError(f"{scenario.name}: layers[{index}] has no activation (identity)")
-        x = np.array(trace[f"layers.{index}.z"])
+        x = np.array(zs[index])
         x = rng.standard_normal(x.shape) if inputs == "drawn" else x
         spec = reference.LayerSpec(None, None, spec.activation, spec.negative_slope, "dropout", (("p", 0.0),),
                                    mask=np.ones(x.shape))
     else:
-        x = np.array(scenario.inputs if index == 0 else trace[f"layers.{index - 1}.a"])
+        x = np.array(scenario.inputs if index == 0 else acts[index - 1])
         x = rng.standard_normal(x.shape) if inputs == "drawn" else x
         spec = dataclasses.replace(spec, activation="identity")
     params = {key: np.array(value) for key, value in (("weight", spec.weight), ("bias", spec.bias))
@@ -148,55 +149,38 @@ def _forward(spec, x, params=None):
     return Activation(spec.activation, spec.negative_slope).forward(z)
 
 
-def true_gradients(single, frameworks=("torch", "jax")):
-    """{oracle: {"x": dx, "weight": dW, …}}: each framework's autodiff of the one-layer scenario (its gradient at
-    the output is dout), and central finite differences of ⟨out, dout⟩ through the reference's forward pass."""
+def true_gradients(single, part, frameworks=("torch", "jax")):
+    """({oracle: {"x": dx, "weight": dW, …}}, [Skipped]): each installed framework's autodiff of the one-layer scenario
+    (its gradient at the output is dout), and central finite differences (``_finite_differences``)."""
     from .frameworks import Skipped, implementation
-    truths, errors = {}, {}
+    truths, skipped = {}, []
     for framework in frameworks:
         module = implementation(framework)
         if isinstance(module, Skipped):
-            continue                        # a missing framework is skipped, as verify does; the others decide
+            skipped.append(module)          # a missing framework is skipped, as verify does; the others decide
+            continue
         trace = module.run_step(single)
         truths[framework] = {"x": trace["grad.inputs"], **{key.split(".")[-1]: trace[f"grad.{key}"]
                                                           for key in single.parameters() if key.startswith("layers.0.")
-                                                          and not single.name.endswith("-loss")}}
-    truths["finite differences"] = _finite_differences(single)
-    return truths, errors
+                                                          and part != "loss"}}
+    truths["finite differences"] = _finite_differences(single, part)
+    return truths, skipped
 
 
-def _finite_differences(single, step=1e-6):
-    if single.name.endswith("-loss"):           # the loss part: differences of the loss itself
-        x, loss, options = np.array(single.inputs), LOSSES[single.loss][0], single.criterion.options()
-        grad = np.zeros_like(x)
-        for index in np.ndindex(x.shape):
-            plus, minus = x.copy(), x.copy()
-            plus[index] += step
-            minus[index] -= step
-            grad[index] = (loss(plus, single.targets, **options) - loss(minus, single.targets, **options)) / (2 * step)
-        return {"x": grad}
-    spec, x = single.layers[0], np.array(single.inputs)
+def _finite_differences(single, part):
+    """Central differences (reference/gradcheck.py, with its calibrated step) of ⟨out, dout⟩ through the reference's
+    forward pass, or of the loss itself for the loss part -> {"x": …, "weight": …, …}."""
+    x = np.array(single.inputs)
+    if part == "loss":
+        loss, options = LOSSES[single.loss][0], single.criterion.options()
+        return central_differences(lambda probe: loss(probe["x"], single.targets, **options), {"x": x})
+    spec = single.layers[0]
     out = _forward(spec, x)
     dout = (2 * (out.reshape(single.targets.shape) - single.targets)).reshape(out.shape)     # = dout
     params = {key.split(".")[-1]: np.array(value) for key, value in single.parameters().items()
               if key.startswith("layers.0.")}
-
-    def value(x_, params_):
-        return float(np.sum(_forward(spec, x_, params_) * dout))
-
-    found = {}
-    for name, array in [("x", x)] + list(params.items()):
-        grad = np.zeros_like(array)
-        for index in np.ndindex(array.shape):
-            plus, minus = array.copy(), array.copy()
-            plus[index] += step
-            minus[index] -= step
-            if name == "x":
-                grad[index] = (value(plus, params) - value(minus, params)) / (2 * step)
-            else:
-                grad[index] = (value(x, {**params, name: plus}) - value(x, {**params, name: minus})) / (2 * step)
-        found[name] = grad
-    return found
+    return central_differences(lambda probe: float(np.sum(_forward(spec, probe["x"], probe) * dout)),
+                               {"x": x, **params})
 
 
 def verify_layer(backward: "Callable[..., Any] | str", scenario: "Scenario | str | os.PathLike[str]", layer: int,
@@ -266,7 +250,7 @@ def verify_layer(backward: "Callable[..., Any] | str", scenario: "Scenario | str
             raise LayerVerifyError(f"backward returned {len(answer)} arrays; it must return {len(names)}: "
                                    f"d{', d'.join(names)}")
         yours = dict(zip(names, answer))
-    truths, errors = true_gradients(single, frameworks)
+    truths, skipped = true_gradients(single, part, frameworks)
     for name in names:
         mine = yours[name]
         if mine is None:
@@ -291,5 +275,5 @@ def verify_layer(backward: "Callable[..., Any] | str", scenario: "Scenario | str
             else f"the loss {single.loss} after layers[{layer}]" if part == "loss"
             else f"layers[{layer}] {single.layers[0].type}")
     return LayerVerifyResult(as_scenario(scenario).name, layer, part, f"{what} on x ({shape})",
-                             list(truths), checks, diagnoses, errors)
+                             list(truths), checks, diagnoses, skipped)
 

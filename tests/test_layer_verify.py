@@ -281,3 +281,19 @@ def test_the_examples_hand_written_batch_norm_passes_and_its_common_mistake_is_n
     document = json.loads(out)
     (diagnosis,) = document["results"][0]["verify_layer"]["diagnoses"]
     assert code == 1 and diagnosis["parameter"] == "x" and diagnosis["kind"] == "missing-term"
+
+
+def test_a_framework_that_is_not_installed_is_reported_as_skipped_not_as_run(monkeypatch):
+    require("torch")
+    import backproof.frameworks as frameworks
+    real = frameworks.implementation
+
+    def without_jax(name):
+        return frameworks.Skipped("jax", "jax is not installed (planted)") if name == "jax" else real(name)
+    monkeypatch.setattr(frameworks, "implementation", without_jax)
+    result = verify_layer(reference_backward("spiral-2-16-3-adam", 1), "spiral-2-16-3-adam", 1)
+    assert result.ok and result.oracles == ["torch", "finite differences"]
+    assert [s.framework for s in result.skipped] == ["jax"] and "jax skipped" in str(result)
+    from backproof.envelope import verify_layer_result
+    block = verify_layer_result(result, backproof.load("spiral-2-16-3-adam"), ["torch", "jax"])["frameworks"]
+    assert block["jax"]["status"] == "skipped" and block["torch"]["status"] == "ran"
