@@ -340,6 +340,14 @@ def _activation_modules():
     return found
 
 
+def _argument(node, name, position, default):
+    """An fx call's argument by keyword, else at ``position`` (1: the first after the tensor; None: keyword-only),
+    else its default."""
+    if name in node.kwargs:
+        return node.kwargs[name]
+    return node.args[position] if position is not None and len(node.args) > position else default
+
+
 def _variant(activation, setting, label, where):
     """The activation an nn.GELU or F.gelu (…) computes with its settings (``setting(name, torch's default)``);
     WeightsError for a setting no activation here computes (a Softplus whose beta or threshold is not torch's)."""
@@ -472,19 +480,16 @@ def from_torch_module(module, label):
                                    f"(supported: {supported})")
         elif node.op == "call_function" and node.target in functions:
             activation = functions[node.target]
-            if activation == "softmax" and node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None) \
-                    not in (1, -1):
+            if activation == "softmax" and _argument(node, "dim", 1, None) not in (1, -1):
                 raise WeightsError(f"{label}: {node.name} (softmax) is not over dim 1")
-            slope = node.kwargs.get("negative_slope", node.args[1] if len(node.args) > 1 else 0.01)
-            positional = {"softplus": ("beta", "threshold")}.get(activation, ())
-            activation = _variant(activation, lambda key, default: node.kwargs.get(
-                key, node.args[1 + positional.index(key)] if key in positional and len(node.args) > 1
-                + positional.index(key) else default), label, node.name)
+            slope = _argument(node, "negative_slope", 1, 0.01)
+            positions = {"beta": 1, "threshold": 2}             # F.softplus(x, beta, threshold); F.gelu's is keyword
+            activation = _variant(activation, lambda key, default: _argument(node, key, positions.get(key), default),
+                                  label, node.name)
             attach(activation, slope, node.name, node.target.__name__)
         elif (node.op == "call_method" and node.target == "flatten") or \
                 (node.op == "call_function" and node.target is torch.flatten):
-            start = node.kwargs.get("start_dim", node.args[1] if len(node.args) > 1 else 0)
-            end = node.kwargs.get("end_dim", node.args[2] if len(node.args) > 2 else -1)
+            start, end = _argument(node, "start_dim", 1, 0), _argument(node, "end_dim", 2, -1)
             if start != 1 or end != -1:
                 raise WeightsError(f"{label}: {node.name} flattens from dim {start} to {end}; backproof flattens "
                                    f"from dim 1 to the end (x.flatten(1))")
