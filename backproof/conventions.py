@@ -364,6 +364,98 @@ def _layer_norm_variance(label):
     return bool(abs(float(out[0, 0]) + 1.5 ** 0.5) < 1e-3)
 
 
+def _attention_packing(label):
+    """(the query weight's shape, the output weight's shape) as each stores them, for E = 4 and 2 heads."""
+    import numpy as np
+    if label == "numpy" or label.startswith("torch"):
+        if label == "numpy":
+            from reference.layers import MultiHeadAttention
+            layer = MultiHeadAttention(np.zeros((12, 4)), None, np.zeros((4, 4)), None, num_heads=2)
+            return tuple(layer.in_proj.weight.shape), tuple(layer.out_proj.weight.shape)
+        import torch
+        layer = torch.nn.MultiheadAttention(4, 2)
+        return tuple(layer.in_proj_weight.shape), tuple(layer.out_proj.weight.shape)
+    if label.startswith("flax"):
+        import jax
+        import flax.linen as nn
+        params = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4).init(
+            jax.random.key(0), np.zeros((1, 3, 4), np.float32))["params"]
+    else:
+        import jax_impl
+        from reference.scenario import LayerSpec
+        spec = LayerSpec(None, None, type="multi_head_attention", options=(("causal", False), ("num_heads", 2)),
+                         tensors=(("in_proj_weight", np.zeros((12, 4))), ("out_proj.weight", np.zeros((4, 4)))))
+        params = jax_impl.to_flax([spec])[0]
+    return tuple(params["query"]["kernel"].shape), tuple(params["out"]["kernel"].shape)
+
+
+def _attention_mask_polarity(label):
+    """What step 0 reads through a boolean mask whose row 0 is (True, False), the values being x = (1, 3), q = k = v =
+    x: 1.0 if True lets it attend (to step 0), 3.0 if True masks step 0 out."""
+    import numpy as np
+    x, mask = np.array([[[1.0], [3.0]]]), np.array([[True, False], [True, True]])
+    if label == "torch nn.MultiheadAttention":
+        import torch
+        layer = torch.nn.MultiheadAttention(1, 1, batch_first=True, dtype=torch.float64)
+        with torch.no_grad():
+            layer.in_proj_weight.fill_(1.0), layer.in_proj_bias.zero_(), layer.out_proj.weight.fill_(1.0)
+            layer.out_proj.bias.zero_()
+            out = layer(torch.tensor(x), torch.tensor(x), torch.tensor(x), attn_mask=torch.tensor(mask),
+                        need_weights=False)[0]
+        return round(float(out[0, 0, 0]), 6)
+    if label.startswith("torch"):
+        import torch
+        import torch.nn.functional as F
+        q = torch.tensor(x)[:, None]                            # (n, heads, T, D)
+        return round(float(F.scaled_dot_product_attention(q, q, q, attn_mask=torch.tensor(mask))[0, 0, 0, 0]), 6)
+    import jax
+    q = np.asarray(x)[:, :, None, :]                            # (n, T, heads, D)
+    with jax.enable_x64(True):
+        if label.startswith("flax"):
+            import flax.linen as nn
+            out = nn.dot_product_attention(q, q, q, mask=mask[None, None])
+        else:
+            out = jax.nn.dot_product_attention(q, q, q, mask=mask[None, None])
+        return round(float(out[0, 0, 0, 0]), 6)
+
+
+def _attention_softmax_precision(label):
+    """float64 self-attention of 3 steps (q = k = v = x, one head of 4): within 1e-12 of the same formula in float64
+    NumPy (True), or has the softmax been rounded to float32 (False)?"""
+    import numpy as np
+    x = np.random.default_rng(0).standard_normal((1, 3, 1, 4))                  # (n, T, heads, D)
+    logits = np.einsum("nthd,nshd->nhts", x, x) / 2.0                          # /√4
+    weights = np.exp(logits - logits.max(-1, keepdims=True))
+    exact = np.einsum("nhts,nshd->nthd", weights / weights.sum(-1, keepdims=True), x)[:, :, 0]
+    if label == "numpy":
+        from reference.layers import MultiHeadAttention
+        out = MultiHeadAttention(np.vstack([np.eye(4)] * 3), None, np.eye(4), None).forward(x[:, :, 0])
+    elif label.startswith("torch"):
+        import torch
+        import torch.nn.functional as F
+        q = torch.tensor(x).transpose(1, 2)                                     # (n, heads, T, D)
+        out = F.scaled_dot_product_attention(q, q, q).transpose(1, 2)[:, :, 0].numpy()
+    elif label.startswith("jax_impl"):
+        import jax
+
+        import jax_impl
+        from reference.scenario import LayerSpec
+        spec = LayerSpec(None, None, type="multi_head_attention", options=(("causal", False), ("num_heads", 1)),
+                         tensors=(("in_proj_weight", np.vstack([np.eye(4)] * 3)), ("out_proj.weight", np.eye(4))))
+        with jax.enable_x64(True):
+            out = jax_impl.LAYERS["multi_head_attention"](jax_impl.to_flax([spec])[0], x[:, :, 0], {"causal": False},
+                                                          {})
+    else:
+        import jax
+        with jax.enable_x64(True):
+            if label.startswith("flax"):
+                import flax.linen as nn
+                out = nn.dot_product_attention(x, x, x)[:, :, 0]
+            else:
+                out = jax.nn.dot_product_attention(x, x, x)[:, :, 0]
+    return bool(np.max(np.abs(np.asarray(out) - exact)) < 1e-12)
+
+
 def _group_norm_defaults(label):
     """(num_groups when not given, ε measured from x = (−a, a) over 2 channels of one group, a = 1e-3)."""
     import inspect
@@ -754,6 +846,34 @@ def _registry():
                    "normalised by the biased one (N). Flax keeps the biased variance; a port that loads torch's "
                    "running statistics and trains in Flax drifts by N/(N − 1)",
                    _batch_norm_running("var")),
+        Convention("attention-weight-packing", "where self-attention keeps its weights, E = 4 and 2 heads: (the "
+                   "query weight's shape, the output weight's shape)",
+                   {"numpy": ((12, 4), (4, 4)), "torch nn.MultiheadAttention": ((12, 4), (4, 4)),
+                    "flax.linen.MultiHeadDotProductAttention": ((4, 2, 2), (2, 2, 4)),
+                    "jax_impl.to_flax": ((4, 2, 2), (2, 2, 4))},
+                   "torch's: q, k and v packed into one in_proj_weight (3E, E), rows in that order, and out_proj "
+                   "(E, E). Flax keeps a query, key and value kernel each (E, heads, head_dim) and an out kernel "
+                   "(heads, head_dim, E): a port splits the packed matrix in three, transposes each and splits its "
+                   "columns per head (jax_impl/network.py, attention_to_flax, the one place)",
+                   _attention_packing),
+        Convention("attention-mask-polarity", "what step 0 reads through a boolean mask whose row 0 is (True, False), "
+                   "with q = k = v = x = (1, 3): 1 if True means may attend, 3 if it means masked out",
+                   {"torch nn.MultiheadAttention": 3.0, "torch F.scaled_dot_product_attention": 1.0,
+                    "flax.linen.dot_product_attention": 1.0, "jax.nn.dot_product_attention": 1.0},
+                   "a scenario holds no boolean mask, only `causal`, which each mirror builds in its own polarity: "
+                   "the reference sets the logits above the diagonal to −∞, torch's mirror passes the float mask "
+                   "nn.Transformer.generate_square_subsequent_mask, the JAX mirror softmax(where=tril). Inside torch "
+                   "the two APIs disagree: nn.MultiheadAttention's True masks out, scaled_dot_product_attention's "
+                   "(and Flax's) True lets through",
+                   _attention_mask_polarity),
+        Convention("attention-softmax-precision", "float64 attention of 3 steps: within 1e-12 of float64 arithmetic?",
+                   {"numpy": True, "torch F.scaled_dot_product_attention": True,
+                    "flax.linen.dot_product_attention": True, "jax.nn.dot_product_attention": False,
+                    "jax_impl attention": True},
+                   "float64 throughout. jax.nn.dot_product_attention computes its softmax in float32 whatever the "
+                   "input's dtype (its source: \"always carried out in fp32\"), so a float64 model built on it "
+                   "differs from torch's by ~1e-8; the JAX mirror writes the softmax with jax.nn.softmax instead",
+                   _attention_softmax_precision),
         Convention("relu-backward-non-finite",
                    "relu's backward at z = (-1, 0, 2) for an upstream gradient of inf, then of nan",
                    {fw: (("0.0", "0.0", "inf"), ("0.0", "0.0", "nan")) for fw in ("numpy", "torch", "jax")},

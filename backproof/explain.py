@@ -166,6 +166,11 @@ def resolve_parameter(scenario, text):
     if base not in params:
         known = ", ".join(list(params) + sorted(scenario.aliases))
         raise ExplainError(f"{scenario.name}: {text!r} is not a parameter (give one element of: {known})")
+    if not PARAMETER_RE.match(base):
+        raise ExplainError(f"{scenario.name}: {text!r} is a parameter inside a "
+                           f"{scenario.layers[int(base.split('.')[1])].type}; explain derives the δ recursion for the "
+                           f"weight and bias of a linear, conv or norm layer (check compares this one's gradient in "
+                           f"every framework)")
     if index is None:
         if params[base].size != 1:
             raise ExplainError(f"{scenario.name}: {text!r} names a whole {params[base].shape} tensor; "
@@ -302,7 +307,8 @@ def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward
                           f"⊙ f'(z{i})", delta))
     spec, unit = scenario.layers[layer], index[0]
     # (n,) or (n, oH, oW) or (n, oL); a norm's feature is the last axis
-    column = delta[..., unit] if spec.type == "layer_norm" else delta[:, unit]
+    sequence = spec.type == "linear" and delta.ndim == 3          # a linear layer at every step of a sequence
+    column = delta[..., unit] if spec.type == "layer_norm" or sequence else delta[:, unit]
     if kind == "bias":
         total = float(np.sum(column))
         recursion.append((f"∂E/∂b{layer}[{unit}] = Σ over rows{' and positions' if column.ndim > 1 else ''} of "
@@ -310,7 +316,7 @@ def _typed_recursion(scenario, layer, kind, index, inputs, a, d_output, backward
         return recursion, total
     feed = np.asarray(feeds[layer])
     if spec.type == "linear":
-        under = feed[:, index[1]]
+        under = feed[..., index[1]]
         label = f"a{layer - 1}[:, {index[1]}]" if layer else f"x[:, {index[1]}]"
     elif spec.type in ("layer_norm", "batch_norm1d", "batch_norm2d", "group_norm"):
         norm = build(spec)

@@ -143,8 +143,8 @@ def kink_band(scenario, trace, layer):
     from reference.layers import build
     spec = scenario.layers[layer]
     below = np.asarray(scenario.inputs if layer == 0 else trace[f"layers.{layer - 1}.a"], np.float64)
-    absolute = (lambda a: None if a is None else np.abs(np.asarray(a, np.float64)))
-    magnitude = build(spec, absolute(spec.weight), absolute(spec.bias), copy=False).forward(np.abs(below))
+    absolute = {name: np.abs(np.asarray(value, np.float64)) for name, value in spec.parameters().items()}
+    magnitude = build(spec, absolute, copy=False).forward(np.abs(below))
     fan_in = 0 if spec.weight is None else int(np.prod(spec.weight.shape[1:]))
     return (fan_in + KINK_BAND_TERMS) * np.finfo(scenario.dtype).eps * magnitude
 

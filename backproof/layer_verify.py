@@ -144,7 +144,7 @@ def layer_case(scenario, index, part="layer", seed=0, inputs="drawn"):
 def _forward(spec, x, params=None):
     """The reference's forward pass of one layer (and its activation) on x."""
     params = params or {}
-    layer = build(spec, params.get("weight"), params.get("bias"))
+    layer = build(spec, params)
     z = layer.forward(np.array(x))
     return Activation(spec.activation, spec.negative_slope).forward(z)
 

@@ -26,10 +26,8 @@ def tensor_shapes(scenario):
     for i in reversed(range(count)):
         shapes[f"layers.{i}.dz"] = outputs[i]
     for i in reversed(range(count)):
-        for kind in ("weight", "bias"):
-            name = f"layers.{i}.{kind}"
-            if name in params:
-                shapes[f"grad.{name}"] = params[name]
+        for kind in scenario.layers[i].parameters():        # weight, bias; self_attn.in_proj_weight …
+            shapes[f"grad.layers.{i}.{kind}"] = params[f"layers.{i}.{kind}"]
     shapes["grad.inputs"] = scenario.inputs.shape
     shapes.update(state_shapes(scenario))
     for name, shape in params.items():

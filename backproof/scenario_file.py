@@ -44,7 +44,7 @@ KNOWN = {
     "scenario": {"name", "description", "source", "dtype", "layers", "loss", "inputs", "targets",
                  "optimizer", "aliases", "expected", "train", "node_names", "init", "errata"},
     "layer": {"type", "weight", "bias", "activation", "negative_slope"}
-             | {key for layer in LAYER_TYPES.values() for key in (*layer.options, *layer.buffers)},
+             | {key for layer in LAYER_TYPES.values() for key in (*layer.options, *layer.buffers, *layer.parameters)},
     "optimizer": {"name", "lr"} | {key for fields in OPTIMIZER_DEFAULTS.values() for key in fields},
     "loss": {"name", "label_smoothing"},
     "train": {"epochs", "batch_size"},
@@ -405,14 +405,18 @@ def read_layers(r, data):
         r.unknown_keys(layer, "layer", field)
         for key in layer:
             if key in KNOWN["layer"] - {"type", "weight", "bias", "activation", "negative_slope"} \
-                    and key not in LAYER_TYPES[type_name].options and key not in LAYER_TYPES[type_name].buffers:
+                    and key not in LAYER_TYPES[type_name].options and key not in LAYER_TYPES[type_name].buffers \
+                    and key not in LAYER_TYPES[type_name].parameters:
                 warnings.warn(f"{r.label}: {field}.{key} is not a field of a {type_name} layer and is ignored",
                               ScenarioWarning, stacklevel=2)
         holds = LAYER_TYPES[type_name].parameters
         for key in ("weight", "bias"):
             if key in layer and key not in holds:
-                r.fail(f"{field}.{key}", f"is not a parameter of {type_name}: it has none")
-        if type_name == "linear" and not typed:
+                r.fail(f"{field}.{key}", f"is not a parameter of {type_name}: " + (
+                    f"its are {', '.join(holds)}" if holds else "it has none"))
+        if LAYER_TYPES[type_name].named:
+            read_named_parameters(r, layer, field, type_name)
+        elif type_name == "linear" and not typed:
             weight = r.matrix(r.required(layer, "weight", f"{field}.weight"), f"{field}.weight", "shape (out, in)")
             if i > 0:
                 in_features, previous_out = len(weight[0]), len(layers[i - 1]["weight"])
@@ -426,7 +430,7 @@ def read_layers(r, data):
                 r.fail(f"{field}.weight", f"has shape {shape_of(weight)}; a {type_name} weight has {rank} axes ("
                                           f"{ {1: '(features,)', 2: '(out, in)', 3: '(out, in/groups, k)', 4: '(out, in/groups, kH, kW)'}[rank]})")
         bias = layer.get("bias")
-        if bias is None and LAYER_TYPES[type_name].bias_required:
+        if bias is None and LAYER_TYPES[type_name].bias_required and "bias" in holds:
             r.fail(f"{field}.bias", f"is required: torch's {LAYER_TYPES[type_name].torch} always has one")
         if bias is not None:
             r.vector(bias, f"{field}.bias")
@@ -460,21 +464,49 @@ def read_layers(r, data):
     return layers
 
 
+def read_named_parameters(r, layer, field, type_name):
+    """The parameters of a type that names them as torch's module does (attention's in_proj_weight (3E, E), a
+    transformer block's linear1.weight …): each a matrix or a vector (a bias, a norm's weight); the biases optional
+    unless torch's module always has them. Their shapes are checked against the input's width in ``walk``."""
+    kind = LAYER_TYPES[type_name]
+    for name in kind.parameters:
+        key = f"{field}.{name}"
+        optional = "bias" in name.rsplit(".", 1)[-1] and not kind.bias_required
+        if name not in layer and optional:
+            continue
+        value = r.nested(r.required(layer, name, key), key)
+        rank = 1 if "bias" in name or name.startswith("norm") else 2
+        if len(shape_of(value)) != rank:
+            r.fail(key, f"has shape {shape_of(value)}; it has {rank} ax{'is' if rank == 1 else 'es'}")
+
+
 def walk(r, layers, in_shape, rows):
     """Each layer's output shape (without the batch axis) from the input's, failing at the first layer whose
     hyperparameters or weight do not fit what reaches it; a dropout mask must be 0s and 1s shaped like its input."""
     shapes, shape = [], tuple(in_shape)
+    sequence = next((f"layers[{i}]" for i, layer in enumerate(layers)
+                     if LAYER_TYPES[layer.get("type", "linear")].sequence), None)
     for i, layer in enumerate(layers):
         field = f"layers[{i}]"
         type_name = layer.get("type", "linear")
         spatial = LAYER_TYPES[type_name].spatial
-        if spatial >= 0 and len(shape) != spatial + 1 and not (spatial == 0 and len(shape) == 1):
+        if sequence and len(shape) > 1 and (spatial > 0 or type_name in ("flatten", "batch_norm1d", "group_norm")):
+            # sequences are (n, T, E) in torch and Flax alike, channels (n, C, L) move to (n, L, C) in Flax: one
+            # network holds one of the two layouts
+            r.fail(f"{field}.type", f"{type_name} on (n, {', '.join(map(str, shape))}) in a network with sequence "
+                                    f"layers ({sequence}) is not supported: pool the sequence first "
+                                    "(sequence_pool)")
+        if spatial >= 0 and len(shape) != spatial + 1 and not (spatial == 0 and len(shape) == 1) \
+                and not (type_name == "linear" and sequence and len(shape) == 2):       # every step of a sequence
             what = "(n, features)" if spatial == 0 else {1: "(n, C, L)", 2: "(n, C, H, W)"}[spatial]
             r.fail(f"{field}.type", f"{type_name} takes {what}, but what reaches it has shape (n, "
                                     f"{', '.join(map(str, shape))}){' (add a flatten before it)' if spatial == 0 else ''}")
         options = normalize(type_name, {key: value for key, value in layer.items()
                                         if key in LAYER_TYPES[type_name].options})
         weight_shape = shape_of(layer["weight"]) if "weight" in layer else None
+        if LAYER_TYPES[type_name].named:
+            weight_shape = {name: shape_of(layer[name]) for name in LAYER_TYPES[type_name].parameters
+                            if name in layer}
         if type_name == "dropout":
             mask = r.nested(layer["mask"], f"{field}.mask")
             if shape_of(mask) != (rows,) + shape:
@@ -629,10 +661,11 @@ def read_optimizer(r, data):
 
 def parameter_count(layers):
     """Weights and biases over all layers (LayerSpecs, or the file's layer objects)."""
-    def size(layer, key):
-        value = layer.get(key) if isinstance(layer, dict) else getattr(layer, key)
-        return 0 if value is None else int(np.size(value))
-    return sum(size(layer, "weight") + size(layer, "bias") for layer in layers)
+    def size(layer):
+        named = layer.parameters() if not isinstance(layer, dict) else {
+            key: layer.get(key) for key in LAYER_TYPES.get(layer.get("type", "linear"), LAYER_TYPES["linear"]).parameters}
+        return sum(int(np.size(value)) for value in named.values() if value is not None)
+    return sum(size(layer) for layer in layers)
 
 
 def multiply_adds(scenario):
@@ -641,7 +674,10 @@ def multiply_adds(scenario):
     total = 0
     for spec, out in zip(scenario.layers, scenario.layer_shapes()):
         positions = int(np.prod(out[1:]))                  # 1 for a linear layer's (out,)
-        if spec.weight is not None:
+        if LAYER_TYPES[spec.type].named:                   # each step through every matrix, and q·kᵀ, p·v
+            steps, width = out
+            total += steps * sum(value.size for value in spec.parameters().values()) + 2 * steps * steps * width
+        elif spec.weight is not None:
             total += positions * spec.weight.size + (0 if spec.bias is None else int(np.prod(out)))
         else:
             total += int(np.prod(out)) * int(np.prod(spec.hyper.get("kernel_size", 1)))

@@ -171,13 +171,12 @@ def gradient_magnitudes(spec, i, dz_abs, below_abs):
     """[(parameter name, the magnitudes its gradient is summed from)]: the layer's own backward pass run on |∂L/∂z| and
     |input| (|dZ|ᵀ·|A| for a linear weight and Σ|dZ| for its bias; for a conv the same sums over positions)."""
     from reference.layers import build
-    if spec.weight is None:
+    if not spec.parameters():
         return []
-    layer = build(spec, np.abs(spec.weight), None if spec.bias is None else np.abs(spec.bias), copy=False)
+    layer = build(spec, {name: np.abs(value) for name, value in spec.parameters().items()}, copy=False)
     layer.forward(below_abs)
     layer.backward(dz_abs)
-    found = [(f"layers.{i}.weight", layer.weight_grad)]
-    return found + ([(f"layers.{i}.bias", layer.bias_grad)] if spec.bias is not None else [])
+    return [(f"layers.{i}.{name}", value) for name, value in layer.gradients().items()]
 
 
 def noise_floor(scenario, epochs, reference_result=None):

@@ -131,7 +131,7 @@ def flax_names(scenario):
     from reference.registry import LAYER_TYPES
     names, counts = {}, {}
     for i, spec in enumerate(scenario.layers):
-        if spec.weight is None:
+        if not spec.parameters():
             continue
         kind = LAYER_TYPES[spec.type].flax
         names[i] = f"{kind}_{counts.get(kind, 0)}"
@@ -156,12 +156,12 @@ def _write_typed(scenario, fmt, path):
         with open(path, "wb") as handle:
             np.savez(handle, layers=np.array(layer_metadata(scenario)), **canonical)
     else:
+        import jax
         from flax import serialization
 
         from jax_impl import to_flax
-        flax = to_flax([(spec.weight, spec.bias) for spec in scenario.layers])
-        params = {name: {key: np.ascontiguousarray(value) for key, value in flax[i].items()}
-                  for i, name in flax_names(scenario).items()}
+        flax = to_flax(scenario.layers)
+        params = {name: jax.tree.map(np.ascontiguousarray, flax[i]) for i, name in flax_names(scenario).items()}
         # a batch norm's running statistics: Flax's batch_stats collection, {"BatchNorm_k": {"mean", "var"}}
         stats = {name: {"mean": np.ascontiguousarray(scenario.layers[i].running_mean),
                         "var": np.ascontiguousarray(scenario.layers[i].running_var)}
@@ -413,6 +413,53 @@ def _layer_of_module(child, kind, name, label):
     return layer
 
 
+def _encoder_of_module(child, name, label):
+    """The scenario layer of an nn.TransformerEncoderLayer: its parameters under their state_dict names, its heads,
+    norm placement, activation and ε; WeightsError for what the registry's layer cannot hold (batch_first False,
+    dropout in train mode, an activation other than relu and gelu)."""
+    import torch.nn.functional as F
+    from reference.registry import LAYER_TYPES
+    if not getattr(child.self_attn, "batch_first", False):
+        raise WeightsError(f"{label}: {name} is a TransformerEncoderLayer with batch_first=False; backproof takes "
+                           f"batch-first sequences (n, T, E)")
+    if child.training and child.dropout.p:
+        raise WeightsError(f"{label}: {name} is a TransformerEncoderLayer with dropout {child.dropout.p} in train mode "
+                           f"(give dropout=0.0, or call .eval())")
+    activation = {F.relu: "relu", F.gelu: "gelu"}.get(child.activation)
+    if activation is None:
+        raise WeightsError(f"{label}: {name} is a TransformerEncoderLayer with activation {child.activation!r}; "
+                           f"backproof's takes relu or gelu")
+    if child.norm1.eps != child.norm2.eps:
+        raise WeightsError(f"{label}: {name} has norms with different eps ({child.norm1.eps}, {child.norm2.eps})")
+    layer = {"type": "transformer_encoder_layer", "nhead": child.self_attn.num_heads, "norm_first": child.norm_first,
+             "feedforward_activation": activation, "layer_norm_eps": child.norm1.eps}
+    for key in LAYER_TYPES["transformer_encoder_layer"].parameters:
+        layer[key] = child.get_parameter(key).detach().numpy().copy()
+    return layer
+
+
+def _attention_of_module(child, node, name, label):
+    """The scenario layer of an nn.MultiheadAttention called as self-attention (query, key and value the same tensor,
+    no mask), batch_first."""
+    if not child.batch_first:
+        raise WeightsError(f"{label}: {name} is a MultiheadAttention with batch_first=False; backproof takes "
+                           f"batch-first sequences (n, T, E)")
+    if not child._qkv_same_embed_dim or child.bias_k is not None or (child.training and child.dropout):
+        raise WeightsError(f"{label}: {name} is a MultiheadAttention with separate q/k/v widths, bias_k or dropout in "
+                           f"train mode, which backproof does not support")
+    if len(node.args) < 3 or len({id(arg) for arg in node.args[:3]}) != 1 or any(
+            node.kwargs.get(key) is not None for key in ("key_padding_mask", "attn_mask")):
+        raise WeightsError(f"{label}: {name} is called with other than query = key = value and no mask; backproof's "
+                           f"multi_head_attention is self-attention")
+    layer = {"type": "multi_head_attention", "num_heads": child.num_heads,
+             "causal": bool(node.kwargs.get("is_causal", False))}
+    for key in ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"):
+        value = child.get_parameter(key) if child.in_proj_bias is not None or "weight" in key else None
+        if value is not None:
+            layer[key] = value.detach().numpy().copy()
+    return layer
+
+
 def from_torch_module(module, label):
     """(layers, dtype, names) of a torch module as it computes: its forward traced with torch.fx, so functional calls
     (``torch.relu(self.fc1(x))``, ``F.gelu``, ``x.flatten(1)``) are seen, not only the children. layers: the scenario
@@ -431,7 +478,10 @@ def from_torch_module(module, label):
     functions, activation_modules = _activation_functions(), _activation_modules()
     layers, names, current = [], [], None
     layer_modules = _layer_modules()
-    supported = ", ".join(list(layer_modules) + list(activation_modules) + ["Identity", "Dropout in eval mode"])
+    supported = ", ".join(list(layer_modules) + ["TransformerEncoderLayer", "MultiheadAttention (self-attention)"]
+                          + list(activation_modules) + ["Identity", "Dropout in eval mode"])
+    import operator
+    attention_output = None                 # the node of an nn.MultiheadAttention call: (output, weights)
 
     def attach(activation, slope, node_name, what):
         if not layers:
@@ -456,6 +506,15 @@ def from_torch_module(module, label):
         if node.op == "get_attr":
             raise WeightsError(f"{label}: {node.target} is a tensor used directly in forward, not a layer")
         inputs = [arg for arg in node.all_input_nodes]
+        if node.op == "call_function" and node.target is operator.getitem and not node.users:
+            continue                            # ``out, _ = attn(x, x, x)``: the weights, unused
+        if attention_output is not None:
+            if not (node.op == "call_function" and node.target is operator.getitem and node.args == (current, 0)):
+                raise WeightsError(f"{label}: {current.name} (MultiheadAttention) returns (output, weights); "
+                                   f"backproof reads its output, [0], and nothing else")
+            attention_output, current = None, node
+            names[-1].append(node.name)
+            continue
         if inputs != [current]:
             raise WeightsError(f"{label}: {node.name} ({node.op} {getattr(node.target, '__name__', node.target)}) "
                                f"takes {', '.join(n.name for n in inputs) or 'no tensor'}, not the output before it: "
@@ -466,6 +525,13 @@ def from_torch_module(module, label):
             if kind in layer_modules:
                 layers.append(_layer_of_module(child, kind, node.target, label))
                 names.append([node.target])
+            elif isinstance(child, torch.nn.TransformerEncoderLayer):
+                layers.append(_encoder_of_module(child, node.target, label))
+                names.append([node.target])
+            elif isinstance(child, torch.nn.MultiheadAttention):
+                layers.append(_attention_of_module(child, node, node.target, label))
+                names.append([node.target])
+                attention_output = node
             elif kind in activation_modules:
                 if kind == "Softmax" and child.dim not in (1, -1):
                     raise WeightsError(f"{label}: {node.target} (Softmax) is over dim {child.dim}; backproof takes dim=1")
@@ -495,6 +561,19 @@ def from_torch_module(module, label):
                                    f"from dim 1 to the end (x.flatten(1))")
             layers.append({"type": "flatten"})
             names.append([node.name])
+        elif (node.op == "call_method" and node.target == "mean") or \
+                (node.op == "call_function" and node.target is torch.mean):
+            if _argument(node, "dim", 1, None) not in (1, (1,), [1]) or _argument(node, "keepdim", 2, False):
+                raise WeightsError(f"{label}: {node.name} takes a mean other than over the steps (dim=1); backproof's "
+                                   f"sequence_pool averages (n, T, E) over T")
+            layers.append({"type": "sequence_pool", "mode": "mean"})
+            names.append([node.name])
+        elif node.op == "call_function" and node.target is operator.getitem:
+            if node.args[1:] != ((slice(None), -1),):
+                raise WeightsError(f"{label}: {node.name} indexes with {node.args[1:]}; backproof reads x[:, -1], "
+                                   f"the last step")
+            layers.append({"type": "sequence_pool", "mode": "last"})
+            names.append([node.name])
         elif node.op == "call_method" and node.target in functions.values() and node.target != "softmax":
             attach(node.target, 0.01, node.name, f"x.{node.target}()")
         else:
@@ -506,7 +585,8 @@ def from_torch_module(module, label):
         current = node
     if not any("weight" in layer for layer in layers):
         raise WeightsError(f"{label}: holds no nn.Linear or nn.Conv layer")
-    dtypes = {str(layer["weight"].dtype) for layer in layers if "weight" in layer}
+    dtypes = {str(value.dtype) for layer in layers for key, value in layer.items()
+              if isinstance(value, np.ndarray) and key not in ("running_mean", "running_var")}
     if dtypes - {"float64", "float32"} or len(dtypes) != 1:
         raise WeightsError(f"{label}: the weights are {', '.join(sorted(dtypes))}; backproof takes float64 or float32")
     if all(layer["type"] == "linear" for layer in layers):        # a dense stack: the file format of dense networks

@@ -134,6 +134,50 @@ def group_norm(layer, x, o, buffers):
     return z + layer["bias"] if "bias" in layer else z
 
 
+def dense(layer, x):
+    """Flax's Dense: x·kernel + bias over the last axis (every step of a sequence)."""
+    return x @ layer["kernel"] + layer["bias"] if "bias" in layer else x @ layer["kernel"]
+
+
+def attention(layer, x, o, buffers):
+    """Flax's MultiHeadDotProductAttention as self-attention: q, k, v from their own (E, heads, head_dim) kernels
+    (torch packs them into one in_proj_weight: registry row attention-weight-packing), softmax(q·kᵀ/√head_dim) over
+    the steps each step may attend to (causal: steps ≤ t; Flax's mask polarity, True = may attend: registry row
+    attention-mask-polarity), then the out kernel (heads, head_dim, E). Written out rather than
+    jax.nn.dot_product_attention, which computes the softmax in float32 whatever the dtype (registry row
+    attention-softmax-precision)."""
+    def project(name):
+        p = layer[name]
+        return jnp.einsum("nte,ehd->nthd", x, p["kernel"]) + (p["bias"] if "bias" in p else 0.0)
+
+    q, k, v = project("query"), project("key"), project("value")             # (n, T, heads, head_dim)
+    logits = jnp.einsum("nthd,nshd->nhts", q, k) / jnp.sqrt(q.shape[-1]).astype(x.dtype)
+    steps = x.shape[1]
+    allowed = jnp.tril(jnp.ones((steps, steps), bool)) if o["causal"] else None
+    weights = jax.nn.softmax(logits, axis=-1, where=allowed)                # (n, heads, T, T)
+    out = jnp.einsum("nhts,nshd,hde->nte", weights, v, layer["out"]["kernel"])
+    return out + layer["out"]["bias"] if "bias" in layer["out"] else out
+
+
+def transformer_encoder_layer(layer, x, o, buffers):
+    """torch's nn.TransformerEncoderLayer from Flax's parts (LayerNorm, attention, Dense), dropout 0: post-LN
+    y = norm1(x + attn(x)), z = norm2(y + ff(y)); pre-LN (norm_first) y = x + attn(norm1(x)), z = y + ff(norm2(y))."""
+    def norm(name, x):
+        return layer_norm(layer[name], x, {"eps": o["layer_norm_eps"]}, buffers)
+
+    def attend(x):
+        return attention(layer["self_attn"], x, o, buffers)
+
+    def feedforward(x):
+        return dense(layer["linear2"], ACTIVATIONS[o["feedforward_activation"]](dense(layer["linear1"], x)))
+
+    if o["norm_first"]:
+        y = x + attend(norm("norm1", x))
+        return y + feedforward(norm("norm2", y))
+    y = norm("norm1", x + attend(x))
+    return norm("norm2", y + feedforward(y))
+
+
 def running_statistics(model, x, acts):
     """Each layer's buffers after a forward pass from x with activations ``acts``: a batch norm in training moves its
     running statistics by torch's momentum m (the batch's share; Flax's ``momentum`` is the running value's share,
@@ -151,8 +195,7 @@ def running_statistics(model, x, acts):
 
 # name -> (params, x, hyperparameters, buffers) -> z, over Flax's NHWC/NWC layouts (reference.registry.LAYER_TYPES)
 LAYERS = {
-    "linear": lambda layer, x, o, buffers: x @ layer["kernel"] + layer["bias"] if "bias" in layer
-    else x @ layer["kernel"],
+    "linear": lambda layer, x, o, buffers: dense(layer, x),
     "conv1d": conv(("NWC", "WIO", "NWC")),
     "conv2d": conv(("NHWC", "HWIO", "NHWC")),
     "max_pool1d": max_pool,
@@ -164,6 +207,9 @@ LAYERS = {
     "batch_norm1d": batch_norm,
     "batch_norm2d": batch_norm,
     "group_norm": group_norm,
+    "multi_head_attention": attention,
+    "transformer_encoder_layer": transformer_encoder_layer,
+    "sequence_pool": lambda layer, x, o, buffers: x[:, -1] if o["mode"] == "last" else jnp.mean(x, axis=1),
 }
 
 
@@ -180,9 +226,9 @@ class Model:
     @classmethod
     def from_scenario(cls, scenario):
         """The scenario's weights as JAX arrays in its dtype (call inside ``precision``)."""
-        params = jax.tree.map(lambda p: jnp.asarray(p, dtype=scenario.dtype),
-                              to_flax([(spec.weight, spec.bias) for spec in scenario.layers]))
-        buffers = [{key: jnp.asarray(to_nhwc(value) if key == "mask" else value, dtype=scenario.dtype)
+        params = jax.tree.map(lambda p: jnp.asarray(p, dtype=scenario.dtype), to_flax(scenario.layers))
+        buffers = [{key: jnp.asarray(to_nhwc(value, scenario.sequence) if key == "mask" else value,
+                                     dtype=scenario.dtype)
                     for key, value in spec.arrays() if key in ("mask", "running_mean", "running_var")}
                    for spec in scenario.layers]
         return cls(params, buffers, tuple((spec.type, spec.options, spec.activation, spec.negative_slope)
@@ -289,7 +335,7 @@ def run_step(scenario):
         model = Model.from_scenario(scenario)
         x, t = arrays(scenario)                             # (n, in), (n, out) or (n,) class indices
         values, updated, state, buffers = step(model, x, t, scenario.criterion, scenario.optimizer)
-        return canonical_trace(numpy(canonical_values(values), scenario.dtype),
+        return canonical_trace(numpy(canonical_values(values, scenario.sequence), scenario.dtype),
                                numpy({**canonical(updated), **canonical_buffers(buffers)}, scenario.dtype),
                                numpy(optimizer_state(state), scenario.dtype))
 
@@ -432,46 +478,105 @@ TO_FLAX_KERNEL = {1: (0,),              # a norm's (features,): Flax's "scale"  
 def to_flax(layers):
     """Canonical layer params -> Flax params.
 
-    layers: a list of (weight or None, bias or None) pairs in torch's layout.
-    Returns a list of {"kernel": …[, "bias": (out,)]} dicts of NumPy arrays ({} for a layer without parameters).
+    layers: LayerSpecs, or (weight or None, bias or None) pairs in torch's layout.
+    Returns per layer a dict of NumPy arrays as the Flax module holds them: {"kernel": …[, "bias": (out,)]} (a
+    norm's "scale"), attention's {"query", "key", "value": {"kernel": (E, heads, head_dim), "bias": (heads,
+    head_dim)}, "out": {"kernel": (heads, head_dim, E), "bias": (E,)}}, a transformer block's {"self_attn", "linear1",
+    "linear2", "norm1", "norm2"}; {} for a layer without parameters.
     """
     params = []
-    for weight, bias in layers:
-        layer = {}
-        if weight is not None:
-            key = "scale" if np.ndim(weight) == 1 else "kernel"
-            layer[key] = np.array(weight, copy=True).transpose(TO_FLAX_KERNEL[np.ndim(weight)])
-        if bias is not None:
-            assert weight is not None and np.shape(bias) == (np.shape(weight)[0],), (np.shape(bias), np.shape(weight))
-            layer["bias"] = np.array(bias, copy=True)
-        params.append(layer)
+    for layer in layers:
+        if isinstance(layer, tuple):
+            params.append(dense_to_flax(*layer))
+            continue
+        named, o = layer.parameters(), layer.hyper
+        if layer.type == "multi_head_attention":
+            params.append(attention_to_flax(named, o["num_heads"]))
+        elif layer.type == "transformer_encoder_layer":
+            params.append({"self_attn": attention_to_flax({name.removeprefix("self_attn."): value for name, value
+                                                           in named.items() if name.startswith("self_attn.")},
+                                                          o["nhead"]),
+                           **{child: dense_to_flax(named[f"{child}.weight"], named.get(f"{child}.bias"))
+                              for child in ("linear1", "linear2", "norm1", "norm2")}})
+        else:
+            params.append(dense_to_flax(layer.weight, layer.bias))
     return params
 
 
+def dense_to_flax(weight, bias):
+    """A weight and bias in torch's layout -> {"kernel" (or a norm's "scale"): …, "bias": …}."""
+    layer = {}
+    if weight is not None:
+        key = "scale" if np.ndim(weight) == 1 else "kernel"
+        layer[key] = np.array(weight, copy=True).transpose(TO_FLAX_KERNEL[np.ndim(weight)])
+    if bias is not None:
+        assert weight is not None and np.shape(bias) == (np.shape(weight)[0],), (np.shape(bias), np.shape(weight))
+        layer["bias"] = np.array(bias, copy=True)
+    return layer
+
+
+def attention_to_flax(named, heads):
+    """torch's packed in_proj_weight (3E, E) = [W_q; W_k; W_v] and out_proj (E, E) -> Flax's query, key, value
+    kernels (E, heads, head_dim) (W_qᵀ with its columns split per head) and out kernel (heads, head_dim, E)."""
+    embed = named["out_proj.weight"].shape[0]
+    params = {}
+    for part, weight in zip(("query", "key", "value"), np.split(np.asarray(named["in_proj_weight"]), 3)):
+        params[part] = {"kernel": weight.T.reshape(embed, heads, embed // heads).copy()}
+    if "in_proj_bias" in named:
+        for part, bias in zip(("query", "key", "value"), np.split(np.asarray(named["in_proj_bias"]), 3)):
+            params[part]["bias"] = bias.reshape(heads, embed // heads).copy()
+    params["out"] = {"kernel": np.asarray(named["out_proj.weight"]).T.reshape(heads, embed // heads, embed).copy()}
+    if "out_proj.bias" in named:
+        params["out"]["bias"] = np.array(named["out_proj.bias"], copy=True)
+    return params
+
+
+def attention_from_flax(layer):
+    """Flax's query, key, value and out -> torch's {in_proj_weight, in_proj_bias, out_proj.weight, out_proj.bias}."""
+    kernels = [np.asarray(layer[part]["kernel"]) for part in ("query", "key", "value")]
+    named = {"in_proj_weight": np.concatenate([k.reshape(k.shape[0], -1).T for k in kernels])}
+    if "bias" in layer["query"]:
+        named["in_proj_bias"] = np.concatenate([np.asarray(layer[part]["bias"]).reshape(-1)
+                                                for part in ("query", "key", "value")])
+    out = np.asarray(layer["out"]["kernel"])
+    named["out_proj.weight"] = out.reshape(-1, out.shape[-1]).T.copy()
+    if "bias" in layer["out"]:
+        named["out_proj.bias"] = np.array(layer["out"]["bias"], copy=True)
+    return named
+
+
 def from_flax(params):
-    """Flax params -> a list of canonical (weight or None, bias or None) pairs, as NumPy arrays."""
+    """Flax params -> per layer {torch's name: array} in torch's layout (NumPy)."""
     layers = []
     for layer in params:
-        weight = bias = None
-        if "kernel" in layer or "scale" in layer:
-            kernel = np.asarray(layer.get("kernel", layer.get("scale")))
-            weight = kernel.transpose(np.argsort(TO_FLAX_KERNEL[kernel.ndim])).copy()
-        if "bias" in layer:
-            bias = np.array(layer["bias"], copy=True)
-            assert weight is not None and bias.shape == (weight.shape[0],), (bias.shape, weight.shape)
-        layers.append((weight, bias))
+        if "query" in layer:
+            layers.append(attention_from_flax(layer))
+        elif "self_attn" in layer:
+            named = {f"self_attn.{name}": value for name, value in attention_from_flax(layer["self_attn"]).items()}
+            for child in ("linear1", "linear2", "norm1", "norm2"):
+                named.update({f"{child}.{name}": value for name, value in dense_from_flax(layer[child]).items()})
+            layers.append(named)
+        else:
+            layers.append(dense_from_flax(layer))
     return layers
 
 
-def canonical(params):
-    """Flax params -> {canonical name: array}: ``layers.{i}.weight`` in torch's layout, ``layers.{i}.bias``."""
+def dense_from_flax(layer):
+    """{"kernel" or "scale", "bias"} -> {"weight", "bias"} in torch's layout."""
     named = {}
-    for i, (weight, bias) in enumerate(from_flax(params)):
-        if weight is not None:
-            named[f"layers.{i}.weight"] = weight
-        if bias is not None:
-            named[f"layers.{i}.bias"] = bias
+    if "kernel" in layer or "scale" in layer:
+        kernel = np.asarray(layer.get("kernel", layer.get("scale")))
+        named["weight"] = kernel.transpose(np.argsort(TO_FLAX_KERNEL[kernel.ndim])).copy()
+    if "bias" in layer:
+        named["bias"] = np.array(layer["bias"], copy=True)
+        assert "weight" in named and named["bias"].shape == (named["weight"].shape[0],), (named["bias"].shape,)
     return named
+
+
+def canonical(params):
+    """Flax params -> {canonical name: array}: ``layers.{i}.weight`` in torch's layout, ``layers.{i}.bias``,
+    ``layers.{i}.self_attn.in_proj_weight`` …"""
+    return {f"layers.{i}.{name}": value for i, layer in enumerate(from_flax(params)) for name, value in layer.items()}
 
 
 def canonical_buffers(buffers):
@@ -481,21 +586,23 @@ def canonical_buffers(buffers):
             if key in ("running_mean", "running_var")}
 
 
-def to_nhwc(x):
-    """torch's NCHW (or NCL) -> Flax's NHWC (or NLC); (n, features) as it is."""
-    return x if np.ndim(x) <= 2 else np.moveaxis(x, 1, -1)
+def to_nhwc(x, sequence=False):
+    """torch's NCHW (or NCL) -> Flax's NHWC (or NLC); (n, features) and a batch-first sequence (n, T, E) as they
+    are (the same in both)."""
+    return x if np.ndim(x) <= 2 or sequence else np.moveaxis(x, 1, -1)
 
 
-def to_nchw(x):
+def to_nchw(x, sequence=False):
     """Flax's NHWC (or NLC) -> torch's NCHW (or NCL), the canonical layout of every traced value."""
-    return x if np.ndim(x) <= 2 else np.moveaxis(np.asarray(x), -1, 1)
+    return x if np.ndim(x) <= 2 or sequence else np.moveaxis(np.asarray(x), -1, 1)
 
 
-def canonical_values(values):
+def canonical_values(values, sequence=False):
     """StepValues computed over NHWC -> the same values in torch's layouts: NCHW activations, canonical params."""
-    return values._replace(zs=[to_nchw(z) for z in values.zs], activations=[to_nchw(a) for a in values.activations],
-                           dzs=[to_nchw(dz) for dz in values.dzs], grads=canonical(values.grads),
-                           input_grad=to_nchw(values.input_grad))
+    back = functools.partial(to_nchw, sequence=sequence)
+    return values._replace(zs=[back(z) for z in values.zs], activations=[back(a) for a in values.activations],
+                           dzs=[back(dz) for dz in values.dzs], grads=canonical(values.grads),
+                           input_grad=back(values.input_grad))
 
 
 def arrays(scenario):
@@ -505,7 +612,7 @@ def arrays(scenario):
         targets = jnp.asarray(scenario.class_indices(), dtype=jnp.int32)
     else:
         targets = jnp.asarray(scenario.targets, dtype=scenario.dtype)
-    return jnp.asarray(to_nhwc(scenario.inputs), dtype=scenario.dtype), targets
+    return jnp.asarray(to_nhwc(scenario.inputs, scenario.sequence), dtype=scenario.dtype), targets
 
 
 def numpy(value, dtype):

@@ -21,13 +21,35 @@ from .registry import conv_pads
 
 
 class Layer:
-    """A function of its input with a backward pass: ``backward(∂L/∂out) -> ∂L/∂in``."""
+    """A function of its input with a backward pass: ``backward(∂L/∂out) -> ∂L/∂in``. Its parameters are the
+    attributes ``weight`` and ``bias`` (their gradients ``weight_grad``, ``bias_grad``); a layer made of others
+    (attention, a transformer block) names its own parts, with torch's names."""
 
     def forward(self, x):
         raise NotImplementedError
 
     def backward(self, grad_output):
         raise NotImplementedError
+
+    def parts(self):
+        """torch's name of each parameter -> (the layer holding it, its attribute)."""
+        return {"weight": (self, "weight"), "bias": (self, "bias")}
+
+    def parameters(self):
+        """{torch's name: array} of the parameters it holds."""
+        return {name: getattr(owner, key) for name, (owner, key) in self.parts().items()
+                if getattr(owner, key, None) is not None}
+
+    def gradients(self):
+        """{torch's name: ∂L/∂parameter} after ``backward``."""
+        return {name: getattr(owner, f"{key}_grad") for name, (owner, key) in self.parts().items()
+                if getattr(owner, key, None) is not None}
+
+    def set_parameters(self, params):
+        """Take ``params[name]`` (torch's names) as the parameters it names (used as they are, not copied)."""
+        for name, (owner, key) in self.parts().items():
+            if name in params:
+                setattr(owner, key, params[name])
 
 
 class Dense(Layer):
@@ -46,15 +68,16 @@ class Dense(Layer):
 
     def forward(self, x):
         self.x = x                                                          # (n, in), kept for backward
-        z = x @ self.weight.T                                               # (n, out)
+        z = x @ self.weight.T                                               # (n, out); (n, T, out) for a sequence
         if self.bias is not None:
             z = z + self.bias
         return z
 
     def backward(self, dz):
-        self.weight_grad = dz.T @ self.x                                    # dW = dZᵀ·X   (out, in)
+        rows, x = dz.reshape(-1, dz.shape[-1]), self.x.reshape(-1, self.x.shape[-1])   # a sequence's steps are rows
+        self.weight_grad = rows.T @ x                                       # dW = dZᵀ·X   (out, in)
         if self.bias is not None:
-            self.bias_grad = dz.sum(axis=0)                                 # db = Σ dZ    (out,)
+            self.bias_grad = rows.sum(axis=0)                               # db = Σ dZ    (out,)
         return dz @ self.weight                                             # dX = dZ·W    (n, in)
 
 
@@ -388,6 +411,138 @@ class Dropout(Layer):
         return dz * self.scale.astype(dz.dtype)
 
 
+class MultiHeadAttention(Layer):
+    """nn.MultiheadAttention as self-attention over batch-first sequences x (n, T, E), H heads of D = E/H:
+
+        forward:   [q k v] = x·W_inᵀ + b_in           (n, T, 3E), W_in (3E, E): torch packs q, k, v in that order
+                   q, k, v split into heads           (n, H, T, D)
+                   s = q·kᵀ/√D                        (n, H, T, T); causal: s[t, u] = −∞ for u > t
+                   p = softmax(s) over u              each step's weights over the steps it attends to
+                   o = p·v, heads merged              (n, T, E)
+                   z = o·W_outᵀ + b_out
+        backward:  do = dz·W_out (out_proj's backward), split into heads
+                   dp = do·vᵀ      dv = pᵀ·do
+                   ds = p ⊙ (dp − Σ_u dp ⊙ p)         softmax's vector-Jacobian product, row by row
+                   dq = ds·k/√D    dk = dsᵀ·q/√D
+                   d[q k v] merged -> in_proj's backward: dW_in, db_in and dx (q, k and v all came from x)
+    """
+
+    def __init__(self, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, copy=True, num_heads=1,
+                 causal=False):
+        self.in_proj = Dense(in_proj_weight, in_proj_bias, copy)           # (3E, E): q, k, v stacked
+        self.out_proj = Dense(out_proj_weight, out_proj_bias, copy)        # (E, E)
+        self.num_heads, self.causal = num_heads, causal
+
+    def parts(self):
+        return {"in_proj_weight": (self.in_proj, "weight"), "in_proj_bias": (self.in_proj, "bias"),
+                "out_proj.weight": (self.out_proj, "weight"), "out_proj.bias": (self.out_proj, "bias")}
+
+    def heads(self, x):
+        """(n, T, E) -> (n, H, T, D)."""
+        n, steps, width = x.shape
+        return x.reshape(n, steps, self.num_heads, width // self.num_heads).transpose(0, 2, 1, 3)
+
+    def merged(self, x):
+        """(n, H, T, D) -> (n, T, E)."""
+        n, heads, steps, depth = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(n, steps, heads * depth)
+
+    def forward(self, x):
+        q, k, v = np.split(self.in_proj.forward(x), 3, axis=-1)            # each (n, T, E)
+        self.q, self.k, self.v = self.heads(q), self.heads(k), self.heads(v)
+        self.scale = 1.0 / float(np.sqrt(self.q.shape[-1]))                 # 1/√D, a Python float: keeps the dtype
+        s = self.q @ self.k.transpose(0, 1, 3, 2) * self.scale              # (n, H, T, T)
+        if self.causal:
+            s = np.where(np.triu(np.ones(s.shape[-2:], bool), k=1), -np.inf, s)
+        s = s - s.max(axis=-1, keepdims=True)                              # softmax, stable: exp(−∞) = 0
+        e = np.exp(s)
+        self.p = e / e.sum(axis=-1, keepdims=True)                          # kept for backward (and the report)
+        return self.out_proj.forward(self.merged(self.p @ self.v))
+
+    def backward(self, dz):
+        do = self.heads(self.out_proj.backward(dz))                         # (n, H, T, D)
+        dp = do @ self.v.transpose(0, 1, 3, 2)                              # (n, H, T, T)
+        dv = self.p.transpose(0, 1, 3, 2) @ do
+        ds = self.p * (dp - (dp * self.p).sum(axis=-1, keepdims=True))      # masked steps: p = 0, so ds = 0
+        dq = ds @ self.k * self.scale
+        dk = ds.transpose(0, 1, 3, 2) @ self.q * self.scale
+        return self.in_proj.backward(np.concatenate([self.merged(dq), self.merged(dk), self.merged(dv)], axis=-1))
+
+
+class TransformerEncoderLayer(Layer):
+    """nn.TransformerEncoderLayer with dropout 0 over (n, T, E): attention and a feed-forward block
+    ff(x) = linear2(f(linear1(x))), each added to its input (a residual), each with a LayerNorm:
+
+        post-LN (torch's default):  y = norm1(x + attn(x))          z = norm2(y + ff(y))
+        pre-LN (norm_first):        y = x + attn(norm1(x))          z = y + ff(norm2(y))
+
+    backward: a sum's gradient goes to both its terms unchanged, so the skip path carries dz straight through:
+
+        post-LN:  du = norm2ᵀ(dz)    dy = du + ffᵀ(du)      dv = norm1ᵀ(dy)    dx = dv + attnᵀ(dv)
+        pre-LN:   dy = dz + norm2ᵀ(ffᵀ(dz))                 dx = dy + norm1ᵀ(attnᵀ(dy))
+
+    where layerᵀ(g) is that layer's backward (each keeps its own parameter gradients).
+    """
+
+    def __init__(self, params, copy=True, nhead=1, norm_first=False, feedforward_activation="relu",
+                 layer_norm_eps=1e-5, causal=False):
+        self.self_attn = MultiHeadAttention(*(params.get(f"self_attn.{name}") for name in
+                                              ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")),
+                                            copy, nhead, causal)
+        self.linear1 = Dense(params["linear1.weight"], params.get("linear1.bias"), copy)     # (F, E)
+        self.linear2 = Dense(params["linear2.weight"], params.get("linear2.bias"), copy)     # (E, F)
+        self.norm1 = LayerNorm(params["norm1.weight"], params.get("norm1.bias"), copy, layer_norm_eps)
+        self.norm2 = LayerNorm(params["norm2.weight"], params.get("norm2.bias"), copy, layer_norm_eps)
+        self.activation = Activation(feedforward_activation)
+        self.norm_first = norm_first
+
+    def parts(self):
+        parts = {f"self_attn.{name}": part for name, part in self.self_attn.parts().items()}
+        for child in ("linear1", "linear2", "norm1", "norm2"):
+            parts.update({f"{child}.{name}": part for name, part in getattr(self, child).parts().items()})
+        return parts
+
+    def feedforward(self, x):
+        return self.linear2.forward(self.activation.forward(self.linear1.forward(x)))
+
+    def feedforward_backward(self, dz):
+        return self.linear1.backward(self.activation.backward(self.linear2.backward(dz)))
+
+    def forward(self, x):
+        if self.norm_first:
+            y = x + self.self_attn.forward(self.norm1.forward(x))
+            return y + self.feedforward(self.norm2.forward(y))
+        y = self.norm1.forward(x + self.self_attn.forward(x))
+        return self.norm2.forward(y + self.feedforward(y))
+
+    def backward(self, dz):
+        if self.norm_first:
+            dy = dz + self.norm2.backward(self.feedforward_backward(dz))   # the skip path, plus the block's
+            return dy + self.norm1.backward(self.self_attn.backward(dy))
+        du = self.norm2.backward(dz)
+        dv = self.norm1.backward(du + self.feedforward_backward(du))
+        return dv + self.self_attn.backward(dv)
+
+
+class SequencePool(Layer):
+    """(n, T, E) -> (n, E): the last step, x[:, -1] (backward: dz at the last step, 0 elsewhere), or the mean over
+    the steps (backward: dz/T at every step)."""
+
+    def __init__(self, mode):
+        self.mode = mode
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        return x[:, -1] if self.mode == "last" else x.mean(axis=1)
+
+    def backward(self, dz):
+        if self.mode == "mean":
+            return np.repeat(dz[:, None] / self.in_shape[1], self.in_shape[1], axis=1)
+        dx = np.zeros(self.in_shape, dz.dtype)
+        dx[:, -1] = dz
+        return dx
+
+
 class Activation(Layer):
     """a = f(z) elementwise; backward: ∂L/∂z = ∂L/∂a ⊙ f'(z). softmax is row-wise: its backward is
     the vector-Jacobian product dz = a ⊙ (da − Σ da ⊙ a), see activations.softmax_backward.
@@ -425,11 +580,20 @@ class Activation(Layer):
             return np.where(slope == 0, np.zeros_like(da), da * slope)
 
 
-def build(spec, weight=None, bias=None, copy=True):
-    """The layer of a LayerSpec, with ``weight`` and ``bias`` in place of the spec's when given."""
+def build(spec, params=None, copy=True):
+    """The layer of a LayerSpec, with ``params`` ({torch's name: array}) in place of the spec's parameters where
+    given."""
     o = spec.hyper
-    weight = spec.weight if weight is None else weight
-    bias = spec.bias if bias is None else bias
+    params = dict(spec.parameters(), **(params or {}))
+    weight, bias = params.get("weight"), params.get("bias")
+    if spec.type == "multi_head_attention":
+        return MultiHeadAttention(params["in_proj_weight"], params.get("in_proj_bias"), params["out_proj.weight"],
+                                  params.get("out_proj.bias"), copy, o["num_heads"], o["causal"])
+    if spec.type == "transformer_encoder_layer":
+        return TransformerEncoderLayer(params, copy, o["nhead"], o["norm_first"], o["feedforward_activation"],
+                                       o["layer_norm_eps"], o["causal"])
+    if spec.type == "sequence_pool":
+        return SequencePool(o["mode"])
     if spec.type == "linear":
         return Dense(weight, bias, copy)
     if spec.type in ("conv1d", "conv2d"):
@@ -454,4 +618,5 @@ def build(spec, weight=None, bias=None, copy=True):
 LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
           "avg_pool2d": AvgPool2d,
           "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm, "batch_norm1d": BatchNorm,
-          "batch_norm2d": BatchNorm, "group_norm": GroupNorm}
+          "batch_norm2d": BatchNorm, "group_norm": GroupNorm, "multi_head_attention": MultiHeadAttention,
+          "transformer_encoder_layer": TransformerEncoderLayer, "sequence_pool": SequencePool}

@@ -34,20 +34,16 @@ class Model:
         if params is None:
             self.layers = [build(spec) for spec in scenario.layers]
         else:
-            self.layers = [build(spec, params.get(f"layers.{i}.weight"), params.get(f"layers.{i}.bias"), copy=False)
+            self.layers = [build(spec, {name: params[f"layers.{i}.{name}"] for name in spec.parameters()
+                                        if f"layers.{i}.{name}" in params}, copy=False)
                            for i, spec in enumerate(scenario.layers)]
-        self.names = [(f"layers.{i}.weight", f"layers.{i}.bias") for i in range(len(self.layers))]
         self.activations = [Activation(spec.activation, spec.negative_slope) for spec in scenario.layers]
 
     def parameters(self):
-        """Canonical name -> array: ``layers.{i}.weight`` and ``layers.{i}.bias`` in torch's layout."""
-        params = {}
-        for (weight, bias), layer in zip(self.names, self.layers):
-            if getattr(layer, "weight", None) is not None:
-                params[weight] = layer.weight
-            if getattr(layer, "bias", None) is not None:
-                params[bias] = layer.bias
-        return params
+        """Canonical name -> array: ``layers.{i}.weight``, ``layers.{i}.bias`` (``layers.{i}.self_attn.in_proj_weight``
+        …: torch's names inside the layer) in torch's layout."""
+        return {f"layers.{i}.{name}": value for i, layer in enumerate(self.layers)
+                for name, value in layer.parameters().items()}
 
     def buffers(self):
         """Canonical name -> array of each batch norm's running statistics as they stand (a forward pass in training
@@ -56,12 +52,11 @@ class Model:
                 for key in ("running_mean", "running_var") if hasattr(layer, key)}
 
     def set_parameters(self, params):
-        """Take ``params[canonical name]`` as every weight and bias (the arrays are used, not copied)."""
-        for (weight, bias), layer in zip(self.names, self.layers):
-            if weight in params:
-                layer.weight = params[weight]
-            if bias in params:
-                layer.bias = params[bias]
+        """Take ``params[canonical name]`` as every parameter it names (the arrays are used, not copied)."""
+        for i, layer in enumerate(self.layers):
+            prefix = f"layers.{i}."
+            layer.set_parameters({name[len(prefix):]: value for name, value in params.items()
+                                  if name.startswith(prefix)})
 
 
 def forward(model, x):
@@ -95,12 +90,8 @@ def gradients(model, x, t, loss):
         dz = activation.backward(grad)                      # ∂L/∂z_i                shape of z_i
         grad = layer.backward(dz)                           # ∂L/∂a_{i-1}            shape of a_{i-1}
         dzs.insert(0, dz)
-    grads = {}
-    for (weight, bias), layer in zip(model.names, model.layers):
-        if getattr(layer, "weight", None) is not None:
-            grads[weight] = layer.weight_grad               # shape of W_i
-        if getattr(layer, "bias", None) is not None:
-            grads[bias] = layer.bias_grad                   # (out_i,)
+    grads = {f"layers.{i}.{name}": value             # dW_i (shape of W_i), db_i (out_i,), …
+             for i, layer in enumerate(model.layers) for name, value in layer.gradients().items()}
     return StepValues(zs, acts, value, dzs, grads, grad)
 
 

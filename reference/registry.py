@@ -32,9 +32,17 @@ class LayerType:
     weight_rank: int = 0          # the weight's axes; 0: spatial axes + 2, (out, in, …)
     buffers: tuple = ()           # arrays it holds that are not parameters (torch's buffer names): running statistics
     bias_required: bool = False   # torch's module always has one (a batch norm's affine shift)
+    sequence: bool = False        # takes batch-first sequences (n, T, features), the same layout in torch and Flax
+
+    @property
+    def named(self):
+        """True when its parameters are more than a weight and a bias (attention's in_proj_weight, …): its ``shape``
+        then takes {parameter: shape} in place of the weight's shape."""
+        return not set(self.parameters) <= {"weight", "bias"}
 
     def output_shape(self, options, in_shape, weight_shape=None):
-        """The output's shape without the batch axis, or ValueError naming the hyperparameter that does not fit."""
+        """The output's shape without the batch axis, or ValueError naming the hyperparameter (or the parameter) that
+        does not fit. weight_shape: the weight's shape, or for a ``named`` type {parameter: shape}."""
         return self.shape(options, tuple(in_shape), weight_shape)
 
 
@@ -87,9 +95,10 @@ def _pool_shape(options, in_shape, _weight_shape):
 
 
 def _linear_shape(_options, in_shape, weight_shape):
-    if in_shape != (weight_shape[1],):
+    """(in,) -> (out,); over a sequence, every step: (T, in) -> (T, out), as nn.Linear applies to the last axis."""
+    if in_shape[-1:] != (weight_shape[1],) or len(in_shape) > 2:
         raise ValueError(f"weight has {weight_shape[1]} columns (in) but its input has shape {in_shape}")
-    return (weight_shape[0],)
+    return in_shape[:-1] + (weight_shape[0],)
 
 
 def _flatten_shape(_options, in_shape, _weight_shape):
@@ -122,6 +131,50 @@ def _group_shape(options, in_shape, weight_shape):
     return in_shape
 
 
+def _expect(shapes, name, shape):
+    if tuple(shapes.get(name, shape)) != shape:
+        raise ValueError(f"{name}: has shape {tuple(shapes[name])}, expected {shape}")
+
+
+def _attention_shape(options, in_shape, shapes, prefix=""):
+    """Self-attention over a sequence (T, E): in_proj_weight (3E, E) holds q, k, v stacked (torch's packing), out_proj
+    (E, E); num_heads divides E. The output is (T, E)."""
+    if len(in_shape) != 2:
+        raise ValueError(f"takes a batch-first sequence (n, T, E), not an input of shape (n, {in_shape})")
+    _, embed = in_shape
+    if embed % options["num_heads" if "num_heads" in options else "nhead"]:
+        raise ValueError(f"{'num_heads' if 'num_heads' in options else 'nhead'} does not divide the embedding width "
+                         f"{embed}")
+    _expect(shapes, f"{prefix}in_proj_weight", (3 * embed, embed))
+    _expect(shapes, f"{prefix}in_proj_bias", (3 * embed,))
+    _expect(shapes, f"{prefix}out_proj.weight", (embed, embed))
+    _expect(shapes, f"{prefix}out_proj.bias", (embed,))
+    if (f"{prefix}in_proj_bias" in shapes) != (f"{prefix}out_proj.bias" in shapes):
+        raise ValueError(f"{prefix}in_proj_bias and {prefix}out_proj.bias: both or neither (torch's bias=)")
+    return in_shape
+
+
+def _encoder_shape(options, in_shape, shapes):
+    """nn.TransformerEncoderLayer over (T, E): attention as above under self_attn., linear1 (F, E), linear2 (E, F),
+    norm1 and norm2 (E,); F (dim_feedforward) is linear1's rows."""
+    _attention_shape(options, in_shape, shapes, "self_attn.")
+    embed, feedforward = in_shape[1], tuple(shapes["linear1.weight"])[0]
+    _expect(shapes, "linear1.weight", (feedforward, embed))
+    _expect(shapes, "linear1.bias", (feedforward,))
+    _expect(shapes, "linear2.weight", (embed, feedforward))
+    _expect(shapes, "linear2.bias", (embed,))
+    for name in ("norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"):
+        _expect(shapes, name, (embed,))
+    return in_shape
+
+
+def _sequence_pool_shape(options, in_shape, _weight_shape):
+    """(T, E) -> (E,): the last step or the mean over the steps."""
+    if len(in_shape) != 2:
+        raise ValueError(f"takes a batch-first sequence (n, T, E), not an input of shape (n, {in_shape})")
+    return in_shape[1:]
+
+
 def _same_shape(_options, in_shape, _weight_shape):
     """The input's shape (dropout)."""
     return in_shape
@@ -129,6 +182,7 @@ def _same_shape(_options, in_shape, _weight_shape):
 
 CONV_OPTIONS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 BATCH_NORM_OPTIONS = {"eps": 1e-5, "momentum": 0.1, "training": True}
+ATTENTION = ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
 BATCH_NORM_REQUIRES = (("affine", True), ("track_running_stats", True))
 
 LAYER_TYPES = {layer.name: layer for layer in (
@@ -173,6 +227,28 @@ LAYER_TYPES = {layer.name: layer for layer in (
               "(n, C, …): each sample's channels in num_groups groups, each group normalised over its channels and "
               "positions (biased variance), then ·weight + bias per channel; weight and bias (C,)",
               (("affine", True),), flax="GroupNorm", weight_rank=1, bias_required=True),
+    LayerType("multi_head_attention", "nn.MultiheadAttention (batch_first, self-attention)",
+              "q, k, v einsums over Flax's (E, heads, head_dim) kernels, jax.nn.dot_product_attention", -1,
+              ATTENTION, {"num_heads": None, "causal": False}, _attention_shape,
+              "self-attention on (n, T, E): q, k, v = x·W_qᵀ, … from in_proj_weight (3E, E) (torch's packing), "
+              "softmax(q·kᵀ/√head_dim) per head, then out_proj; causal: step t attends to steps ≤ t",
+              (("batch_first", True), ("_qkv_same_embed_dim", True), ("bias_k", None), ("dropout", 0.0)),
+              flax="MultiHeadDotProductAttention", sequence=True),
+    LayerType("transformer_encoder_layer", "nn.TransformerEncoderLayer (batch_first, dropout 0)",
+              "Flax's LayerNorm, attention and Dense layouts, composed as torch's", -1,
+              tuple(f"self_attn.{name}" for name in ATTENTION) + ("linear1.weight", "linear1.bias", "linear2.weight",
+                                                                   "linear2.bias", "norm1.weight", "norm1.bias",
+                                                                   "norm2.weight", "norm2.bias"),
+              {"nhead": None, "norm_first": False, "feedforward_activation": "relu", "layer_norm_eps": 1e-5,
+               "causal": False}, _encoder_shape,
+              "(n, T, E): x + attention, then x + linear2(f(linear1(x))), each followed by its norm (post-LN, torch's "
+              "default) or with the norm first (norm_first); f relu or gelu (exact)",
+              (("batch_first", True), ("dropout", 0.0)), flax="TransformerEncoderLayer", sequence=True,
+              bias_required=True),
+    LayerType("sequence_pool", "x[:, -1] or x.mean(dim=1)", "x[:, -1] or jnp.mean(x, axis=1)", -1, (),
+              {"mode": None}, _sequence_pool_shape,
+              "(n, T, E) -> (n, E): the last step (mode \"last\") or the mean over the steps (\"mean\")",
+              sequence=True),
     LayerType("dropout", "nn.Dropout (mask given)", "x * mask / (1 - p)", -1, (), {"p": 0.5, "mask": None},
               _same_shape,
               "train-mode dropout with the scenario's 0/1 mask (shape of the input), scaled by 1/(1 − p)"),
@@ -235,6 +311,24 @@ def normalize(type_name, options):
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
             raise ValueError(f"p: must be a number in [0, 1), not {p!r}")
         values["p"] = float(p)
+    for key in ("num_heads", "nhead"):
+        if key in values:
+            if values[key] is None:
+                raise ValueError(f"{key}: is missing")
+            values[key] = whole(values[key], key, minimum=1)
+    for key in ("causal", "norm_first"):
+        if key in values and not isinstance(values[key], bool):
+            raise ValueError(f"{key}: must be true or false")
+    if "feedforward_activation" in values and values["feedforward_activation"] not in ("relu", "gelu"):
+        raise ValueError(f"feedforward_activation: must be \"relu\" or \"gelu\" (torch's two), not "
+                         f"{values['feedforward_activation']!r}")
+    if "mode" in values and values["mode"] not in ("last", "mean"):
+        raise ValueError(f"mode: must be \"last\" or \"mean\", not {values['mode']!r}")
+    if "layer_norm_eps" in values:
+        eps = values["layer_norm_eps"]
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
+            raise ValueError(f"layer_norm_eps: must be a number in (0, 1), not {eps!r}")
+        values["layer_norm_eps"] = float(eps)
     values.pop("mask", None)            # an array, held on the LayerSpec
     return tuple(sorted(values.items()))
 
@@ -296,6 +390,32 @@ OPTION_TEXT = {
     "num_groups": "group_norm: required, a whole number dividing the channels (torch has no default, Flax's is 32)",
     "running_mean": "required: a batch norm's running mean, one per channel (C,); moved in training, used in eval",
     "running_var": "required: a batch norm's running variance ≥ 0 (C,) (a fresh torch module's: 1s; its mean's: 0s)",
+    "num_heads": "multi_head_attention: required, a whole number dividing the embedding width E",
+    "nhead": "transformer_encoder_layer: required, the attention's heads, dividing E (torch's name)",
+    "causal": "attention: false (every step attends to every step) or true (step t to steps ≤ t: torch's "
+              "is_causal with its upper-triangular mask, Flax's nn.make_causal_mask)",
+    "norm_first": "transformer_encoder_layer: false (torch's default, post-LN: x = norm(x + sublayer(x))) or true "
+                  "(pre-LN: x = x + sublayer(norm(x)))",
+    "feedforward_activation": "transformer_encoder_layer: \"relu\" (torch's default) or \"gelu\" (exact): torch's "
+                              "`activation` argument (a layer's own `activation` is the one applied after it)",
+    "layer_norm_eps": "transformer_encoder_layer: ε of both norms, in (0, 1) (torch's 1e-5)",
+    "mode": "sequence_pool: required, \"last\" (torch's x[:, -1]) or \"mean\" (x.mean(dim=1))",
+    "in_proj_weight": "attention: required, (3E, E), the query, key and value weights stacked in that order "
+                      "(torch's packing; Flax keeps three (E, heads, head_dim) kernels)",
+    "in_proj_bias": "attention: (3E,), with out_proj.bias, or neither (bias=False)",
+    "out_proj.weight": "attention: required, (E, E)",
+    "out_proj.bias": "attention: (E,)",
+    **{f"self_attn.{name}": f"transformer_encoder_layer: required, its attention's `{name}`, as above"
+       for name in ATTENTION},
+    "linear1.weight": "transformer_encoder_layer: required, (F, E): the feed-forward block's first layer; its rows F "
+                      "are torch's dim_feedforward",
+    "linear1.bias": "transformer_encoder_layer: required, (F,)",
+    "linear2.weight": "transformer_encoder_layer: required, (E, F)",
+    "linear2.bias": "transformer_encoder_layer: required, (E,)",
+    "norm1.weight": "transformer_encoder_layer: required, (E,): the norm around the attention",
+    "norm1.bias": "transformer_encoder_layer: required, (E,)",
+    "norm2.weight": "transformer_encoder_layer: required, (E,): the norm around the feed-forward block",
+    "norm2.bias": "transformer_encoder_layer: required, (E,)",
     "p": "dropout's probability in [0, 1): the kept units are scaled by 1/(1 − p)",
     "mask": "required: 0s and 1s shaped like the layer's input, (n, …) (1 keeps a unit); a scenario with a dropout "
             "layer cannot have a train block",

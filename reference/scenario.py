@@ -56,6 +56,7 @@ class LayerSpec:
     mask: "np.ndarray | None" = None
     running_mean: "np.ndarray | None" = None        # a batch norm's running statistics (C,), not parameters
     running_var: "np.ndarray | None" = None
+    tensors: tuple = ()     # (name, array) for the parameters of a type named otherwise: in_proj_weight, linear1.bias…
 
     @property
     def shape(self):
@@ -67,10 +68,29 @@ class LayerSpec:
         """The hyperparameters as a dict."""
         return dict(self.options)
 
+    def parameter(self, name):
+        """The parameter ``name`` (torch's name inside the module: weight, bias, in_proj_weight, linear1.bias) or
+        None."""
+        if name in ("weight", "bias"):
+            return getattr(self, name)
+        return dict(self.tensors).get(name)
+
+    def parameters(self):
+        """{name: array} of the parameters it holds, in state_dict order (reference.registry declares the names)."""
+        return {name: value for name in LAYER_TYPES[self.type].parameters
+                if (value := self.parameter(name)) is not None}
+
     def arrays(self):
-        """(field, array) for each array the layer holds: weight, bias, mask, running statistics."""
+        """(field, array) for each array the layer holds: weight, bias, mask, running statistics, named parameters."""
         return [(key, getattr(self, key)) for key in ("weight", "bias", "mask", "running_mean", "running_var")
-                if getattr(self, key) is not None]
+                if getattr(self, key) is not None] + list(self.tensors)
+
+    def with_arrays(self, arrays):
+        """The same layer with the arrays given ({field or parameter name: array}) in place of its own."""
+        named = {key: value for key, value in arrays.items() if key in dict(self.tensors)}
+        plain = {key: value for key, value in arrays.items() if key not in named}
+        tensors = tuple((key, named.get(key, value)) for key, value in self.tensors)
+        return replace(self, tensors=tensors, **plain)
 
 
 @dataclass(frozen=True)
@@ -146,6 +166,12 @@ class Scenario:
         )
 
     @property
+    def sequence(self):
+        """True when a layer takes batch-first sequences (n, T, E): their layout is the same in torch and Flax, so the
+        JAX mirror moves no axis (no NCHW -> NHWC)."""
+        return any(LAYER_TYPES[spec.type].sequence for spec in self.layers)
+
+    @property
     def typed(self):
         """True when a layer is anything but linear on (n, in) rows: the network is not a dense stack."""
         return self.inputs.ndim != 2 or any(spec.type != "linear" for spec in self.layers)
@@ -154,8 +180,10 @@ class Scenario:
         """Each layer's output shape without the batch axis, e.g. [(4, 8, 8), (4, 4, 4), (64,), (3,)]."""
         shapes, shape = [], self.inputs.shape[1:]
         for spec in self.layers:
-            shape = LAYER_TYPES[spec.type].output_shape(spec.hyper, shape, None if spec.weight is None
-                                                        else spec.weight.shape)
+            kind = LAYER_TYPES[spec.type]
+            given = ({name: value.shape for name, value in spec.parameters().items()} if kind.named
+                     else None if spec.weight is None else spec.weight.shape)
+            shape = kind.output_shape(spec.hyper, shape, given)
             shapes.append(shape)
         return shapes
 
@@ -165,7 +193,7 @@ class Scenario:
             raise ValueError(f"dtype must be one of {DTYPES}, not {dtype!r}")
         if dtype == self.dtype:
             return self
-        layers = tuple(replace(spec, **{key: frozen_array(value, dtype) for key, value in spec.arrays()})
+        layers = tuple(spec.with_arrays({key: frozen_array(value, dtype) for key, value in spec.arrays()})
                        for spec in self.layers)
         return replace(
             self,
@@ -189,13 +217,8 @@ class Scenario:
     def parameters(self):
         """Canonical name -> array, e.g. ``layers.0.weight``; layers without a bias or without parameters are
         skipped."""
-        params = {}
-        for i, spec in enumerate(self.layers):
-            if spec.weight is not None:
-                params[f"layers.{i}.weight"] = spec.weight
-            if spec.bias is not None:
-                params[f"layers.{i}.bias"] = spec.bias
-        return params
+        return {f"layers.{i}.{name}": value for i, spec in enumerate(self.layers)
+                for name, value in spec.parameters().items()}
 
     def buffers(self):
         """Canonical name -> array of each batch norm's running statistics, ``layers.{i}.running_mean`` and
@@ -207,9 +230,9 @@ class Scenario:
         """The same scenario with its weights and biases (and running statistics, where ``params`` has them)
         replaced by ``params``."""
         layers = tuple(
-            replace(spec, **{key: frozen_array(params[f"layers.{i}.{key}"], self.dtype)
-                             for key, _ in spec.arrays() if key in ("weight", "bias")
-                             or f"layers.{i}.{key}" in params and key != "mask"})
+            spec.with_arrays({key: frozen_array(params[f"layers.{i}.{key}"], self.dtype)
+                              for key, _ in spec.arrays() if key in spec.parameters()
+                              or f"layers.{i}.{key}" in params and key != "mask"})
             for i, spec in enumerate(self.layers)
         )
         return replace(self, layers=layers)
@@ -220,7 +243,9 @@ def layer_spec(layer, dtype):
     type_name = layer.get("type", "linear")
     options = {key: value for key, value in layer.items() if key in LAYER_TYPES[type_name].options}
     array = (lambda key: None if layer.get(key) is None else frozen_array(layer[key], dtype))
+    tensors = tuple((name, array(name)) for name in LAYER_TYPES[type_name].parameters
+                    if name not in ("weight", "bias") and layer.get(name) is not None)
     return LayerSpec(weight=array("weight"), bias=array("bias"), activation=layer.get("activation", "identity"),
                      negative_slope=float(layer.get("negative_slope", 0.01)), type=type_name,
                      options=normalize(type_name, options), mask=array("mask"), running_mean=array("running_mean"),
-                     running_var=array("running_var"))
+                     running_var=array("running_var"), tensors=tensors)

@@ -108,9 +108,9 @@ def test_jax_layout_round_trip():
     assert [p["kernel"].shape for p in flax] == [(2, 3), (3, 3), (3, 1)]
     assert flax[0]["kernel"][1, 0] == sc.layers[0].weight[0, 1]     # kernel[in, out] = weight[out, in]
     back = jax_impl.from_flax(flax)
-    for (w, b), (w2, b2) in zip(layers, back):
-        np.testing.assert_array_equal(w, w2)
-        np.testing.assert_array_equal(b, b2)
+    for (w, b), named in zip(layers, back):
+        np.testing.assert_array_equal(w, named["weight"])
+        np.testing.assert_array_equal(b, named["bias"])
     flax[0]["kernel"][0, 0] = 5.0                                     # a copy, not a view
     assert sc.layers[0].weight[0, 0] == 0.1
 

@@ -23,7 +23,7 @@ def reference_backward(scenario, index):
     spec = backproof.load(scenario).layers[index]
 
     def backward(x, params, dout):
-        layer = build(spec, params.get("weight"), params.get("bias"))
+        layer = build(spec, params)
         layer.forward(x)
         dx = layer.backward(dout)
         return {"x": dx, **({"weight": layer.weight_grad} if "weight" in params else {}),
@@ -227,7 +227,7 @@ def test_a_forgotten_derivative_and_a_norm_without_its_statistics_paths_are_diag
     spec = norm_net.layers[1]
 
     def bn_constants(x, params, dout):
-        layer = build(spec, params["weight"], params["bias"])
+        layer = build(spec, {"weight": params["weight"], "bias": params["bias"]})
         layer.forward(x)
         layer.backward(dout)
         return {"x": dout * params["weight"] * layer.r, "weight": layer.weight_grad, "bias": layer.bias_grad}
@@ -240,7 +240,7 @@ def test_a_forgotten_derivative_and_a_norm_without_its_statistics_paths_are_diag
     ln = backproof.load("layernorm-gelu-4-6-3").layers[1]
 
     def ln_without_variance_path(x, params, dout):
-        layer = build(ln, params["weight"], params["bias"])
+        layer = build(ln, {"weight": params["weight"], "bias": params["bias"]})
         layer.forward(x)
         layer.backward(dout)
         g = dout * params["weight"]

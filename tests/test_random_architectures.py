@@ -342,8 +342,78 @@ def feature_types(spatial):
 def test_the_typed_strategy_draws_every_layer_type():
     from reference.registry import LAYER_TYPES
     drawn = set(feature_types(1) + feature_types(2)) | {"batch_norm1d", "dropout", "flatten", "group_norm",
-                                                        "layer_norm", "linear"}
+                                                        "layer_norm", "linear"} | set(SEQUENCE_TYPES)
     assert drawn == set(LAYER_TYPES)
+
+
+# --- sequence networks: attention, transformer blocks, pooling over the steps --------------------------------
+
+SEQUENCE_TYPES = ("multi_head_attention", "transformer_encoder_layer", "sequence_pool")
+
+
+def attention_document(draw, embed, prefix="", bias=True):
+    """Attention's parameters over width E, in torch's packing, scaled by 1/√E so the softmax is not saturated."""
+    scale = 1.0 / np.sqrt(embed)
+    layer = {f"{prefix}in_proj_weight": (scale * np.array(numbers(draw, -1, 1, (3 * embed, embed)))).tolist(),
+             f"{prefix}out_proj.weight": (scale * np.array(numbers(draw, -1, 1, (embed, embed)))).tolist()}
+    if bias:
+        layer.update({f"{prefix}in_proj_bias": numbers(draw, -0.3, 0.3, 3 * embed),
+                      f"{prefix}out_proj.bias": numbers(draw, -0.3, 0.3, embed)})
+    return layer
+
+
+@st.composite
+def sequence_documents(draw, dtype):
+    """A sequence network: a linear layer applied at every step (n, T, F) -> (n, T, E), one or two attention layers or
+    transformer blocks (heads, norm placement, causal mask, feed-forward activation and width drawn), the steps pooled
+    (last or mean), a linear head; any loss and optimizer."""
+    rows, steps, features = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    # E ≥ 2: a LayerNorm over one feature outputs its bias whatever comes in, so everything before it would train on
+    # gradients that are rounding noise (0 exactly in exact arithmetic), which Adam scales up to a drift
+    heads = draw(st.integers(1, 2))
+    depth = draw(st.integers(2 if heads == 1 else 1, 2))
+    embed = heads * depth
+    layers = [{"type": "linear", **layer_document(draw, features, embed, "identity")}]
+    for _ in range(draw(st.integers(1, 2))):
+        if draw(st.booleans()):
+            layers.append({"type": "multi_head_attention", "num_heads": heads, "causal": draw(st.booleans()),
+                           **attention_document(draw, embed, bias=draw(st.booleans())),
+                           "activation": draw(st.sampled_from(("identity", "tanh", "gelu")))})
+            continue
+        width = draw(st.integers(1, 4))
+        layers.append({"type": "transformer_encoder_layer", "nhead": heads, "causal": draw(st.booleans()),
+                       "norm_first": draw(st.booleans()),
+                       "feedforward_activation": draw(st.sampled_from(("relu", "gelu"))),
+                       **attention_document(draw, embed, "self_attn."),
+                       **{f"linear1.{k}": v for k, v in layer_document(draw, embed, width, "identity").items()
+                          if k in ("weight", "bias")},
+                       **{f"linear2.{k}": v for k, v in layer_document(draw, width, embed, "identity").items()
+                          if k in ("weight", "bias")},
+                       **{f"norm{i}.{k}": v for i in (1, 2) for k, v in
+                          (("weight", numbers(draw, 0.5, 1.5, embed)), ("bias", numbers(draw, -0.5, 0.5, embed)))}})
+        for key in ("linear1.bias", "linear2.bias"):
+            if layers[-1].get(key) is None:
+                layers[-1][key] = numbers(draw, -0.5, 0.5, len(layers[-1][key.replace("bias", "weight")]))
+    layers.append({"type": "sequence_pool", "mode": draw(st.sampled_from(("last", "mean")))})
+    loss, width = draw(st.sampled_from(LOSSES)), draw(st.integers(1, 3))
+    layers.append({"type": "linear", **layer_document(draw, embed, width, "identity")})
+    return {"name": "hypothesis-drawn-sequence", "dtype": dtype, "layers": layers, "loss": loss,
+            "inputs": numbers(draw, -2, 2, (rows, steps, features)), "targets": draw(targets_for(loss, rows, width)),
+            "optimizer": draw(optimizers())}
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="needs torch to compare against")
+@settings(suppress_health_check=HEALTH, max_examples=max(2, EXAMPLES // 10))
+@given(sequence_documents("float64"))
+def test_numpy_and_torch_agree_on_random_sequence_networks(document):
+    check_agreement(document, ("numpy", "torch"), epochs=2)
+
+
+@pytest.mark.skipif(NUMPY_ONLY, reason="needs torch and JAX to compare against")
+@settings(suppress_health_check=HEALTH, max_examples=max(1, EXAMPLES // 40))
+@given(sequence_documents("float32"))
+def test_all_three_agree_on_random_sequence_networks(document):
+    check_agreement(document)
 
 
 def norm_document(draw, kind, features, training=None):

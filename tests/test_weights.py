@@ -1,7 +1,9 @@
 """Weights in and out: files that real torch, safetensors and NumPy load, and scenarios back from them."""
 
+import importlib.util
 import json
 import re
+from pathlib import Path
 import textwrap
 
 import numpy as np
@@ -13,6 +15,8 @@ from backproof.cli import main
 from backproof.weights import (WeightsError, export, from_torch_module, read_weights, scenario_document,
                                state_dict_keys, torch_sequential)
 from conftest import STEP_ATOL, STEP_RTOL, require, scenario
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SUFFIX = {"torch": "pt", "safetensors": "safetensors", "npz": "npz", "flax": "msgpack"}
 
@@ -539,3 +543,117 @@ def test_a_typed_network_exports_its_layers_beside_the_canonical_tensors(fmt, tm
     assert layers[0]["stride"] == [2, 2] and layers[0]["padding"] == [[3, 3], [3, 3]]
     for name, value in sc.parameters().items():
         np.testing.assert_array_equal(arrays[name], value)
+
+
+# --- sequence models: torch's own TransformerEncoderLayer and MultiheadAttention ------------------------------
+
+def transformer_example():
+    spec = importlib.util.spec_from_file_location("torch_transformer", ROOT / "examples" / "torch_transformer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_users_transformer_classifier_imports_and_all_three_reproduce_it(tmp_path):
+    """The done-when of the normalization-and-attention issue: LayerNorm, exact GELU, torch's own pre-LN
+    TransformerEncoderLayer (2 heads, GELU), a mean over the steps, BatchNorm1d in eval mode with running statistics,
+    SiLU and a linear head, imported through the CLI (the factory in a child process, the import proved against the
+    module's own outputs) and reproduced by all three frameworks to float64 precision."""
+    require("torch")
+    import torch
+    example = transformer_example()
+    torch.manual_seed(1)
+    inputs = torch.randn(3, 4, 3, dtype=torch.float64)
+    out = tmp_path / "transformer.json"
+    assert main(["import-torch", f"{ROOT / 'examples' / 'torch_transformer.py'}:classifier", "--inputs",
+                 json.dumps(inputs.tolist()), "--targets", "[0, 1, 1]", "--loss", "cross_entropy", "-o",
+                 str(out)]) == 0
+    sc = backproof.load(out)
+    assert [spec.type for spec in sc.layers] == ["linear", "layer_norm", "transformer_encoder_layer", "sequence_pool",
+                                                 "batch_norm1d", "linear"]
+    assert [spec.activation for spec in sc.layers] == ["identity", "gelu", "identity", "identity", "silu", "identity"]
+    block = sc.layers[2].hyper
+    assert (block["nhead"], block["norm_first"], block["feedforward_activation"]) == (2, True, "gelu")
+    assert sc.layers[4].hyper["training"] is False
+    module = example.classifier()
+    np.testing.assert_array_equal(sc.layers[4].running_var, module.bn.running_var.numpy())
+    with torch.no_grad():
+        expected = module(inputs).numpy()
+    report = backproof.check(sc)
+    assert report.ok and report.coverage == "compared", report.summary()
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+
+
+ATTENTION_FACTORIES = '''
+import torch
+from torch import nn
+
+
+class Attend(nn.Module):
+    def __init__(self, call="pair", batch_first=True, index=-1):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=batch_first, dtype=torch.float64)
+        self.head = nn.Linear(4, 1, dtype=torch.float64)
+        self.call, self.index = call, index
+
+    def forward(self, x):
+        if self.call == "pair":
+            out, _ = self.attn(x, x, x, need_weights=False)
+        elif self.call == "causal":
+            mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype)
+            out = self.attn(x, x, x, attn_mask=mask)[0]
+        else:
+            out = self.attn(x, x, x, key_padding_mask=x[:, :, 0] > 0)[0]
+        return self.head(torch.tanh(out[:, self.index]))
+
+
+def attend():
+    torch.manual_seed(0)
+    return Attend()
+
+
+def masked():
+    return Attend("masked")
+
+
+def first_step():
+    return Attend(index=0)
+
+
+def sequence_first():
+    return Attend(batch_first=False)
+
+
+def train_mode_dropout():
+    return nn.Sequential(nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, batch_first=True, dtype=torch.float64))
+'''
+
+
+def test_self_attention_and_the_last_step_import_and_what_they_cannot_hold_is_refused_by_name(tmp_path):
+    """nn.MultiheadAttention called as self-attention, its (output, weights) pair read at [0], x[:, -1]: imported and
+    reproduced; a padding mask, another step, sequence-first attention and dropout in train mode are refused by
+    name."""
+    require("torch")
+    import torch
+    (tmp_path / "attend.py").write_text(ATTENTION_FACTORIES)
+    spec = importlib.util.spec_from_file_location("attend", tmp_path / "attend.py")
+    nets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nets)
+    layers, dtype, names = from_torch_module(nets.attend(), "attend.py:attend")
+    assert [layer["type"] for layer in layers] == ["multi_head_attention", "sequence_pool", "linear"]
+    assert layers[0]["num_heads"] == 2 and layers[1]["mode"] == "last" and layers[1]["activation"] == "tanh"
+    assert layers[0]["in_proj_weight"].shape == (12, 4) and names[0] == ["attn", "getitem"] + names[0][2:]
+    inputs = torch.randn(2, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    out = tmp_path / "attend.json"
+    assert main(["import-torch", f"{tmp_path / 'attend.py'}:attend", "--inputs", json.dumps(inputs.tolist()),
+                 "--targets", "[[0.5], [-0.5]]", "-o", str(out)]) == 0
+    report = backproof.check(backproof.load(out))
+    assert report.ok and report.coverage == "compared"
+    # a mask is computed from the input before the attention reads it: refused there, naming that node
+    for factory, message in (("masked", r"masked: getitem indexes with \(\(slice"),
+                             ("first_step", r"backproof reads x\[:, -1\]"),
+                             ("sequence_first", "batch_first=False"),
+                             ("train_mode_dropout", "dropout 0.1 in train mode")):
+        with pytest.raises(WeightsError, match=message):
+            from_torch_module(getattr(nets, factory)(), f"attend.py:{factory}")

@@ -61,9 +61,14 @@ def _top_layer(scenario, keep):
 
 
 def _dz_of_top(activation_names):
+    """The dz of the topmost layer followed by one of these activations; a transformer block whose feed-forward
+    applies one inside corrupts the dz beneath it (its own dz is computed above the mistake)."""
     def expected(scenario, clean):
-        i = _top_layer(scenario, lambda i, spec: spec.activation in activation_names)
-        return None if i is None else f"layers.{i}.dz"
+        found = [(i, f"layers.{i}.dz") for i, spec in enumerate(scenario.layers) if spec.activation in activation_names]
+        found += [(i - 1, f"layers.{i - 1}.dz") for i, spec in enumerate(scenario.layers)
+                  if spec.type == "transformer_encoder_layer" and spec.hyper["feedforward_activation"] in
+                  activation_names and i > 0]
+        return max(found)[1] if found else None
     return expected
 
 
@@ -111,8 +116,13 @@ def _square_weight_expected(scenario, clean):
 
 
 def _dense_backward(weight_grad=None, bias_grad=None, update_lr=None, reuse_input=False):
-    """Dense.backward with one planted mistake."""
+    """Dense.backward with one planted mistake, in the dense layer over rows (n, in) where a course writes it: over a
+    sequence (n, T, in), inside attention and transformer blocks, the right backward runs."""
+    right = layers.Dense.backward
+
     def backward(self, dz):
+        if dz.ndim > 2:
+            return right(self, dz)
         self.weight_grad = dz.T @ self.x if weight_grad is None else weight_grad(self, dz)
         if self.bias is not None:
             self.bias_grad = dz.sum(axis=0) if bias_grad is None else bias_grad(self, dz)
@@ -185,6 +195,53 @@ def _layer_norm_without_variance_term(patch, scenario):
     patch.setattr(layers.LayerNorm, "backward", backward)
 
 
+ATTENDING = ("multi_head_attention", "transformer_encoder_layer")
+
+
+def _attention_forward(scaled=True, axis=-1, future=False):
+    """MultiHeadAttention.forward with one mistake: no 1/√D, the softmax over another axis, or the causal mask
+    letting each step see the steps after it (and itself) instead of before (the polarity of a boolean mask
+    mistaken)."""
+    def forward(self, x):
+        q, k, v = np.split(self.in_proj.forward(x), 3, axis=-1)
+        self.q, self.k, self.v = self.heads(q), self.heads(k), self.heads(v)
+        self.scale = 1.0 / float(np.sqrt(self.q.shape[-1])) if scaled else 1.0
+        s = self.q @ self.k.transpose(0, 1, 3, 2) * self.scale
+        if self.causal:
+            s = np.where(np.tril(np.ones(s.shape[-2:], bool), k=-1) if future
+                         else np.triu(np.ones(s.shape[-2:], bool), k=1), -np.inf, s)
+        e = np.exp(s - s.max(axis=axis, keepdims=True))
+        self.p = e / e.sum(axis=axis, keepdims=True)
+        return self.out_proj.forward(self.merged(self.p @ self.v))
+
+    return lambda patch, scenario: patch.setattr(layers.MultiHeadAttention, "forward", forward)
+
+
+def _first_causal(scenario, clean):
+    found = [i for i, spec in enumerate(scenario.layers) if spec.type in ATTENDING and spec.hyper["causal"]
+             and scenario.inputs.shape[1] > 1]
+    return f"layers.{found[0]}.z" if found else None
+
+
+def _residual_gradient_dropped(patch, scenario):
+    """TransformerEncoderLayer.backward with the residual sums' gradient sent through the sublayer alone (the skip
+    path's identity dropped)."""
+    def backward(self, dz):
+        if self.norm_first:
+            dy = self.norm2.backward(self.feedforward_backward(dz))
+            return self.norm1.backward(self.self_attn.backward(dy))
+        du = self.norm2.backward(dz)
+        return self.self_attn.backward(self.norm1.backward(self.feedforward_backward(du)))
+    patch.setattr(layers.TransformerEncoderLayer, "backward", backward)
+
+
+def _below_the_top_block(scenario, clean):
+    found = [i for i, spec in enumerate(scenario.layers) if spec.type == "transformer_encoder_layer"]
+    if not found:
+        return None
+    return "grad.inputs" if max(found) == 0 else f"layers.{max(found) - 1}.dz"
+
+
 def _layer_norm_statistics(axis, ddof):
     """LayerNorm.forward with the mean and variance over ``axis`` (0: over the batch, as batch norm) and the variance
     divided by D − ddof (1: torch.var's unbiased default, a port's `x.var(-1)`)."""
@@ -201,9 +258,13 @@ def _layer_norm_statistics(axis, ddof):
     return mutate
 
 
+NORMED = ("layer_norm", "transformer_encoder_layer")        # the layers that hold a LayerNorm
+
+
 def _below_the_top_layer_norm(scenario, clean):
-    """The gradient under the topmost layer_norm: the dz of the layer beneath it (∂L/∂x for layer 0)."""
-    found = [i for i, spec in enumerate(scenario.layers) if spec.type == "layer_norm"]
+    """The gradient under the topmost layer_norm (or transformer block, which holds two): the dz of the layer beneath
+    it (∂L/∂x for layer 0)."""
+    found = [i for i, spec in enumerate(scenario.layers) if spec.type in NORMED]
     if not found:
         return None
     return "grad.inputs" if max(found) == 0 else f"layers.{max(found) - 1}.dz"
@@ -452,7 +513,7 @@ MUTANTS = (
     Mutant("layer-norm-backward-without-variance-term", "layer norm's input gradient without the path through the "
            "row's variance (as if it were a constant)", _layer_norm_without_variance_term, _below_the_top_layer_norm),
     Mutant("layer-norm-over-the-batch", "layer norm's statistics over the batch axis instead of each row's features",
-           _layer_norm_statistics(axis=0, ddof=0), _first_of_type(("layer_norm",), "layers.{i}.z")),
+           _layer_norm_statistics(axis=0, ddof=0), _first_of_type(NORMED, "layers.{i}.z")),
     Mutant("batch-norm-backward-as-constants", "batch norm's input gradient in training without the paths through "
            "the batch's mean and variance", _batch_norm_backward_as_constants, _top_training_batch_norm("below")),
     Mutant("batch-norm-running-variance-biased", "the running variance moved toward the biased batch variance (N), "
@@ -462,7 +523,15 @@ MUTANTS = (
            "m·running + (1 − m)·batch", _batch_norm_running(flax_momentum=True),
            _top_training_batch_norm("updated.layers.{i}.running_mean")),
     Mutant("layer-norm-unbiased-variance", "layer norm's variance divided by D − 1 (torch.var's default), not D",
-           _layer_norm_statistics(axis=-1, ddof=1), _first_of_type(("layer_norm",), "layers.{i}.z")),
+           _layer_norm_statistics(axis=-1, ddof=1), _first_of_type(NORMED, "layers.{i}.z")),
+    Mutant("attention-without-scale", "attention logits q·kᵀ without the 1/√head_dim scale",
+           _attention_forward(scaled=False), _first_of_type(ATTENDING, "layers.{i}.z")),
+    Mutant("attention-softmax-over-queries", "attention's softmax over the queries (axis −2) instead of over the "
+           "keys each query attends to", _attention_forward(axis=-2), _first_of_type(ATTENDING, "layers.{i}.z")),
+    Mutant("attention-mask-inverted", "the causal mask's polarity inverted: step t attends to steps ≥ t, not ≤ t",
+           _attention_forward(future=True), _first_causal),
+    Mutant("residual-gradient-dropped", "a transformer block's backward without the skip paths: the residual sum's "
+           "gradient sent through the sublayer only", _residual_gradient_dropped, _below_the_top_block),
 )
 
 

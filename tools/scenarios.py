@@ -327,8 +327,55 @@ def batchnorm_mlp():
     }
 
 
+def transformer_block():
+    """A pre-LN transformer block (2 heads, GELU) on short token sequences: is the first token the last one? The
+    answer needs attention from one step to another, and trains visibly in a couple of hundred SGD steps."""
+    seed, steps, vocabulary, embed, feedforward = 9, 4, 3, 4, 8
+    rng = np.random.default_rng(seed)
+    tokens = rng.integers(0, vocabulary, (12, steps))
+    tokens[::2, -1] = tokens[::2, 0]                        # half the rows repeat their first token at the end
+    inputs = np.eye(vocabulary)[tokens]                    # one-hot (12, 4, 3)
+    targets = (tokens[:, 0] == tokens[:, -1]).astype(int)
+    xavier = math.sqrt(6.0 / (embed + 3 * embed))           # nn.MultiheadAttention: xavier_uniform_ on (3E, E)
+    block = {"type": "transformer_encoder_layer", "nhead": 2, "norm_first": True, "feedforward_activation": "gelu",
+             "causal": True,
+             "self_attn.in_proj_weight": rng.uniform(-xavier, xavier, (3 * embed, embed)).tolist(),
+             "self_attn.in_proj_bias": np.zeros(3 * embed).tolist(),
+             "self_attn.out_proj.weight": torch_style(rng, (embed, embed))["weight"],
+             "self_attn.out_proj.bias": np.zeros(embed).tolist()}
+    for name, shape in (("linear1", (feedforward, embed)), ("linear2", (embed, feedforward))):
+        linear = torch_style(rng, shape)
+        block.update({f"{name}.weight": linear["weight"], f"{name}.bias": linear["bias"]})
+    for name in ("norm1", "norm2"):
+        block.update({f"{name}.weight": np.ones(embed).tolist(), f"{name}.bias": np.zeros(embed).tolist()})
+    layers = [torch_style(rng, (embed, vocabulary), type="linear"), block, {"type": "sequence_pool", "mode": "last"},
+              torch_style(rng, (2, embed), type="linear")]
+    return {
+        "name": "transformer-prenorm-2-heads",
+        "description": "one-hot tokens (12 sequences of 4 steps over 3 tokens), linear 3→4 at every step, "
+                       "transformer_encoder_layer (pre-LN, 2 heads, causal, exact GELU, feed-forward 8, torch's fresh "
+                       "init), the last step, linear 4→2; cross_entropy: is the first token the last one? SGD lr 0.1 "
+                       "momentum 0.9, 150 epochs of full batches.",
+        "source": "written for backproof: tokens drawn from the seed below, half the rows made to repeat",
+        "dtype": "float64",
+        "init": init(seed, "tokens integers(0, 3, (12, 4)), every other row's last token set to its first; inputs "
+                           "one-hot; attention as nn.MultiheadAttention's fresh init (in_proj xavier_uniform, biases 0), "
+                           "norms weight 1 and bias 0",
+                     ["inputs", "layers[1].self_attn.in_proj_weight", "layers[1].self_attn.out_proj.weight",
+                      "layers[1].linear1.weight", "layers[1].linear1.bias", "layers[1].linear2.weight",
+                      "layers[1].linear2.bias", "layers[0].weight", "layers[0].bias", "layers[3].weight",
+                      "layers[3].bias"], "transformer_block"),
+        "layers": layers,
+        "loss": "cross_entropy",
+        "inputs": inputs.tolist(),
+        "targets": targets.tolist(),
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
+        "train": {"epochs": 150},
+    }
+
+
 RECIPES = (spiral, xor_nesterov, mixed_rmsprop, rmsprop_defaults, softmax, cnn, conv_same_even, conv_stride2_stem,
-           conv1d_dropout, layernorm_gelu, batchnorm_mlp)
+           conv1d_dropout, layernorm_gelu, batchnorm_mlp, transformer_block)
 
 
 def generated(recipe):

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reference.registry import LAYER_TYPES
 from reference.trace import StepValues, canonical_trace, state_names
 
 # name -> the nn.Module class; leaky_relu's takes the negative slope
@@ -72,6 +73,52 @@ class FixedDropout(nn.Module):
         return x * self.mask / (1.0 - self.p)
 
 
+class SelfAttention(nn.MultiheadAttention):
+    """nn.MultiheadAttention (batch_first) called as self-attention, query = key = value = x, returning the output
+    alone (its forward returns (output, weights)); causal: the upper-triangular mask torch's is_causal expects beside
+    it. Its parameters keep torch's names: in_proj_weight (3E, E), in_proj_bias, out_proj.weight, out_proj.bias."""
+
+    def __init__(self, embed_dim, num_heads, causal=False, **kwargs):
+        super().__init__(embed_dim, num_heads, batch_first=True, **kwargs)
+        self.causal = causal
+
+    def forward(self, x):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype) if self.causal else None
+        return super().forward(x, x, x, need_weights=False, attn_mask=mask, is_causal=self.causal)[0]
+
+
+class EncoderLayer(nn.TransformerEncoderLayer):
+    """nn.TransformerEncoderLayer (batch_first) called on x alone, with the causal mask when asked."""
+
+    def __init__(self, *args, causal=False, **kwargs):
+        super().__init__(*args, batch_first=True, **kwargs)
+        self.causal = causal
+
+    def forward(self, x):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype) if self.causal else None
+        return super().forward(x, src_mask=mask, is_causal=self.causal)
+
+
+def encoder_layer(spec, dtype):
+    """(spec, dtype) -> EncoderLayer with the spec's heads, width (linear1's rows), norm placement, activation and
+    ε, dropout 0."""
+    o, linear1 = spec.hyper, spec.parameter("linear1.weight")
+    return EncoderLayer(linear1.shape[1], o["nhead"], dim_feedforward=linear1.shape[0], dropout=0.0,
+                        activation=o["feedforward_activation"], layer_norm_eps=o["layer_norm_eps"],
+                        norm_first=o["norm_first"], causal=o["causal"], dtype=dtype)
+
+
+class SequencePool(nn.Module):
+    """(n, T, E) -> (n, E): x[:, -1] or x.mean(dim=1)."""
+
+    def __init__(self, mode):
+        super().__init__()
+        self.mode = mode
+
+    def forward(self, x):
+        return x[:, -1] if self.mode == "last" else x.mean(dim=1)
+
+
 def pool(module, *options):
     """(spec, dtype) -> nn.MaxPool2d/nn.AvgPool2d; their padding is symmetric, one int per axis."""
     def make(spec, dtype):
@@ -106,6 +153,11 @@ LAYERS = {
                                                    dtype=dtype),
     "layer_norm": lambda spec, dtype: nn.LayerNorm(spec.shape[0], eps=spec.hyper["eps"], bias=spec.bias is not None,
                                                    dtype=dtype),
+    "multi_head_attention": lambda spec, dtype: SelfAttention(
+        spec.parameter("out_proj.weight").shape[0], spec.hyper["num_heads"], causal=spec.hyper["causal"],
+        bias=spec.parameter("in_proj_bias") is not None, dtype=dtype),
+    "transformer_encoder_layer": encoder_layer,
+    "sequence_pool": lambda spec, dtype: SequencePool(spec.hyper["mode"]),
 }
 
 
@@ -117,12 +169,12 @@ class Model(nn.Module):
         dtype = DTYPES[scenario.dtype]
         self.layers = nn.ModuleList()
         self.activations = nn.ModuleList()
+        self.types = [spec.type for spec in scenario.layers]
         for spec in scenario.layers:
             layer = LAYERS[spec.type](spec, dtype)
             with torch.no_grad():       # torch.tensor copies: the scenario's arrays are never shared
-                for name, value in (("weight", spec.weight), ("bias", spec.bias)):
-                    if value is not None:
-                        parameter(layer, name).copy_(torch.tensor(value, dtype=dtype))
+                for name, value in spec.parameters().items():
+                    parameter(layer, name).copy_(torch.tensor(value, dtype=dtype))
                 for name, value in (("running_mean", spec.running_mean), ("running_var", spec.running_var)):
                     if value is not None:       # a batch norm's buffers
                         getattr(layer, name).copy_(torch.tensor(value, dtype=dtype))
@@ -139,13 +191,11 @@ class Model(nn.Module):
                 for name in ("running_mean", "running_var") if isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d))}
 
     def canonical_parameters(self):
-        """Canonical name -> nn.Parameter: ``layers.{i}.weight`` and ``layers.{i}.bias``, in torch's layout."""
-        params = {}
-        for i, layer in enumerate(self.layers):
-            for name in ("weight", "bias"):
-                if parameter(layer, name) is not None:
-                    params[f"layers.{i}.{name}"] = parameter(layer, name)
-        return params
+        """Canonical name -> nn.Parameter: ``layers.{i}.weight``, ``layers.{i}.bias`` (``layers.{i}.linear1.weight``
+        …: the module's own state_dict names), in torch's layout."""
+        return {f"layers.{i}.{name}": parameter(layer, name) for i, (layer, kind) in enumerate(zip(self.layers,
+                                                                                                 self.types))
+                for name in LAYER_TYPES[kind].parameters if parameter(layer, name) is not None}
 
 
 def forward(model, x):
@@ -249,11 +299,14 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
 def parameter(layer, name):
-    """The layer's weight or bias (inside an nn.Sequential of padding and conv, the conv's), or None."""
+    """The layer's parameter ``name`` (weight, bias, linear1.weight …; inside an nn.Sequential of padding and conv,
+    the conv's), or None."""
     if isinstance(layer, nn.Sequential):
         layer = layer[-1]
-    value = getattr(layer, name, None)
-    return value if isinstance(value, nn.Parameter) else None
+    try:
+        return layer.get_parameter(name)
+    except AttributeError:
+        return None
 
 
 def activation(name, negative_slope=0.01):
@@ -370,10 +423,12 @@ def sequential(scenario):
         layer = LAYERS[spec.type](spec, DTYPES[scenario.dtype])
         modules += list(layer) if isinstance(layer, nn.Sequential) else [layer]
         with torch.no_grad():
-            for kind in ("weight", "bias", "running_mean", "running_var"):
-                value = getattr(spec, kind)
-                if value is not None:
-                    getattr(modules[-1], kind).copy_(torch.tensor(value))
+            for kind, value in spec.parameters().items():
+                modules[-1].get_parameter(kind).copy_(torch.tensor(value))
+                keys[f"layers.{i}.{kind}"] = f"{len(modules) - 1}.{kind}"
+            for kind in ("running_mean", "running_var"):
+                if getattr(spec, kind) is not None:
+                    modules[-1].get_buffer(kind).copy_(torch.tensor(getattr(spec, kind)))
                     keys[f"layers.{i}.{kind}"] = f"{len(modules) - 1}.{kind}"
         if spec.mask is not None:                           # FixedDropout holds its mask as a buffer
             keys[f"layers.{i}.mask"] = f"{len(modules) - 1}.mask"
