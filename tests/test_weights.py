@@ -657,3 +657,42 @@ def test_self_attention_and_the_last_step_import_and_what_they_cannot_hold_is_re
                              ("train_mode_dropout", "dropout 0.1 in train mode")):
         with pytest.raises(WeightsError, match=message):
             from_torch_module(getattr(nets, factory)(), f"attend.py:{factory}")
+
+
+def test_a_transformer_exported_for_flax_runs_in_real_flax(tmp_path):
+    """The transformer block's params under TransformerEncoderLayer_0: self_attn applied by flax.linen's own
+    MultiHeadDotProductAttention (its query/key/value/out kernels as to_flax lays them out, Flax's causal mask),
+    linear1/2 by Dense and norm1/2 by LayerNorm with torch's eps: the reference's output, to float64 precision."""
+    pytest.importorskip("flax")
+    import jax
+    import jax.numpy as jnp
+    from flax import linen, serialization
+    sc = scenario("transformer-prenorm-2-heads")
+    export(sc, "flax", tmp_path / "w.msgpack")
+    tree = serialization.msgpack_restore((tmp_path / "w.msgpack").read_bytes())
+    f64 = {"dtype": jnp.float64, "param_dtype": jnp.float64}
+    block = sc.layers[1].hyper
+
+    class TransformerEncoderLayer(linen.Module):          # torch's block, pre-LN, as a Flax user writes it
+        @linen.compact
+        def __call__(self, x):
+            mask = linen.make_causal_mask(jnp.ones(x.shape[:2])) if block["causal"] else None
+            attend = linen.MultiHeadDotProductAttention(num_heads=block["nhead"], name="self_attn", **f64)
+            norm = {name: linen.LayerNorm(epsilon=block["layer_norm_eps"], use_fast_variance=False, name=name, **f64)
+                    for name in ("norm1", "norm2")}
+            y = x + attend(norm["norm1"](x), mask=mask)
+            hidden = jax.nn.gelu(linen.Dense(sc.layers[1].parameter("linear1.weight").shape[0], name="linear1",
+                                             **f64)(norm["norm2"](y)), approximate=False)
+            return y + linen.Dense(x.shape[-1], name="linear2", **f64)(hidden)
+
+    class Net(linen.Module):
+        @linen.compact
+        def __call__(self, x):
+            x = linen.Dense(4, **f64)(x)
+            x = TransformerEncoderLayer()(x)[:, -1]
+            return linen.Dense(2, **f64)(x)
+
+    assert set(tree["params"]["TransformerEncoderLayer_0"]) == {"self_attn", "linear1", "linear2", "norm1", "norm2"}
+    with jax.enable_x64(True):
+        out = Net().apply({"params": tree["params"]}, jnp.asarray(np.array(sc.inputs)))
+    np.testing.assert_allclose(np.asarray(out), reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
