@@ -558,8 +558,9 @@ def cmd_list(args):
     scenarios = [load(name) for name in builtin_names()]
     shapes = [network_shape(scenario) for scenario in scenarios]
     width = max(len(shape) for shape in shapes)             # a typed network's shape is longer: the columns follow
+    names = max(len(scenario.name) for scenario in scenarios)
     for scenario, shape in zip(scenarios, shapes):
-        print(f"{scenario.name:<24} {shape:<{width}} {scenario.loss:<20} {scenario.optimizer.name:<8} "
+        print(f"{scenario.name:<{names}} {shape:<{width}} {scenario.loss:<20} {scenario.optimizer.name:<8} "
               f"{scenario.description}")
     return EXIT_OK
 

@@ -171,3 +171,14 @@ def test_the_python_reports_print_what_the_cli_prints_and_repr_in_one_line(capsy
     assert capsys.readouterr().out.strip() == str(trained).strip()
     assert repr(trained) == "<TrainReport deep-1-2-2-1 float64: OK, 3 epochs, 1 framework>"
     assert trained.verdict in str(trained)
+
+
+def test_list_keeps_its_columns_aligned_whatever_the_longest_name(capsys):
+    """Each column of `backproof list` starts at one offset on every line: the name column is as wide as the longest
+    built-in's name (transformer-prenorm-2-heads overflowed a fixed 24), the shape column as the longest shape."""
+    from backproof.scenario_file import builtin_names
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(builtin_names())
+    names = max(len(name) for name in builtin_names())
+    assert all(line[names] == " " and line[names + 1] != " " for line in lines), lines
