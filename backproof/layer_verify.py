@@ -31,6 +31,7 @@ import numpy as np
 import reference
 from reference import Scenario
 from reference.gradcheck import central_differences
+from reference.registry import LAYER_TYPES
 from reference.layers import Activation, build
 from reference.losses import LOSSES
 
@@ -69,11 +70,12 @@ class LayerVerifyResult:
         lines = [f"== {self.scenario}: {self.description} ==", ""]
         from .compare import TOLERANCES
         from .render import fmt_delta
+        width = max([8] + [len(c.tensor) for c in self.checks])     # dself_attn.in_proj_weight is long
         for c in self.checks:
             mark = "ok  " if c.ok else "FAIL"
             where = "" if c.ok else f" at {list(c.worst_index)}"
             floor = TOLERANCES["float64"]["finite_difference" if c.b == "finite differences" else "step"][0]
-            lines.append(f"   {mark} {c.tensor:<8} vs {c.b:<20} max |Δ| {fmt_delta(c.max_abs, floor)}{where}"
+            lines.append(f"   {mark} {c.tensor:<{width}} vs {c.b:<20} max |Δ| {fmt_delta(c.max_abs, floor)}{where}"
                          + (f"  {c.problem}" if c.problem else ""))
         lines += [f"   {s.framework} skipped: {s.reason}; {s.hint}" for s in self.skipped]
         if self.diagnoses:
@@ -124,16 +126,17 @@ def layer_case(scenario, index, part="layer", seed=0, inputs="drawn"):
         x = np.array(scenario.inputs if index == 0 else acts[index - 1])
         x = rng.standard_normal(x.shape) if inputs == "drawn" else x
         spec = dataclasses.replace(spec, activation="identity")
-    params = {key: np.array(value) for key, value in (("weight", spec.weight), ("bias", spec.bias))
-              if value is not None}
+    params = {key: np.array(value) for key, value in spec.parameters().items()}    # weight, bias, linear1.weight …
     out = _forward(spec, x)
     dout = rng.standard_normal(out.shape)
-    rows, features = out.shape[0], int(np.prod(out.shape[1:]))
-    # targets are rows (n, features) in every framework: a map is flattened (torch's order) after the layer; and an
-    # optimizer takes no empty parameter list: a layer without parameters gets an exact identity layer (x·I = x)
-    layers = (spec,) + ((reference.LayerSpec(None, None, type="flatten"),) if out.ndim > 2 else ()) + (
-        () if params else (reference.LayerSpec(np.eye(features), None, type="linear"),))
-    targets = (out - dout / 2).reshape(rows, features)
+    # targets are rows (n, features) in every framework: a map is flattened (torch's order) after the layer, a sequence
+    # (n, T, E) kept as it is (a flatten would move Flax's axes); and an optimizer takes no empty parameter list: a
+    # layer without parameters gets an exact identity layer (x·I = x)
+    sequence = LAYER_TYPES[spec.type].sequence and out.ndim == 3
+    shape = out.shape if sequence else (out.shape[0], int(np.prod(out.shape[1:])))
+    layers = (spec,) + ((reference.LayerSpec(None, None, type="flatten"),) if out.ndim > 2 and not sequence
+                        else ()) + (() if params else (reference.LayerSpec(np.eye(shape[-1]), None, type="linear"),))
+    targets = (out - dout / 2).reshape(shape)
     single = dataclasses.replace(scenario, name=f"{scenario.name}-layer{index}", layers=layers, inputs=x,
                                  targets=targets, loss="sse", train=None, expected={}, aliases={},
                                  node_names={}, errata=[], target_format="rows", label_smoothing=0.0,
@@ -160,7 +163,7 @@ def true_gradients(single, part, frameworks=("torch", "jax")):
             skipped.append(module)          # a missing framework is skipped, as verify does; the others decide
             continue
         trace = module.run_step(single)
-        truths[framework] = {"x": trace["grad.inputs"], **{key.split(".")[-1]: trace[f"grad.{key}"]
+        truths[framework] = {"x": trace["grad.inputs"], **{key.removeprefix("layers.0."): trace[f"grad.{key}"]
                                                           for key in single.parameters() if key.startswith("layers.0.")
                                                           and part != "loss"}}
     truths["finite differences"] = _finite_differences(single, part)
@@ -177,7 +180,7 @@ def _finite_differences(single, part):
     spec = single.layers[0]
     out = _forward(spec, x)
     dout = (2 * (out.reshape(single.targets.shape) - single.targets)).reshape(out.shape)     # = dout
-    params = {key.split(".")[-1]: np.array(value) for key, value in single.parameters().items()
+    params = {key.removeprefix("layers.0."): np.array(value) for key, value in single.parameters().items()
               if key.startswith("layers.0.")}
     return central_differences(lambda probe: float(np.sum(_forward(spec, probe["x"], probe) * dout)),
                                {"x": x, **params})

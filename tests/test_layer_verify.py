@@ -297,3 +297,36 @@ def test_a_framework_that_is_not_installed_is_reported_as_skipped_not_as_run(mon
     from backproof.envelope import verify_layer_result
     block = verify_layer_result(result, backproof.load("spiral-2-16-3-adam"), ["torch", "jax"])["frameworks"]
     assert block["jax"]["status"] == "skipped" and block["torch"]["status"] == "ran"
+
+
+def test_a_transformer_blocks_backward_is_verified_parameter_by_parameter_and_a_dropped_skip_path_is_caught(tmp_path):
+    """A transformer block's hand-written backward (the reference's, then the same without the residual paths'
+    identity) against torch's and JAX's autodiff of one nn.TransformerEncoderLayer and finite differences: every
+    parameter under torch's name (dself_attn.in_proj_weight, dlinear1.weight, …), the columns aligned."""
+    require("torch")
+    require("jax")
+    sc = backproof.load("transformer-prenorm-2-heads")
+    spec = sc.layers[1]
+
+    def right(x, params, dout):
+        layer = build(spec, params)
+        layer.forward(x)
+        return {"x": layer.backward(dout), **layer.gradients()}
+
+    result = backproof.verify_layer(right, sc, 1)
+    assert result.ok, str(result)
+    names = {c.tensor for c in result.checks}
+    assert {"dx", "dself_attn.in_proj_weight", "dlinear1.weight", "dnorm2.bias"} <= names
+    lines = [line for line in str(result).splitlines() if " vs " in line]
+    assert len({line.index(" vs ") for line in lines}) == 1, lines
+
+    def skip_dropped(x, params, dout):
+        layer = build(spec, params)
+        layer.forward(x)
+        dy = layer.norm2.backward(layer.feedforward_backward(dout))         # no "dout +": the skip path dropped
+        return {"x": layer.norm1.backward(layer.self_attn.backward(dy)), **layer.gradients()}
+
+    wrong = backproof.verify_layer(skip_dropped, sc, 1)
+    assert not wrong.ok
+    failing = {c.tensor for c in wrong.checks if not c.ok}
+    assert "dx" in failing and "dlinear2.weight" not in failing      # above the first skip, the gradients are right
