@@ -114,6 +114,7 @@ def test_epsilon_sweep_is_v_shaped_in_float64(smooth_scenario_name):
     assert errors[-1] > errors[-4], sweep
 
 
+@pytest.mark.slow       # an ε sweep on every smooth built-in; make test-all (CI) runs it
 def test_the_default_epsilon_is_near_the_bottom_of_the_measured_v():
     """The default ε of each dtype is within one decade of the best ε of every built-in sweep."""
     for dtype in ("float64", "float32"):
@@ -142,6 +143,7 @@ def test_the_benchmarks_mlp_is_the_one_its_goal_names():
     assert sum(p.size for p in mlp().parameters().values()) == 269_322
 
 
+@pytest.mark.slow       # 269,322 parameters; the fast tier runs the directional check on every QUICK built-in
 def test_the_random_direction_check_is_right_on_the_mlp():
     sc = mlp(batch=16)
     params = sc.parameters()

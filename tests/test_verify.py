@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import backproof
 from backproof.cli import main
 from backproof.verify import FD
-from conftest import NUMPY_ONLY, scenario
+from conftest import NUMPY_ONLY, SMOOTH, require, scenario
 from reference.network import loss_and_gradients
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -266,15 +266,13 @@ def test_infinite_gradients_fail_even_where_finite_differences_are_left_out(caps
 
 # --- the established checkers: torch.autograd.gradcheck and jax.test_util.check_grads ---------------------
 
-def test_gradcheck_passes_on_every_smooth_built_in():
+@pytest.mark.parametrize("smooth_scenario_name", SMOOTH)
+def test_gradcheck_passes_on_every_smooth_built_in(smooth_scenario_name):
     """torch.autograd.gradcheck on torch_impl's loss as a function of the parameters, float64: it passes on every
-    built-in scenario where finite differences are an oracle."""
+    built-in scenario where finite differences are an oracle (make test: the QUICK ones)."""
     from backproof.verify import torch_gradcheck
-    from conftest import SMOOTH, require
-    network = require("torch").network
-    failed = {name: detail for name in SMOOTH for passed, detail in [torch_gradcheck(network.loss_function,
-                                                                                     scenario(name))] if not passed}
-    assert not failed, failed
+    passed, detail = torch_gradcheck(require("torch").network.loss_function, scenario(smooth_scenario_name))
+    assert passed, detail
 
 
 @pytest.mark.parametrize("name", ["blog-2-3-3-1", pytest.param("softmax-2-3-3", marks=pytest.mark.slow),

@@ -630,6 +630,7 @@ def train_mode_dropout():
 '''
 
 
+@pytest.mark.slow       # a second import through a child process; the fast tier imports the transformer above
 def test_self_attention_and_the_last_step_import_and_what_they_cannot_hold_is_refused_by_name(tmp_path):
     """nn.MultiheadAttention called as self-attention, its (output, weights) pair read at [0], x[:, -1]: imported and
     reproduced; a padding mask, another step, sequence-first attention and dropout in train mode are refused by
