@@ -460,6 +460,38 @@ def _attention_of_module(child, node, name, label):
     return layer
 
 
+def _recurrent_of_module(child, name, label):
+    """The scenario layer of an nn.RNN, nn.LSTM or nn.GRU: batch_first, one layer, one direction (and no projection),
+    its four parameters as torch stacks them; WeightsError naming the setting otherwise."""
+    from reference.registry import LAYER_TYPES
+    kind = type(child).__name__ if type(child).__name__ in ("RNN", "LSTM", "GRU") else \
+        next(base.__name__ for base in type(child).__mro__ if base.__name__ in ("RNN", "LSTM", "GRU"))
+    layer_type = LAYER_TYPES[kind.lower()]
+    for attribute, required in layer_type.torch_requires:
+        value = getattr(child, attribute, required)
+        if value != required and not (attribute == "dropout" and child.num_layers == 1):
+            raise WeightsError(f"{label}: {name} is an {kind} with {attribute}={value!r}; backproof's {kind.lower()} "
+                               f"takes {attribute}={required!r}")
+    layer = {"type": kind.lower(), **({"nonlinearity": child.nonlinearity} if kind == "RNN" else {})}
+    for key in layer_type.parameters:
+        value = getattr(child, key, None)
+        if value is not None:
+            layer[key] = value.detach().numpy().copy()
+    return layer
+
+
+def _unused(graph):
+    """The nodes whose value nothing uses: the parts of a returned tuple a forward unpacks and drops (``out, (h, c) =
+    lstm(x)``), found from the output backwards."""
+    import operator
+    unused = set()
+    for node in reversed(list(graph.nodes)):
+        if node.op == "call_function" and node.target is operator.getitem and all(user in unused
+                                                                                  for user in node.users):
+            unused.add(node)
+    return unused
+
+
 def from_torch_module(module, label):
     """(layers, dtype, names) of a torch module as it computes: its forward traced with torch.fx, so functional calls
     (``torch.relu(self.fc1(x))``, ``F.gelu``, ``x.flatten(1)``) are seen, not only the children. layers: the scenario
@@ -478,10 +510,12 @@ def from_torch_module(module, label):
     functions, activation_modules = _activation_functions(), _activation_modules()
     layers, names, current = [], [], None
     layer_modules = _layer_modules()
-    supported = ", ".join(list(layer_modules) + ["TransformerEncoderLayer", "MultiheadAttention (self-attention)"]
+    supported = ", ".join(list(layer_modules) + ["TransformerEncoderLayer", "MultiheadAttention (self-attention)",
+                                                 "RNN", "LSTM", "GRU"]
                           + list(activation_modules) + ["Identity", "Dropout in eval mode"])
     import operator
-    attention_output = None                 # the node of an nn.MultiheadAttention call: (output, weights)
+    attention_output = None                 # an nn.MultiheadAttention's (output, weights), an LSTM's (output, state)
+    unused = _unused(graph)
 
     def attach(activation, slope, node_name, what):
         if not layers:
@@ -506,12 +540,12 @@ def from_torch_module(module, label):
         if node.op == "get_attr":
             raise WeightsError(f"{label}: {node.target} is a tensor used directly in forward, not a layer")
         inputs = [arg for arg in node.all_input_nodes]
-        if node.op == "call_function" and node.target is operator.getitem and not node.users:
+        if node in unused:
             continue                            # ``out, _ = attn(x, x, x)``: the weights, unused
         if attention_output is not None:
             if not (node.op == "call_function" and node.target is operator.getitem and node.args == (current, 0)):
-                raise WeightsError(f"{label}: {current.name} (MultiheadAttention) returns (output, weights); "
-                                   f"backproof reads its output, [0], and nothing else")
+                raise WeightsError(f"{label}: {current.name} ({type(modules[current.target]).__name__}) returns a "
+                                   f"tuple; backproof reads its output, [0], and nothing else")
             attention_output, current = None, node
             names[-1].append(node.name)
             continue
@@ -528,6 +562,10 @@ def from_torch_module(module, label):
             elif isinstance(child, torch.nn.TransformerEncoderLayer):
                 layers.append(_encoder_of_module(child, node.target, label))
                 names.append([node.target])
+            elif isinstance(child, torch.nn.RNNBase):
+                layers.append(_recurrent_of_module(child, node.target, label))
+                names.append([node.target])
+                attention_output = node
             elif isinstance(child, torch.nn.MultiheadAttention):
                 layers.append(_attention_of_module(child, node, node.target, label))
                 names.append([node.target])

@@ -178,6 +178,45 @@ def transformer_encoder_layer(layer, x, o, buffers):
     return norm("norm2", y + feedforward(y))
 
 
+def rnn_cell(layer, x, h, c, o):
+    """Flax's SimpleCell layout: h = f(x·i + h·h), i and h each with their bias (torch's two)."""
+    a = dense(layer["i"], x) + dense(layer["h"], h)
+    return (jnp.tanh(a) if o["nonlinearity"] == "tanh" else jax.nn.relu(a)), c
+
+
+def lstm_cell(layer, x, h, c, o):
+    """Flax's LSTMCell layout, one dense per gate on the input (ii, if, ig, io) and on the hidden state (hi … ho):
+    c = f⊙c + i⊙g, h = o⊙tanh(c)."""
+    gate = lambda name, f: f(dense(layer[f"i{name}"], x) + dense(layer[f"h{name}"], h))   # noqa: E731
+    i, f, g, out = gate("i", jax.nn.sigmoid), gate("f", jax.nn.sigmoid), gate("g", jnp.tanh), gate("o", jax.nn.sigmoid)
+    c = f * c + i * g
+    return out * jnp.tanh(c), c
+
+
+def gru_cell(layer, x, h, c, o):
+    """Flax's GRUCell layout (ir, iz, in on the input; hr, hz, hn on the hidden state), torch's and Flax's reset gate
+    alike, after the hidden matmul (registry row gru-reset-gate): n = tanh(x·in + r⊙(h·hn))."""
+    r = jax.nn.sigmoid(dense(layer["ir"], x) + dense(layer["hr"], h))
+    z = jax.nn.sigmoid(dense(layer["iz"], x) + dense(layer["hz"], h))
+    n = jnp.tanh(dense(layer["in"], x) + r * dense(layer["hn"], h))
+    return (1.0 - z) * n + z * h, c
+
+
+def recurrent(cell):
+    """A cell scanned over the steps with lax.scan, h_0 = c_0 = 0 -> every h_t, (n, T, H)."""
+    def apply(layer, x, o, buffers):
+        hidden = next(iter(layer.values()))["kernel"].shape[-1]
+        zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
+
+        def step(carry, x_t):
+            h, c = cell(layer, x_t, *carry, o)
+            return (h, c), h
+
+        _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x, 0, 1))   # over T: (T, n, H)
+        return jnp.swapaxes(hs, 0, 1)
+    return apply
+
+
 def running_statistics(model, x, acts):
     """Each layer's buffers after a forward pass from x with activations ``acts``: a batch norm in training moves its
     running statistics by torch's momentum m (the batch's share; Flax's ``momentum`` is the running value's share,
@@ -210,6 +249,9 @@ LAYERS = {
     "multi_head_attention": attention,
     "transformer_encoder_layer": transformer_encoder_layer,
     "sequence_pool": lambda layer, x, o, buffers: x[:, -1] if o["mode"] == "last" else jnp.mean(x, axis=1),
+    "rnn": recurrent(rnn_cell),
+    "lstm": recurrent(lstm_cell),
+    "gru": recurrent(gru_cell),
 }
 
 
@@ -498,9 +540,40 @@ def to_flax(layers):
                                                           o["nhead"]),
                            **{child: dense_to_flax(named[f"{child}.weight"], named.get(f"{child}.bias"))
                               for child in ("linear1", "linear2", "norm1", "norm2")}})
+        elif layer.type in GATES:
+            params.append(recurrent_to_flax(named, GATES[layer.type]))
         else:
             params.append(dense_to_flax(layer.weight, layer.bias))
     return params
+
+
+# a recurrent cell's gates in torch's stacking order -> Flax's dense names on the input and on the hidden state
+GATES = {"rnn": (("i",), ("h",)), "lstm": (("ii", "if", "ig", "io"), ("hi", "hf", "hg", "ho")),
+         "gru": (("ir", "iz", "in"), ("hr", "hz", "hn"))}
+
+
+def recurrent_to_flax(named, gates):
+    """torch's stacked weight_ih_l0 (gates·H, F), weight_hh_l0 and biases -> one dense per gate, Flax's names, each
+    {"kernel": (in, H), "bias": (H,)}. Flax's own cells hold one bias per gate (LSTMCell on the hidden side, GRUCell on
+    the input side but for n): the mirror keeps torch's two, so that each has its gradient; export adds them
+    (registry row recurrent-bias-layout)."""
+    params = {}
+    for side, names in zip(("ih", "hh"), gates):
+        weights = np.split(np.asarray(named[f"weight_{side}_l0"]), len(names))
+        biases = np.split(np.asarray(named[f"bias_{side}_l0"]), len(names)) if f"bias_{side}_l0" in named else None
+        for k, name in enumerate(names):
+            params[name] = {"kernel": weights[k].T.copy(), **({"bias": biases[k].copy()} if biases else {})}
+    return params
+
+
+def recurrent_from_flax(layer, gates):
+    """One dense per gate -> torch's stacked weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0."""
+    named = {}
+    for side, names in zip(("ih", "hh"), gates):
+        named[f"weight_{side}_l0"] = np.concatenate([np.asarray(layer[name]["kernel"]).T for name in names])
+        if "bias" in layer[names[0]]:
+            named[f"bias_{side}_l0"] = np.concatenate([np.asarray(layer[name]["bias"]) for name in names])
+    return named
 
 
 def dense_to_flax(weight, bias):
@@ -549,8 +622,11 @@ def from_flax(params):
     """Flax params -> per layer {torch's name: array} in torch's layout (NumPy)."""
     layers = []
     for layer in params:
+        gates = next((gates for gates in GATES.values() if gates[0][0] in layer), None)
         if "query" in layer:
             layers.append(attention_from_flax(layer))
+        elif gates:
+            layers.append(recurrent_from_flax(layer, gates))
         elif "self_attn" in layer:
             named = {f"self_attn.{name}": value for name, value in attention_from_flax(layer["self_attn"]).items()}
             for child in ("linear1", "linear2", "norm1", "norm2"):

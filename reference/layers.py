@@ -524,6 +524,147 @@ class TransformerEncoderLayer(Layer):
         return dv + self.self_attn.backward(dv)
 
 
+class Recurrent(Layer):
+    """One recurrent layer (torch's nn.RNN, nn.LSTM, nn.GRU with batch_first and one layer) over x (n, T, F), h_0 = 0.
+    Each step projects the input and the previous hidden state through every gate at once,
+
+        gi_t = x_t·W_ihᵀ + b_ih        gh_t = h_{t−1}·W_hhᵀ + b_hh        (n, gates·H), gates stacked as torch does
+
+    and the cell (``step`` below, one class per cell) turns them into h_t. The output is every h_t, (n, T, H).
+
+    backward through time: from the last step down, the gradient reaching h_t is its own (dout[:, t]) plus what
+    step t + 1 sent back; the cell's backward gives ∂L/∂gi_t and ∂L/∂gh_t, and from them
+
+        dW_ih += ∂gi_tᵀ·x_t    db_ih += Σ ∂gi_t    dx_t = ∂gi_t·W_ih
+        dW_hh += ∂gh_tᵀ·h_{t−1}    db_hh += Σ ∂gh_t    ∂L/∂h_{t−1} += ∂gh_t·W_hh    (and the cell's own state paths)
+    """
+
+    def __init__(self, params, copy=True):
+        keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.weight_ih, self.weight_hh = keep(params["weight_ih_l0"]), keep(params["weight_hh_l0"])
+        self.bias_ih = None if params.get("bias_ih_l0") is None else keep(params["bias_ih_l0"])
+        self.bias_hh = None if params.get("bias_hh_l0") is None else keep(params["bias_hh_l0"])
+        self.hidden = self.weight_hh.shape[1]
+
+    def parts(self):
+        return {"weight_ih_l0": (self, "weight_ih"), "weight_hh_l0": (self, "weight_hh"),
+                "bias_ih_l0": (self, "bias_ih"), "bias_hh_l0": (self, "bias_hh")}
+
+    def forward(self, x):
+        n, steps, _ = x.shape
+        self.x = x
+        h, state = np.zeros((n, self.hidden), x.dtype), self.initial_state(n, x.dtype)
+        self.hs, self.caches, out = [h], [], []
+        gi_all = x @ self.weight_ih.T + (0 if self.bias_ih is None else self.bias_ih)       # every step at once
+        for t in range(steps):
+            gh = h @ self.weight_hh.T + (0 if self.bias_hh is None else self.bias_hh)
+            h, state, cache = self.step(gi_all[:, t], gh, h, state)
+            self.hs.append(h)
+            self.caches.append(cache)
+            out.append(h)
+        return np.stack(out, axis=1)                                        # (n, T, H)
+
+    def backward(self, dout):
+        steps = dout.shape[1]
+        self.weight_hh_grad = np.zeros_like(self.weight_hh)
+        self.bias_hh_grad = None if self.bias_hh is None else np.zeros_like(self.bias_hh)
+        dgis, dh, dstate = [None] * steps, np.zeros_like(self.hs[0]), None
+        for t in reversed(range(steps)):
+            dh = dh + dout[:, t]                                            # its own gradient and step t + 1's
+            dgi, dgh, dh_direct, dstate = self.step_backward(dh, dstate, self.caches[t])
+            dgis[t] = dgi
+            self.weight_hh_grad += dgh.T @ self.hs[t]                      # hs[t] is h_{t−1} (hs[0] = h_0)
+            if self.bias_hh is not None:
+                self.bias_hh_grad += dgh.sum(axis=0)
+            dh = dh_direct + dgh @ self.weight_hh                          # to h_{t−1}
+        dgi_all = np.stack(dgis, axis=1)                                    # (n, T, gates·H): the input side at once
+        self.weight_ih_grad = dgi_all.reshape(-1, dgi_all.shape[-1]).T @ self.x.reshape(-1, self.x.shape[-1])
+        if self.bias_ih is not None:
+            self.bias_ih_grad = dgi_all.sum(axis=(0, 1))
+        return dgi_all @ self.weight_ih
+
+    def initial_state(self, n, dtype):
+        return None
+
+
+class RNN(Recurrent):
+    """h_t = f(gi_t + gh_t), f tanh or relu.     backward: ∂a = dh ⊙ f'(a), ∂gi = ∂gh = ∂a."""
+
+    def __init__(self, params, copy=True, nonlinearity="tanh"):
+        super().__init__(params, copy)
+        self.activation = nonlinearity
+
+    def step(self, gi, gh, h, state):
+        a = gi + gh
+        h = np.tanh(a) if self.activation == "tanh" else np.maximum(a, 0.0)
+        return h, None, (a, h)
+
+    def step_backward(self, dh, dstate, cache):
+        a, h = cache
+        da = dh * (1.0 - h * h) if self.activation == "tanh" else np.where(a > 0, dh, 0.0)
+        return da, da, np.zeros_like(dh), None
+
+
+def sigmoid(z):
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+class LSTM(Recurrent):
+    """torch's gate order i, f, g, o in every stacked weight:
+
+        i, f, o = σ(a_i), σ(a_f), σ(a_o)    g = tanh(a_g)    a = gi_t + gh_t, split in four
+        c_t = f ⊙ c_{t−1} + i ⊙ g           h_t = o ⊙ tanh(c_t)
+
+    backward (dc: what step t + 1 sent back through the cell state, the path a plain RNN lacks):
+        dc += dh ⊙ o ⊙ (1 − tanh²(c_t))     do = dh ⊙ tanh(c_t)
+        di = dc ⊙ g    df = dc ⊙ c_{t−1}    dg = dc ⊙ i    to c_{t−1}: dc ⊙ f
+        ∂a = [di·i(1 − i), df·f(1 − f), dg·(1 − g²), do·o(1 − o)], and ∂gi = ∂gh = ∂a
+    """
+
+    def initial_state(self, n, dtype):
+        return np.zeros((n, self.hidden), dtype)                            # c_0
+
+    def step(self, gi, gh, h, c):
+        a_i, a_f, a_g, a_o = np.split(gi + gh, 4, axis=-1)
+        i, f, g, o = sigmoid(a_i), sigmoid(a_f), np.tanh(a_g), sigmoid(a_o)
+        c_next = f * c + i * g
+        tanh_c = np.tanh(c_next)
+        return o * tanh_c, c_next, (i, f, g, o, c, tanh_c)
+
+    def step_backward(self, dh, dc, cache):
+        i, f, g, o, c_prev, tanh_c = cache
+        dc = (0.0 if dc is None else dc) + dh * o * (1.0 - tanh_c * tanh_c)
+        da = np.concatenate([dc * g * i * (1.0 - i), dc * c_prev * f * (1.0 - f), dc * i * (1.0 - g * g),
+                             dh * tanh_c * o * (1.0 - o)], axis=-1)
+        return da, da, np.zeros_like(dh), dc * f
+
+
+class GRU(Recurrent):
+    """torch's gate order r, z, n; the reset gate multiplies the hidden state's projection *after* the matmul:
+
+        r = σ(gi_r + gh_r)    z = σ(gi_z + gh_z)    n = tanh(gi_n + r ⊙ gh_n)    h_t = (1 − z) ⊙ n + z ⊙ h_{t−1}
+
+    backward:  dn = dh ⊙ (1 − z)    dz = dh ⊙ (h_{t−1} − n)    to h_{t−1} directly: dh ⊙ z
+               ∂a_n = dn ⊙ (1 − n²)    dr = ∂a_n ⊙ gh_n
+               ∂gi = [dr·r(1 − r), dz·z(1 − z), ∂a_n]    ∂gh = [dr·r(1 − r), dz·z(1 − z), ∂a_n ⊙ r]
+    """
+
+    def step(self, gi, gh, h, state):
+        gi_r, gi_z, gi_n = np.split(gi, 3, axis=-1)
+        gh_r, gh_z, gh_n = np.split(gh, 3, axis=-1)
+        r, z = sigmoid(gi_r + gh_r), sigmoid(gi_z + gh_z)
+        n = np.tanh(gi_n + r * gh_n)
+        return (1.0 - z) * n + z * h, None, (r, z, n, gh_n, h)
+
+    def step_backward(self, dh, dstate, cache):
+        r, z, n, gh_n, h_prev = cache
+        da_n = dh * (1.0 - z) * (1.0 - n * n)
+        da_r = da_n * gh_n * r * (1.0 - r)
+        da_z = dh * (h_prev - n) * z * (1.0 - z)
+        return (np.concatenate([da_r, da_z, da_n], axis=-1), np.concatenate([da_r, da_z, da_n * r], axis=-1),
+                dh * z, None)
+
+
 class SequencePool(Layer):
     """(n, T, E) -> (n, E): the last step, x[:, -1] (backward: dz at the last step, 0 elsewhere), or the mean over
     the steps (backward: dz/T at every step)."""
@@ -594,6 +735,10 @@ def build(spec, params=None, copy=True):
                                        o["layer_norm_eps"], o["causal"])
     if spec.type == "sequence_pool":
         return SequencePool(o["mode"])
+    if spec.type == "rnn":
+        return RNN(params, copy, o["nonlinearity"])
+    if spec.type in ("lstm", "gru"):
+        return LAYERS[spec.type](params, copy)
     if spec.type == "linear":
         return Dense(weight, bias, copy)
     if spec.type in ("conv1d", "conv2d"):
@@ -619,4 +764,5 @@ LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": Max
           "avg_pool2d": AvgPool2d,
           "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm, "batch_norm1d": BatchNorm,
           "batch_norm2d": BatchNorm, "group_norm": GroupNorm, "multi_head_attention": MultiHeadAttention,
-          "transformer_encoder_layer": TransformerEncoderLayer, "sequence_pool": SequencePool}
+          "transformer_encoder_layer": TransformerEncoderLayer, "sequence_pool": SequencePool, "rnn": RNN,
+          "lstm": LSTM, "gru": GRU}

@@ -12,6 +12,7 @@ one (before, after) pair per spatial axis, except conv's "same" and "valid", kep
 torch takes them as they are.
 """
 
+import functools
 from dataclasses import dataclass, fields
 
 
@@ -168,6 +169,24 @@ def _encoder_shape(options, in_shape, shapes):
     return in_shape
 
 
+def _recurrent_shape(options, in_shape, shapes, gates):
+    """nn.RNN / nn.LSTM / nn.GRU, one layer, batch-first: (T, F) -> (T, H); weight_ih_l0 (gates·H, F), weight_hh_l0
+    (gates·H, H), the two biases (gates·H,) both or neither; gates 1, 4 (i, f, g, o) or 3 (r, z, n)."""
+    if len(in_shape) != 2:
+        raise ValueError(f"takes a batch-first sequence (n, T, F), not an input of shape (n, {in_shape})")
+    rows = tuple(shapes["weight_ih_l0"])[0]
+    if rows % gates:
+        raise ValueError(f"weight_ih_l0: has {rows} rows, not a multiple of the {gates} gates")
+    hidden = rows // gates
+    _expect(shapes, "weight_ih_l0", (gates * hidden, in_shape[1]))
+    _expect(shapes, "weight_hh_l0", (gates * hidden, hidden))
+    _expect(shapes, "bias_ih_l0", (gates * hidden,))
+    _expect(shapes, "bias_hh_l0", (gates * hidden,))
+    if ("bias_ih_l0" in shapes) != ("bias_hh_l0" in shapes):
+        raise ValueError("bias_ih_l0 and bias_hh_l0: both or neither (torch's bias=)")
+    return (in_shape[0], hidden)
+
+
 def _sequence_pool_shape(options, in_shape, _weight_shape):
     """(T, E) -> (E,): the last step or the mean over the steps."""
     if len(in_shape) != 2:
@@ -182,6 +201,8 @@ def _same_shape(_options, in_shape, _weight_shape):
 
 CONV_OPTIONS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 BATCH_NORM_OPTIONS = {"eps": 1e-5, "momentum": 0.1, "training": True}
+RECURRENT = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
+RECURRENT_REQUIRES = (("batch_first", True), ("num_layers", 1), ("bidirectional", False), ("dropout", 0.0))
 ATTENTION = ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
 BATCH_NORM_REQUIRES = (("affine", True), ("track_running_stats", True))
 
@@ -245,6 +266,20 @@ LAYER_TYPES = {layer.name: layer for layer in (
               "default) or with the norm first (norm_first); f relu or gelu (exact)",
               (("batch_first", True), ("dropout", 0.0)), flax="TransformerEncoderLayer", sequence=True,
               bias_required=True),
+    LayerType("rnn", "nn.RNN (batch_first, one layer)", "lax.scan of Flax's SimpleCell layout (i, h)", -1, RECURRENT,
+              {"nonlinearity": "tanh"}, functools.partial(_recurrent_shape, gates=1),
+              "(n, T, F) -> (n, T, H): h_t = f(x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh), f tanh or relu, h_0 = 0",
+              RECURRENT_REQUIRES, flax="SimpleCell", sequence=True),
+    LayerType("lstm", "nn.LSTM (batch_first, one layer)", "lax.scan of Flax's LSTMCell layout (ii … ho)", -1,
+              RECURRENT, {}, functools.partial(_recurrent_shape, gates=4),
+              "(n, T, F) -> (n, T, H): gates i, f, g, o stacked in that order in each weight (torch's), "
+              "c_t = f⊙c_{t−1} + i⊙g, h_t = o⊙tanh(c_t), h_0 = c_0 = 0",
+              RECURRENT_REQUIRES + (("proj_size", 0),), flax="LSTMCell", sequence=True),
+    LayerType("gru", "nn.GRU (batch_first, one layer)", "lax.scan of Flax's GRUCell layout (ir … hn)", -1, RECURRENT,
+              {}, functools.partial(_recurrent_shape, gates=3),
+              "(n, T, F) -> (n, T, H): gates r, z, n (torch's order), n_t = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)): "
+              "the reset gate after the hidden matmul, h_t = (1 − z)⊙n + z⊙h_{t−1}, h_0 = 0",
+              RECURRENT_REQUIRES, flax="GRUCell", sequence=True),
     LayerType("sequence_pool", "x[:, -1] or x.mean(dim=1)", "x[:, -1] or jnp.mean(x, axis=1)", -1, (),
               {"mode": None}, _sequence_pool_shape,
               "(n, T, E) -> (n, E): the last step (mode \"last\") or the mean over the steps (\"mean\")",
@@ -322,6 +357,8 @@ def normalize(type_name, options):
     if "feedforward_activation" in values and values["feedforward_activation"] not in ("relu", "gelu"):
         raise ValueError(f"feedforward_activation: must be \"relu\" or \"gelu\" (torch's two), not "
                          f"{values['feedforward_activation']!r}")
+    if "nonlinearity" in values and values["nonlinearity"] not in ("tanh", "relu"):
+        raise ValueError(f"nonlinearity: must be \"tanh\" or \"relu\" (torch's two), not {values['nonlinearity']!r}")
     if "mode" in values and values["mode"] not in ("last", "mean"):
         raise ValueError(f"mode: must be \"last\" or \"mean\", not {values['mode']!r}")
     if "layer_norm_eps" in values:
@@ -399,6 +436,13 @@ OPTION_TEXT = {
     "feedforward_activation": "transformer_encoder_layer: \"relu\" (torch's default) or \"gelu\" (exact): torch's "
                               "`activation` argument (a layer's own `activation` is the one applied after it)",
     "layer_norm_eps": "transformer_encoder_layer: ε of both norms, in (0, 1) (torch's 1e-5)",
+    "nonlinearity": "rnn: \"tanh\" (torch's default) or \"relu\"",
+    "weight_ih_l0": "rnn, lstm, gru: required, (gates·H, F), the gates stacked as torch stacks them (lstm i, f, g, o; "
+                    "gru r, z, n)",
+    "weight_hh_l0": "rnn, lstm, gru: required, (gates·H, H)",
+    "bias_ih_l0": "rnn, lstm, gru: (gates·H,), with bias_hh_l0, or neither (bias=False); torch adds the two, Flax "
+                  "keeps one per gate",
+    "bias_hh_l0": "rnn, lstm, gru: (gates·H,)",
     "mode": "sequence_pool: required, \"last\" (torch's x[:, -1]) or \"mean\" (x.mean(dim=1))",
     "in_proj_weight": "attention: required, (3E, E), the query, key and value weights stacked in that order "
                       "(torch's packing; Flax keeps three (E, heads, head_dim) kernels)",

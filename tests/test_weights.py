@@ -697,3 +697,118 @@ def test_a_transformer_exported_for_flax_runs_in_real_flax(tmp_path):
     with jax.enable_x64(True):
         out = Net().apply({"params": tree["params"]}, jnp.asarray(np.array(sc.inputs)))
     np.testing.assert_allclose(np.asarray(out), reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
+
+
+# --- recurrent models: nn.LSTM, nn.GRU, nn.RNN -------------------------------------------------------------------
+
+RECURRENT_FACTORIES = '''
+import torch
+from torch import nn
+
+
+class Tail(nn.Module):
+    def __init__(self, cell, state_unpacked=False, **options):
+        super().__init__()
+        self.rnn = cell(3, 4, **{"batch_first": True, **options}, dtype=torch.float64)
+        self.head = nn.Linear(4, 2, dtype=torch.float64)
+        self.state_unpacked = state_unpacked
+
+    def forward(self, x):
+        if self.state_unpacked:
+            out, (h, c) = self.rnn(x)
+        else:
+            out = self.rnn(x)[0]
+        return self.head(out[:, -1])
+
+
+def lstm_unpacked():
+    torch.manual_seed(3)
+    return Tail(nn.LSTM, state_unpacked=True)
+
+
+def rnn_relu():
+    torch.manual_seed(4)
+    return Tail(nn.RNN, nonlinearity="relu")
+
+
+def bidirectional():
+    return Tail(nn.GRU, bidirectional=True)
+
+
+def stacked():
+    return Tail(nn.LSTM, num_layers=2)
+
+
+def sequence_first():
+    return Tail(nn.GRU, batch_first=False)
+
+
+def projected():
+    return Tail(nn.LSTM, proj_size=2)
+'''
+
+
+def sequence_inputs(seed=1):
+    import torch
+    return torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("factory", ["lstm", "gru"])
+def test_a_users_lstm_and_gru_classifiers_import_and_all_three_reproduce_them_then_train(factory, tmp_path):
+    """The done-when of the recurrent issue: examples/torch_sequence.py's nn.LSTM and nn.GRU (batch_first, a linear head
+    on the last step) imported through the CLI, proved against the module's own outputs, reproduced by all three
+    frameworks to float64 precision; check and train exit 0."""
+    require("torch")
+    import torch
+    inputs = sequence_inputs()
+    out = tmp_path / f"{factory}.json"
+    assert main(["import-torch", f"{ROOT / 'examples' / 'torch_sequence.py'}:{factory}", "--inputs",
+                 json.dumps(inputs.tolist()), "--targets", "[0, 1, 1]", "--loss", "cross_entropy", "-o",
+                 str(out)]) == 0
+    sc = backproof.load(out)
+    assert [spec.type for spec in sc.layers] == [factory, "sequence_pool", "linear"]
+    spec = importlib.util.spec_from_file_location("torch_sequence", ROOT / "examples" / "torch_sequence.py")
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    module = getattr(example, factory)()
+    np.testing.assert_array_equal(sc.layers[0].parameter("weight_hh_l0"), module.rnn.weight_hh_l0.detach().numpy())
+    with torch.no_grad():
+        expected = module(inputs).numpy()
+    report = backproof.check(sc)
+    assert report.ok and report.coverage == "compared", report.summary()
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    assert main(["train", str(out), "--epochs", "5"]) == 0
+
+
+def test_recurrent_modules_are_read_as_they_compute_and_what_they_cannot_hold_is_refused_by_name(tmp_path):
+    """``out, (h, c) = lstm(x)`` (the state unpacked and dropped) and a relu RNN import and reproduce the module;
+    bidirectional, stacked, sequence-first and projected cells are refused naming the setting."""
+    require("torch")
+    import torch
+    from backproof.cli import prove_import
+    from backproof.scenario_file import parse
+    from backproof.weights import layer_outputs
+    (tmp_path / "cells.py").write_text(RECURRENT_FACTORIES)
+    spec = importlib.util.spec_from_file_location("cells", tmp_path / "cells.py")
+    cells = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cells)
+    inputs = sequence_inputs(2).numpy()
+    for factory, kind in (("lstm_unpacked", "lstm"), ("rnn_relu", "rnn")):
+        module = getattr(cells, factory)()
+        layers, dtype, names = from_torch_module(module, f"cells.py:{factory}")
+        assert [layer["type"] for layer in layers] == [kind, "sequence_pool", "linear"]
+        seen = layer_outputs(module, inputs)
+        sc = parse(json.loads(json.dumps(scenario_document(factory, layers, dtype, inputs, [0, 1, 0],
+                                                           "cross_entropy"))))
+        prove_import(sc, [(", ".join(n), seen[n[-1]]) for n in names], f"cells.py:{factory}")
+        report = backproof.check(sc)
+        assert report.ok, report.summary()
+        with torch.no_grad():
+            np.testing.assert_allclose(report.traces["jax"]["output"], module(torch.tensor(inputs)).numpy(),
+                                       rtol=STEP_RTOL, atol=STEP_ATOL)
+    assert from_torch_module(cells.rnn_relu(), "r")[0][0]["nonlinearity"] == "relu"
+    for factory, message in (("bidirectional", "bidirectional=True"), ("stacked", "num_layers=2"),
+                             ("sequence_first", "batch_first=False"), ("projected", "proj_size=2")):
+        with pytest.raises(WeightsError, match=message):
+            from_torch_module(getattr(cells, factory)(), f"cells.py:{factory}")

@@ -108,6 +108,36 @@ def encoder_layer(spec, dtype):
                         norm_first=o["norm_first"], causal=o["causal"], dtype=dtype)
 
 
+class RNN(nn.RNN):
+    """nn.RNN (batch_first, one layer) returning its output, every h_t, alone (its forward returns (output, h_n))."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class LSTM(nn.LSTM):
+    """nn.LSTM returning its output alone (its forward returns (output, (h_n, c_n)))."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+class GRU(nn.GRU):
+    """nn.GRU returning its output alone."""
+
+    def forward(self, x):
+        return super().forward(x)[0]
+
+
+def recurrent(module):
+    """(spec, dtype) -> RNN/LSTM/GRU above, batch_first, its width from weight_hh_l0, bias or none."""
+    def make(spec, dtype):
+        extra = {"nonlinearity": spec.hyper["nonlinearity"]} if module is RNN else {}
+        return module(spec.parameter("weight_ih_l0").shape[1], spec.parameter("weight_hh_l0").shape[1],
+                      batch_first=True, bias=spec.parameter("bias_ih_l0") is not None, dtype=dtype, **extra)
+    return make
+
+
 class SequencePool(nn.Module):
     """(n, T, E) -> (n, E): x[:, -1] or x.mean(dim=1)."""
 
@@ -158,6 +188,9 @@ LAYERS = {
         bias=spec.parameter("in_proj_bias") is not None, dtype=dtype),
     "transformer_encoder_layer": encoder_layer,
     "sequence_pool": lambda spec, dtype: SequencePool(spec.hyper["mode"]),
+    "rnn": recurrent(RNN),
+    "lstm": recurrent(LSTM),
+    "gru": recurrent(GRU),
 }
 
 
