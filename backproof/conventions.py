@@ -456,6 +456,113 @@ def _attention_softmax_precision(label):
     return bool(np.max(np.abs(np.asarray(out) - exact)) < 1e-12)
 
 
+def _lstm_gate_order(label):
+    """The gate order that reproduces a framework's LSTM: all weights 0, four distinct biases (one per stacked block),
+    x = 0 for two steps; each of the 24 orders predicts h_2 from the LSTM equations, the one that matches is the
+    order the framework stacks (Flax keeps a dense per gate: its names)."""
+    import itertools
+    import math
+
+    import numpy as np
+    biases = np.array([0.3, -0.7, 1.1, 0.5])
+    sig = lambda v: 1.0 / (1.0 + math.exp(-v))                                      # noqa: E731
+
+    def predicted(order):
+        gate = dict(zip(order, biases))
+        c = h = 0.0
+        for _ in range(2):
+            c = sig(gate["f"]) * c + sig(gate["i"]) * math.tanh(gate["g"])
+            h = sig(gate["o"]) * math.tanh(c)
+        return h
+
+    if label.startswith("flax"):
+        import jax
+        import flax.linen as nn
+        cell = nn.LSTMCell(1)
+        params = cell.init(jax.random.key(0), cell.initialize_carry(jax.random.key(0), (1, 1)), np.zeros((1, 1)))
+        return ", ".join(name for name in params["params"] if name.startswith("i"))
+    if label == "numpy":
+        from reference.layers import LSTM
+        h2 = LSTM({"weight_ih_l0": np.zeros((4, 1)), "weight_hh_l0": np.zeros((4, 1)), "bias_ih_l0": biases,
+                   "bias_hh_l0": np.zeros(4)}).forward(np.zeros((1, 2, 1)))[0, 1, 0]
+    else:
+        import torch
+        lstm = torch.nn.LSTM(1, 1, batch_first=True, dtype=torch.float64)
+        with torch.no_grad():
+            for param in lstm.parameters():
+                param.zero_()
+            lstm.bias_ih_l0.copy_(torch.tensor(biases))
+            h2 = float(lstm(torch.zeros(1, 2, 1, dtype=torch.float64))[0][0, 1, 0])
+    return ", ".join(next(order for order in itertools.permutations("ifgo") if abs(predicted(order) - h2) < 1e-12))
+
+
+def _gru_reset_gate(label):
+    """Where the GRU's reset gate multiplies: all weights 0, x = h_0 = 0, r ≈ 0 (its biases −30), b_in = 0.2, b_hn =
+    0.9, z = 0.5: after the hidden matmul n = tanh(b_in + r·b_hn) = tanh(0.2), before it n = tanh(b_in + b_hn)."""
+    import math
+
+    import numpy as np
+    b_ih, b_hh = np.array([-30.0, 0.0, 0.2]), np.array([0.0, 0.0, 0.9])
+    if label == "numpy":
+        from reference.layers import GRU
+        h1 = GRU({"weight_ih_l0": np.zeros((3, 1)), "weight_hh_l0": np.zeros((3, 1)), "bias_ih_l0": b_ih,
+                  "bias_hh_l0": b_hh}).forward(np.zeros((1, 1, 1)))[0, 0, 0]
+    elif label.startswith("torch"):
+        import torch
+        gru = torch.nn.GRU(1, 1, batch_first=True, dtype=torch.float64)
+        with torch.no_grad():
+            for param in gru.parameters():
+                param.zero_()
+            gru.bias_ih_l0.copy_(torch.tensor(b_ih))
+            gru.bias_hh_l0.copy_(torch.tensor(b_hh))
+            h1 = float(gru(torch.zeros(1, 1, 1, dtype=torch.float64))[0][0, 0, 0])
+    else:
+        import jax
+        import flax.linen as nn
+        zero = {"kernel": np.zeros((1, 1))}
+        params = {"ir": {**zero, "bias": np.array([-30.0])}, "iz": {**zero, "bias": np.zeros(1)},
+                  "in": {**zero, "bias": np.array([0.2])}, "hr": zero, "hz": zero,
+                  "hn": {**zero, "bias": np.array([0.9])}}
+        with jax.enable_x64(True):
+            (h1, _) = nn.GRUCell(1, param_dtype=np.float64).apply({"params": params}, np.zeros((1, 1)),
+                                                                   np.zeros((1, 1)))
+        h1 = float(np.asarray(h1)[0, 0])
+    return "after the hidden matmul" if abs(h1 - 0.5 * math.tanh(0.2)) < 1e-9 else "before it"
+
+
+def _lstm_state_order(label):
+    """Where h sits in the state an LSTM returns after a sequence (the one equal to the output's last step)."""
+    import numpy as np
+    x = np.random.default_rng(0).standard_normal((1, 3, 2))
+    if label.startswith("torch"):
+        import torch
+        lstm = torch.nn.LSTM(2, 2, batch_first=True, dtype=torch.float64)
+        out, state = lstm(torch.tensor(x))
+        last, state = out[0, -1].detach().numpy(), [s[0, 0].detach().numpy() for s in state]
+        return ("(h, c)", "(c, h)")[[bool(np.allclose(s, last)) for s in state].index(True)]
+    import jax
+    import flax.linen as nn
+    rnn = nn.RNN(nn.LSTMCell(2), return_carry=True)
+    carry, out = rnn.apply(rnn.init(jax.random.key(0), x), x)
+    return ("(h, c)", "(c, h)")[[bool(np.allclose(s[0], out[0, -1])) for s in carry].index(True)]
+
+
+def _recurrent_init(label):
+    """A fresh LSTM's (biases all zero?, the recurrent kernel orthogonal?)."""
+    import numpy as np
+    if label.startswith("torch"):
+        import torch
+        lstm = torch.nn.LSTM(4, 4)
+        bias, recurrent = lstm.bias_hh_l0.detach().numpy(), lstm.weight_hh_l0.detach().numpy()[:4].T
+    else:
+        import jax
+        import flax.linen as nn
+        cell = nn.LSTMCell(4)
+        params = cell.init(jax.random.key(0), cell.initialize_carry(jax.random.key(0), (1, 4)), np.zeros((1, 4)))
+        bias, recurrent = np.asarray(params["params"]["hi"]["bias"]), np.asarray(params["params"]["hi"]["kernel"])
+    return bool(np.all(bias == 0)), bool(np.allclose(recurrent.T @ recurrent, np.eye(4), atol=1e-5))
+
+
 def _group_norm_defaults(label):
     """(num_groups when not given, ε measured from x = (−a, a) over 2 channels of one group, a = 1e-3)."""
     import inspect
@@ -874,6 +981,33 @@ def _registry():
                    "input's dtype (its source: \"always carried out in fp32\"), so a float64 model built on it "
                    "differs from torch's by ~1e-8; the JAX mirror writes the softmax with jax.nn.softmax instead",
                    _attention_softmax_precision),
+        Convention("lstm-gate-order", "the gates in the order an LSTM stacks them, measured by which of the 24 orders "
+                   "reproduces it (Flax: its input-side dense names)",
+                   {"numpy": "i, f, g, o", "torch nn.LSTM": "i, f, g, o", "flax.linen.LSTMCell": "ii, if, ig, io"},
+                   "torch's: one weight_ih_l0 (4H, F) with the input, forget, cell and output gates' rows in that "
+                   "order (a course's NumPy LSTM often stacks i, f, o, g). Flax keeps one dense per gate, the input "
+                   "side without bias and the hidden side with one: the JAX mirror splits the rows in torch's order "
+                   "(jax_impl recurrent_to_flax) and keeps torch's two biases; exporting to Flax adds them",
+                   _lstm_gate_order),
+        Convention("gru-reset-gate", "where a GRU's reset gate multiplies: r ⊙ (W_hn·h + b_hn), after the hidden "
+                   "matmul, or W_hn·(r ⊙ h) + b_hn before it",
+                   {"numpy": "after the hidden matmul", "torch nn.GRU": "after the hidden matmul",
+                    "flax.linen.GRUCell": "after the hidden matmul"},
+                   "torch's, which Flax's GRUCell shares (measured here: b_hn is inside the reset). The original "
+                   "GRU paper and Keras' reset_after=False apply it before; Flax folds the r and z biases of the "
+                   "two sides into one, torch keeps both",
+                   _gru_reset_gate),
+        Convention("lstm-state-order", "the state an LSTM returns after a sequence: where h (the output's last step) "
+                   "sits", {"torch nn.LSTM": "(h, c)", "flax.linen.RNN(LSTMCell)": "(c, h)"},
+                   "a scenario holds no state (h_0 = c_0 = 0, the output is every h_t): torch returns (output, (h_n, "
+                   "c_n)), Flax's carry is (c, h), so a port that unpacks `h, c = carry` takes the cell state",
+                   _lstm_state_order),
+        Convention("recurrent-default-init", "a fresh LSTM: (its biases all 0, its recurrent kernel orthogonal)",
+                   {"torch nn.LSTM": (False, False), "flax.linen.LSTMCell": (True, True)},
+                   "the scenario's weights, given. torch draws every weight and bias from uniform(±1/√H); Flax's "
+                   "LSTMCell uses lecun_normal on the input, orthogonal on the hidden state and zero biases: the two "
+                   "start from different functions",
+                   _recurrent_init),
         Convention("relu-backward-non-finite",
                    "relu's backward at z = (-1, 0, 2) for an upstream gradient of inf, then of nan",
                    {fw: (("0.0", "0.0", "inf"), ("0.0", "0.0", "nan")) for fw in ("numpy", "torch", "jax")},

@@ -98,10 +98,37 @@ class _StatisticsAsConstants:
         setattr(self.layer, name, value)
 
 
+class _WithoutCellStatePath:
+    """An LSTM whose backward through time carries no gradient through the cell state: each step's dc starts from
+    what its own h sends, dc_{t−1} = dc_t ⊙ f dropped."""
+
+    def __init__(self, layer):
+        object.__setattr__(self, "layer", layer)
+
+    def backward(self, dz):
+        layer, step_backward = self.layer, type(self.layer).step_backward
+
+        def forgetful(dh, dc, cache):
+            return step_backward(layer, dh, None, cache)[:3] + (None,)
+
+        layer.step_backward = forgetful                  # this one object's, for one call
+        try:
+            return layer.backward(dz)
+        finally:
+            del layer.step_backward
+
+    def __getattr__(self, name):
+        return getattr(self.layer, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.layer, name, value)
+
+
 def counterfactuals(scenario):
     """[(layer, text, {parameter: gradient, "inputs": ∂L/∂x})]: the reference's gradients with one classic mistake made,
     one at a time:
-    a layer's activation derivative forgotten, a norm's backward without the paths through its statistics."""
+    a layer's activation derivative forgotten, a norm's backward without the paths through its statistics, an LSTM's
+    backpropagation through time without the cell-state path."""
     from reference.network import Model, gradients
     mistakes = []
     for k, spec in enumerate(scenario.layers):
@@ -114,6 +141,11 @@ def counterfactuals(scenario):
                              f"it is what the gradient would be with layer {k}'s {spec.type} backward missing the paths "
                              f"through its mean and variance (dx = dz·γ/σ): every x moves the statistics it is "
                              f"normalised by"))
+        if spec.type == "lstm":
+            mistakes.append((k, "layers", _WithoutCellStatePath,
+                             f"it is what the gradient would be with layer {k}'s backpropagation through time missing "
+                             f"the cell-state path: dc_(t−1) = dc_t ⊙ f, which carries the gradient to the earlier "
+                             f"steps beside h"))
     found = []
     for k, part, wrapper, text in mistakes:
         model = Model(scenario)

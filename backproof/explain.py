@@ -167,8 +167,9 @@ def resolve_parameter(scenario, text):
         known = ", ".join(list(params) + sorted(scenario.aliases))
         raise ExplainError(f"{scenario.name}: {text!r} is not a parameter (give one element of: {known})")
     if not PARAMETER_RE.match(base):
-        raise ExplainError(f"{scenario.name}: {text!r} is a parameter inside a "
-                           f"{scenario.layers[int(base.split('.')[1])].type}; explain derives the δ recursion for the "
+        kind = scenario.layers[int(base.split('.')[1])].type
+        raise ExplainError(f"{scenario.name}: {text!r} is a parameter inside {'an' if kind[0] in 'aeiou' else 'a'} "
+                           f"{kind}; explain derives the δ recursion for the "
                            f"weight and bias of a linear, conv or norm layer (check compares this one's gradient in "
                            f"every framework)")
     if index is None:

@@ -12,7 +12,6 @@ one (before, after) pair per spatial axis, except conv's "same" and "valid", kep
 torch takes them as they are.
 """
 
-import functools
 from dataclasses import dataclass, fields
 
 
@@ -187,6 +186,11 @@ def _recurrent_shape(options, in_shape, shapes, gates):
     return (in_shape[0], hidden)
 
 
+def _gated(gates):
+    """A recurrent layer's shape function for a cell of ``gates`` gates."""
+    return lambda options, in_shape, shapes: _recurrent_shape(options, in_shape, shapes, gates)
+
+
 def _sequence_pool_shape(options, in_shape, _weight_shape):
     """(T, E) -> (E,): the last step or the mean over the steps."""
     if len(in_shape) != 2:
@@ -267,16 +271,16 @@ LAYER_TYPES = {layer.name: layer for layer in (
               (("batch_first", True), ("dropout", 0.0)), flax="TransformerEncoderLayer", sequence=True,
               bias_required=True),
     LayerType("rnn", "nn.RNN (batch_first, one layer)", "lax.scan of Flax's SimpleCell layout (i, h)", -1, RECURRENT,
-              {"nonlinearity": "tanh"}, functools.partial(_recurrent_shape, gates=1),
+              {"nonlinearity": "tanh"}, _gated(1),
               "(n, T, F) -> (n, T, H): h_t = f(x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh), f tanh or relu, h_0 = 0",
               RECURRENT_REQUIRES, flax="SimpleCell", sequence=True),
     LayerType("lstm", "nn.LSTM (batch_first, one layer)", "lax.scan of Flax's LSTMCell layout (ii … ho)", -1,
-              RECURRENT, {}, functools.partial(_recurrent_shape, gates=4),
+              RECURRENT, {}, _gated(4),
               "(n, T, F) -> (n, T, H): gates i, f, g, o stacked in that order in each weight (torch's), "
               "c_t = f⊙c_{t−1} + i⊙g, h_t = o⊙tanh(c_t), h_0 = c_0 = 0",
               RECURRENT_REQUIRES + (("proj_size", 0),), flax="LSTMCell", sequence=True),
     LayerType("gru", "nn.GRU (batch_first, one layer)", "lax.scan of Flax's GRUCell layout (ir … hn)", -1, RECURRENT,
-              {}, functools.partial(_recurrent_shape, gates=3),
+              {}, _gated(3),
               "(n, T, F) -> (n, T, H): gates r, z, n (torch's order), n_t = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)): "
               "the reset gate after the hidden matmul, h_t = (1 − z)⊙n + z⊙h_{t−1}, h_0 = 0",
               RECURRENT_REQUIRES, flax="GRUCell", sequence=True),

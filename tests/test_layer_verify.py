@@ -5,6 +5,7 @@ be; each wrong one is a mistake people make, and must be named at its argument (
 clear)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from backproof.layer_verify import LayerVerifyError, layer_case, verify_layer
 from backproof.testing import assert_layer_gradients
 from conftest import NUMPY_ONLY, require
 from reference.layers import Activation, build
+
+ROOT = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.skipif(NUMPY_ONLY, reason="the oracles are torch and JAX (finite differences alone: below)")
 
@@ -333,3 +336,21 @@ def test_a_transformer_blocks_backward_is_verified_parameter_by_parameter_and_a_
     assert not wrong.ok
     failing = {c.tensor for c in wrong.checks if not c.ok}
     assert "dx" in failing and "dlinear2.weight" not in failing      # above the first skip, the gradients are right
+
+
+def test_backpropagation_through_time_without_the_cell_state_path_is_caught_naming_each_parameter():
+    """The recurrent issue's done-when for verify: examples/lstm_backward.py, a homework BPTT for one LSTM layer, run in
+    a child process: right, it agrees with torch, JAX and finite differences; without the cell-state path every
+    parameter it gets wrong is named, and the mistake is named as that path."""
+    require("torch")
+    require("jax")
+    example = str(ROOT / "examples" / "lstm_backward.py")
+    right = backproof.verify_layer(f"{example}:lstm_backward", "lstm-gru-count-bits", 0)
+    assert right.ok, str(right)
+    assert {"dweight_ih_l0", "dweight_hh_l0", "dbias_ih_l0", "dbias_hh_l0", "dx"} <= {c.tensor for c in right.checks}
+    wrong = backproof.verify_layer(f"{example}:lstm_backward_without_cell_path", "lstm-gru-count-bits", 0)
+    assert not wrong.ok
+    assert {c.tensor for c in wrong.checks if not c.ok} == {"dx", "dweight_ih_l0", "dweight_hh_l0", "dbias_ih_l0",
+                                                             "dbias_hh_l0"}
+    named = {d.parameter: d for d in wrong.diagnoses}
+    assert named["weight_hh_l0"].kind == "missing-term" and "cell-state path" in named["weight_hh_l0"].text

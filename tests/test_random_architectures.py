@@ -348,7 +348,8 @@ def test_the_typed_strategy_draws_every_layer_type():
 
 # --- sequence networks: attention, transformer blocks, pooling over the steps --------------------------------
 
-SEQUENCE_TYPES = ("multi_head_attention", "transformer_encoder_layer", "sequence_pool")
+SEQUENCE_TYPES = ("multi_head_attention", "transformer_encoder_layer", "sequence_pool", "rnn", "lstm", "gru")
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
 def attention_document(draw, embed, prefix="", bias=True):
@@ -364,9 +365,10 @@ def attention_document(draw, embed, prefix="", bias=True):
 
 @st.composite
 def sequence_documents(draw, dtype):
-    """A sequence network: a linear layer applied at every step (n, T, F) -> (n, T, E), one or two attention layers or
-    transformer blocks (heads, norm placement, causal mask, feed-forward activation and width drawn), the steps pooled
-    (last or mean), a linear head; any loss and optimizer."""
+    """A sequence network: a linear layer applied at every step (n, T, F) -> (n, T, E), one or two attention layers,
+    transformer blocks (heads, norm placement, causal mask, feed-forward activation and width drawn) or recurrent cells
+    (rnn tanh or relu, lstm, gru; biases or none), the steps pooled (last or mean), a linear head; any loss and
+    optimizer."""
     rows, steps, features = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
     # E ≥ 2: a LayerNorm over one feature outputs its bias whatever comes in, so everything before it would train on
     # gradients that are rounding noise (0 exactly in exact arithmetic), which Adam scales up to a drift
@@ -375,7 +377,19 @@ def sequence_documents(draw, dtype):
     embed = heads * depth
     layers = [{"type": "linear", **layer_document(draw, features, embed, "identity")}]
     for _ in range(draw(st.integers(1, 2))):
-        if draw(st.booleans()):
+        kind = draw(st.sampled_from(("attention", "block", "rnn", "lstm", "gru")))
+        if kind in GATES:                   # a recurrent cell keeps the width: E in, E out
+            bound, gates = 1.0 / np.sqrt(embed), GATES[kind]
+            cell = {"type": kind, "weight_ih_l0": (bound * np.array(numbers(draw, -1, 1, (gates * embed, embed)))).tolist(),
+                    "weight_hh_l0": (bound * np.array(numbers(draw, -1, 1, (gates * embed, embed)))).tolist()}
+            if draw(st.booleans()):
+                cell.update(bias_ih_l0=numbers(draw, -0.5, 0.5, gates * embed),
+                            bias_hh_l0=numbers(draw, -0.5, 0.5, gates * embed))
+            if kind == "rnn":
+                cell["nonlinearity"] = draw(st.sampled_from(("tanh", "relu")))
+            layers.append(cell)
+            continue
+        if kind == "attention":
             layers.append({"type": "multi_head_attention", "num_heads": heads, "causal": draw(st.booleans()),
                            **attention_document(draw, embed, bias=draw(st.booleans())),
                            "activation": draw(st.sampled_from(("identity", "tanh", "gelu")))})
@@ -406,7 +420,15 @@ def sequence_documents(draw, dtype):
 @settings(suppress_health_check=HEALTH, max_examples=max(2, EXAMPLES // 10))
 @given(sequence_documents("float64"))
 def test_numpy_and_torch_agree_on_random_sequence_networks(document):
-    check_agreement(document, ("numpy", "torch"), epochs=2)
+    """One step, and two epochs unless attention meets an adaptive optimizer: attention's key bias has no gradient
+    in exact arithmetic (the softmax over the keys is unchanged by adding q·b_k to each), so each framework's is
+    rounding noise, which Adam, RMSprop and Adagrad divide by its own size into steps of up to lr: the trained key
+    biases then differ by noise scaled up, a property of the model (as a bias before a batch norm: batchnorm-mlp drops
+    it), which the step check's optimizer-amplification explanation covers and the trajectory check does not."""
+    attends = any(layer["type"] in ("multi_head_attention", "transformer_encoder_layer") and
+                  any(key.endswith("in_proj_bias") for key in layer) for layer in document["layers"])
+    check_agreement(document, ("numpy", "torch"), epochs=None if attends and document["optimizer"]["name"] != "sgd"
+                    else 2)
 
 
 @pytest.mark.skipif(NUMPY_ONLY, reason="needs torch and JAX to compare against")

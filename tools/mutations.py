@@ -242,6 +242,69 @@ def _below_the_top_block(scenario, clean):
     return "grad.inputs" if max(found) == 0 else f"layers.{max(found) - 1}.dz"
 
 
+def _lstm_gates_ifog(patch, scenario):
+    """LSTM.step reading the stacked gates in a course's order i, f, o, g where torch stacks i, f, g, o."""
+    def step(self, gi, gh, h, c):
+        a_i, a_f, a_o, a_g = np.split(gi + gh, 4, axis=-1)                 # bug: the last two blocks swapped
+        i, f, g, o = layers.sigmoid(a_i), layers.sigmoid(a_f), np.tanh(a_g), layers.sigmoid(a_o)
+        c_next = f * c + i * g
+        tanh_c = np.tanh(c_next)
+        return o * tanh_c, c_next, (i, f, g, o, c, tanh_c)
+    patch.setattr(layers.LSTM, "step", step)
+
+
+def _lstm_forget_bias_missing(patch, scenario):
+    """LSTM.step with the forget gate's biases left out of its pre-activation (both of torch's, b_if and b_hf)."""
+    step = layers.LSTM.step
+
+    def without_forget_bias(self, gi, gh, h, c):
+        hidden, biases = self.hidden, [b for b in (self.bias_ih, self.bias_hh) if b is not None]
+        forget = slice(hidden, 2 * hidden)
+        gi = gi.copy()
+        for bias in biases:
+            gi[:, forget] -= bias[forget]
+        return step(self, gi, gh, h, c)
+    patch.setattr(layers.LSTM, "step", without_forget_bias)
+
+
+def _lstm_cell_gradient_dropped(patch, scenario):
+    """LSTM.step_backward that sends nothing back through the cell state (dc ⊙ f dropped): the gradient reaches the
+    earlier steps through h alone, as in a plain RNN."""
+    step_backward = layers.LSTM.step_backward
+
+    def forgetful(self, dh, dc, cache):
+        da, dgh, dh_direct, _ = step_backward(self, dh, dc, cache)
+        return da, dgh, dh_direct, None
+    patch.setattr(layers.LSTM, "step_backward", forgetful)
+
+
+def _gru_reset_before_matmul(patch, scenario):
+    """GRU.step with the reset gate applied to h before the hidden matmul, W_hn·(r ⊙ h) + b_hn (the original paper's,
+    Keras' reset_after=False) where torch applies it after: r ⊙ (W_hn·h + b_hn)."""
+    def step(self, gi, gh, h, state):
+        gi_r, gi_z, gi_n = np.split(gi, 3, axis=-1)
+        gh_r, gh_z, _ = np.split(gh, 3, axis=-1)
+        r, z = layers.sigmoid(gi_r + gh_r), layers.sigmoid(gi_z + gh_z)
+        hidden = self.hidden
+        gh_n = (r * h) @ self.weight_hh[2 * hidden:].T + (0 if self.bias_hh is None else self.bias_hh[2 * hidden:])
+        n = np.tanh(gi_n + gh_n)
+        return (1.0 - z) * n + z * h, None, (r, z, n, gh_n, h)     # (the forward shows it; backward as torch's)
+    patch.setattr(layers.GRU, "step", step)
+
+
+def _below_the_first(kind, steps=1):
+    """The first tensor a backward-only bug in a ``kind`` layer corrupts (backward runs from the top: the topmost such
+    layer's): the dz beneath it, or at layer 0 its own first parameter's gradient; None when the sequences have no
+    more than ``steps`` steps (the bug needs a step before the last)."""
+    def expected(scenario, clean):
+        found = [i for i, spec in enumerate(scenario.layers) if spec.type == kind]
+        if not found or scenario.inputs.ndim != 3 or scenario.inputs.shape[1] <= steps:
+            return None
+        i = max(found)
+        return f"layers.{i - 1}.dz" if i else f"grad.layers.{i}.weight_ih_l0"
+    return expected
+
+
 def _layer_norm_statistics(axis, ddof):
     """LayerNorm.forward with the mean and variance over ``axis`` (0: over the batch, as batch norm) and the variance
     divided by D − ddof (1: torch.var's unbiased default, a port's `x.var(-1)`)."""
@@ -530,6 +593,14 @@ MUTANTS = (
            "keys each query attends to", _attention_forward(axis=-2), _first_of_type(ATTENDING, "layers.{i}.z")),
     Mutant("attention-mask-inverted", "the causal mask's polarity inverted: step t attends to steps ≥ t, not ≤ t",
            _attention_forward(future=True), _first_causal),
+    Mutant("lstm-gates-ifog", "the LSTM's stacked gates read as i, f, o, g (a course's order), not torch's i, f, g, o",
+           _lstm_gates_ifog, _first_of_type(("lstm",), "layers.{i}.z")),
+    Mutant("lstm-forget-bias-missing", "the LSTM's forget gate without its biases",
+           _lstm_forget_bias_missing, _first_of_type(("lstm",), "layers.{i}.z")),
+    Mutant("lstm-cell-state-gradient-dropped", "backpropagation through time without the cell-state path: the "
+           "gradient reaches earlier steps through h alone", _lstm_cell_gradient_dropped, _below_the_first("lstm")),
+    Mutant("gru-reset-before-matmul", "the GRU's reset gate applied to h before the hidden matmul, not to its "
+           "result", _gru_reset_before_matmul, _first_of_type(("gru",), "layers.{i}.z")),
     Mutant("residual-gradient-dropped", "a transformer block's backward without the skip paths: the residual sum's "
            "gradient sent through the sublayer only", _residual_gradient_dropped, _below_the_top_block),
 )

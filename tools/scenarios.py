@@ -374,8 +374,42 @@ def transformer_block():
     }
 
 
+def recurrent_count():
+    """An LSTM, then a GRU over its outputs, counting the ones in a short bit sequence, read at the last step:
+    backpropagation through time through both cells over 6 steps, trained with Adam in a couple of hundred steps."""
+    seed, steps = 10, 6
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, (16, steps))
+
+    def cell(kind, gates, features, hidden):                # torch's init: every weight and bias uniform(±1/√H)
+        bound = 1.0 / math.sqrt(hidden)
+        return {"type": kind, **{name: rng.uniform(-bound, bound, shape).tolist() for name, shape in (
+            ("weight_ih_l0", (gates * hidden, features)), ("weight_hh_l0", (gates * hidden, hidden)),
+            ("bias_ih_l0", (gates * hidden,)), ("bias_hh_l0", (gates * hidden,)))}}
+
+    return {
+        "name": "lstm-gru-count-bits",
+        "description": "16 sequences of 6 bits, one feature per step; lstm (hidden 4) then gru (hidden 3) over its "
+                       "outputs, both with torch's init, read at the last step by a linear head 3→1; mse against the "
+                       "count of ones over 6; Adam lr 0.05, 200 epochs of full batches.",
+        "source": "written for backproof: bits drawn from the seed below",
+        "dtype": "float64",
+        "init": init(seed, "bits integers(0, 2, (16, 6)); targets the count of ones / 6; each cell's weights and "
+                           "biases uniform(±1/√H), nn.LSTM's and nn.GRU's default",
+                     ["inputs", "layers[0] (weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0)",
+                      "layers[1] (the same)", "layers[3].weight", "layers[3].bias"], "recurrent_count"),
+        "layers": [cell("lstm", 4, 1, 4), cell("gru", 3, 4, 3), {"type": "sequence_pool", "mode": "last"},
+                   torch_style(rng, (1, 3), type="linear")],
+        "loss": "mse",
+        "inputs": bits[:, :, None].astype(float).tolist(),
+        "targets": (bits.sum(axis=1, keepdims=True) / steps).tolist(),
+        "optimizer": {"name": "adam", "lr": 0.05},
+        "train": {"epochs": 200},
+    }
+
+
 RECIPES = (spiral, xor_nesterov, mixed_rmsprop, rmsprop_defaults, softmax, cnn, conv_same_even, conv_stride2_stem,
-           conv1d_dropout, layernorm_gelu, batchnorm_mlp, transformer_block)
+           conv1d_dropout, layernorm_gelu, batchnorm_mlp, transformer_block, recurrent_count)
 
 
 def generated(recipe):
