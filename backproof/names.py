@@ -43,6 +43,27 @@ def state_shapes(scenario, prefix="state."):
             for buffer in scenario.optimizer.buffers()}
 
 
+def locate(scenario, tensor, index):
+    """What an element of a sequence network's tensor is, in words, or "": '(row 1, step 3, unit 2)' for an activation
+    (n, T, H) or the input's gradient, '(forget gate f, unit 1)' for a row of a recurrent weight or bias."""
+    from reference.registry import LAYER_TYPES
+    if not scenario.sequence or index is None or not index:
+        return ""
+    match = re.match(r"^(?:grad\.|updated\.|state\.)?layers\.(\d+)\.(.+?)(?:\.(exp_avg|exp_avg_sq|momentum_buffer|"
+                     r"square_avg|grad_avg|sum))?$", tensor)
+    if tensor == "grad.inputs" or (match and match.group(2) in ("z", "a", "dz")):
+        return f"(row {index[0]}, step {index[1]}, {'feature' if tensor == 'grad.inputs' else 'unit'} {index[2]})" \
+            if len(index) == 3 else ""
+    if match is None:
+        return ""
+    spec = scenario.layers[int(match.group(1))]
+    gates = LAYER_TYPES[spec.type].gates
+    if not gates or not match.group(2).startswith(("weight_", "bias_")):
+        return ""
+    hidden = spec.parameter("weight_hh_l0").shape[1]
+    return f"({gates[index[0] // hidden]}, unit {index[0] % hidden})"
+
+
 def network_shape(scenario):
     """'2-3-3-1': the input width, then each layer's width; '1x8x8-4x8x8-…-3' for a network of typed layers."""
     shapes = [scenario.inputs.shape[1:]] + scenario.layer_shapes()

@@ -12,7 +12,7 @@ import numpy as np
 
 from .compare import TOLERANCES
 from .frameworks import FD
-from .names import format_element
+from .names import format_element, locate
 
 
 def status_lines(skipped, errors):
@@ -207,7 +207,7 @@ def verdict(report):
     if report.errors:
         parts.append("failed to run: " + ", ".join(report.errors))
     if divergence is not None:
-        parts.append("first divergence: " + divergence.message())
+        parts.append("first divergence: " + divergence.message() + where_in_sequence(report, divergence))
         if report.strict and report.is_explained(divergence):
             why = ("a kink convention" if (divergence.tensor, divergence.a, divergence.b) in report.explained
                    else "the optimizer's amplification of a gradient difference within tolerance")
@@ -215,6 +215,21 @@ def verdict(report):
     if missed:
         parts.append("printed values missed: " + ", ".join(missed))
     return f"verdict: FAIL — {report.scenario.name}: " + "; ".join(parts)
+
+
+def where_in_sequence(report, divergence):
+    """' (row 6, step 5, unit 0; beyond tolerance from step 0)' for a sequence network's activation: the worst
+    element in words (names.locate) and the first step at which the two frameworks part; '' elsewhere."""
+    where = locate(report.scenario, divergence.tensor, divergence.worst_index)
+    a, b = (report.traces.get(fw, {}).get(divergence.tensor) for fw in (divergence.a, divergence.b))
+    if where and a is not None and b is not None and np.ndim(a) == 3 and np.shape(a) == np.shape(b):
+        atol, rtol = TOLERANCES[report.scenario.dtype]["step"]
+        with np.errstate(invalid="ignore"):
+            beyond = ~(np.abs(np.asarray(a, np.float64) - b) <= atol + rtol * np.abs(np.asarray(b, np.float64)))
+        steps = np.flatnonzero(beyond.any(axis=(0, 2)))
+        if len(steps):
+            where = f"{where[:-1]}; beyond tolerance from step {steps[0]})"
+    return f" {where}" if where else ""
 
 
 def not_compared_text(ran, asked):

@@ -159,8 +159,9 @@ def _write_typed(scenario, fmt, path):
         import jax
         from flax import serialization
 
-        from jax_impl import to_flax
-        flax = to_flax(scenario.layers)
+        from jax_impl import GATES, to_flax, to_flax_cell
+        flax = [to_flax_cell(layer, spec.type) if spec.type in GATES else layer      # Flax's cells: one bias a gate
+                for layer, spec in zip(to_flax(scenario.layers), scenario.layers)]
         params = {name: jax.tree.map(np.ascontiguousarray, flax[i]) for i, name in flax_names(scenario).items()}
         # a batch norm's running statistics: Flax's batch_stats collection, {"BatchNorm_k": {"mean", "var"}}
         stats = {name: {"mean": np.ascontiguousarray(scenario.layers[i].running_mean),

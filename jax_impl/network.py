@@ -566,6 +566,22 @@ def recurrent_to_flax(named, gates):
     return params
 
 
+# where Flax's own cells keep a gate's one bias: the mirror's two (torch's b_ih and b_hh) are added into it
+FLAX_CELL_BIAS = {"rnn": {"i": ("i", "h")}, "lstm": {f"h{g}": (f"i{g}", f"h{g}") for g in "ifgo"},
+                  "gru": {"ir": ("ir", "hr"), "iz": ("iz", "hz"), "in": ("in",), "hn": ("hn",)}}
+
+
+def to_flax_cell(layer, kind):
+    """The mirror's recurrent params -> what Flax's SimpleCell, LSTMCell or GRUCell holds: every kernel as it is, and
+    one bias per gate where Flax has it, the sum of torch's two (the GRU's n gate keeps both: b_in on the input side,
+    b_hn inside the reset). Lossy: torch's split of each sum is not recoverable (registry row lstm-gate-order)."""
+    cell = {name: {"kernel": part["kernel"]} for name, part in layer.items()}
+    if all("bias" in part for part in layer.values()):
+        for name, parts in FLAX_CELL_BIAS[kind].items():
+            cell[name]["bias"] = sum(np.asarray(layer[part]["bias"]) for part in parts)
+    return cell
+
+
 def recurrent_from_flax(layer, gates):
     """One dense per gate -> torch's stacked weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0."""
     named = {}

@@ -33,6 +33,7 @@ class LayerType:
     buffers: tuple = ()           # arrays it holds that are not parameters (torch's buffer names): running statistics
     bias_required: bool = False   # torch's module always has one (a batch norm's affine shift)
     sequence: bool = False        # takes batch-first sequences (n, T, features), the same layout in torch and Flax
+    gates: tuple = ()             # a recurrent cell's gates in the order torch stacks their rows
 
     @property
     def named(self):
@@ -278,12 +279,13 @@ LAYER_TYPES = {layer.name: layer for layer in (
               RECURRENT, {}, _gated(4),
               "(n, T, F) -> (n, T, H): gates i, f, g, o stacked in that order in each weight (torch's), "
               "c_t = f⊙c_{t−1} + i⊙g, h_t = o⊙tanh(c_t), h_0 = c_0 = 0",
-              RECURRENT_REQUIRES + (("proj_size", 0),), flax="LSTMCell", sequence=True),
+              RECURRENT_REQUIRES + (("proj_size", 0),), flax="LSTMCell", sequence=True,
+              gates=("input gate i", "forget gate f", "cell candidate g", "output gate o")),
     LayerType("gru", "nn.GRU (batch_first, one layer)", "lax.scan of Flax's GRUCell layout (ir … hn)", -1, RECURRENT,
               {}, _gated(3),
               "(n, T, F) -> (n, T, H): gates r, z, n (torch's order), n_t = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)): "
               "the reset gate after the hidden matmul, h_t = (1 − z)⊙n + z⊙h_{t−1}, h_0 = 0",
-              RECURRENT_REQUIRES, flax="GRUCell", sequence=True),
+              RECURRENT_REQUIRES, flax="GRUCell", sequence=True, gates=("reset gate r", "update gate z", "candidate n")),
     LayerType("sequence_pool", "x[:, -1] or x.mean(dim=1)", "x[:, -1] or jnp.mean(x, axis=1)", -1, (),
               {"mode": None}, _sequence_pool_shape,
               "(n, T, E) -> (n, E): the last step (mode \"last\") or the mean over the steps (\"mean\")",

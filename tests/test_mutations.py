@@ -99,3 +99,22 @@ def test_every_planted_bug_shows_in_a_quick_built_in():
     for mutant in MUTANTS:
         shown = [name for name in sorted(QUICK) if mutant.expected(scenario(name), trace("numpy", name, "float64"))]
         assert shown, f"{mutant.id}: no QUICK built-in can show it"
+
+
+@pytest.mark.parametrize("mutant_id, words", [
+    ("lstm-forget-bias-missing", "beyond tolerance from step 1)"),     # c_0 = 0: the forget gate matters from step 1
+    ("lstm-gates-ifog", "beyond tolerance from step 0)"),
+    ("lstm-cell-state-gradient-dropped", "(cell candidate g, unit 3)")])
+def test_a_recurrent_divergence_names_its_step_and_its_gate(mutant_id, words):
+    """In a sequence network the verdict says what the worst element is (row, step, unit; a weight's row as its gate)
+    and from which step the frameworks part, not only an index."""
+    require("torch")
+    (mutant,) = [m for m in MUTANTS if m.id == mutant_id]
+    sc = scenario("lstm-gru-count-bits")
+    patch = Patch()
+    try:
+        mutant.apply(patch, sc)
+        report = check_scenario(sc, ["numpy", "torch"])
+    finally:
+        patch.undo()
+    assert words in report.verdict, report.verdict

@@ -812,3 +812,25 @@ def test_recurrent_modules_are_read_as_they_compute_and_what_they_cannot_hold_is
                              ("sequence_first", "batch_first=False"), ("projected", "proj_size=2")):
         with pytest.raises(WeightsError, match=message):
             from_torch_module(getattr(cells, factory)(), f"cells.py:{factory}")
+
+
+def test_recurrent_cells_exported_for_flax_run_in_flaxs_own_cells(tmp_path):
+    """LSTMCell_0 and GRUCell_0 params, torch's two biases per gate added into the one Flax keeps (the GRU's n gate
+    keeps b_in and b_hn apart, as both frameworks apply the reset to the second): scanned by flax.linen's nn.RNN over
+    Flax's own LSTMCell and GRUCell, they reproduce the reference's output to float64 precision."""
+    pytest.importorskip("flax")
+    import jax
+    import jax.numpy as jnp
+    from flax import linen, serialization
+    sc = scenario("lstm-gru-count-bits")
+    export(sc, "flax", tmp_path / "w.msgpack")
+    tree = serialization.msgpack_restore((tmp_path / "w.msgpack").read_bytes())["params"]
+    assert set(tree["LSTMCell_0"]) == {"ii", "if", "ig", "io", "hi", "hf", "hg", "ho"}
+    assert "bias" not in tree["LSTMCell_0"]["ii"] and "bias" not in tree["GRUCell_0"]["hr"]
+    f64 = {"dtype": jnp.float64, "param_dtype": jnp.float64}
+    with jax.enable_x64(True):
+        x = jnp.asarray(np.array(sc.inputs))
+        x = linen.RNN(linen.LSTMCell(4, **f64)).apply({"params": {"cell": tree["LSTMCell_0"]}}, x)
+        x = linen.RNN(linen.GRUCell(3, **f64)).apply({"params": {"cell": tree["GRUCell_0"]}}, x)[:, -1]
+        out = linen.Dense(1, **f64).apply({"params": tree["Dense_0"]}, x)
+    np.testing.assert_allclose(np.asarray(out), reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
