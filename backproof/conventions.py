@@ -378,8 +378,8 @@ def _attention_packing(label):
     if label.startswith("flax"):
         import jax
         import flax.linen as nn
-        params = nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4).init(
-            jax.random.key(0), np.zeros((1, 3, 4), np.float32))["params"]
+        params = jax.eval_shape(nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=4).init,   # shapes only
+                                jax.random.key(0), np.zeros((1, 3, 4), np.float32))["params"]
     else:
         import jax_impl
         from reference.scenario import LayerSpec
@@ -479,8 +479,10 @@ def _lstm_gate_order(label):
         import jax
         import flax.linen as nn
         cell = nn.LSTMCell(1)
-        params = cell.init(jax.random.key(0), cell.initialize_carry(jax.random.key(0), (1, 1)), np.zeros((1, 1)))
-        return ", ".join(name for name in params["params"] if name.startswith("i"))
+        carry = (np.zeros((1, 1)), np.zeros((1, 1)))
+        params = jax.eval_shape(cell.init, jax.random.key(0), carry, np.zeros((1, 1)))     # the names, not values
+        names = [name for name in params["params"] if name.startswith("i")]          # one dense per gate, input side
+        return ", ".join(sorted(names, key=lambda name: "ifgo".index(name[1])))         # listed in torch's order
     if label == "numpy":
         from reference.layers import LSTM
         h2 = LSTM({"weight_ih_l0": np.zeros((4, 1)), "weight_hh_l0": np.zeros((4, 1)), "bias_ih_l0": biases,

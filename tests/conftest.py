@@ -167,6 +167,7 @@ def pytest_configure(config):
                 pass
         gc.collect()
         gc.freeze()
+        gc.set_threshold(500_000, 50, 1_000)
 
 
 @pytest.hookimpl(trylast=True)

@@ -16,8 +16,10 @@ TRAINING = [name for name in backproof.builtin_names() if backproof.load(name).t
 # torch.optim's per-step cost (~0.3 ms) makes the per-sample xor runs the slowest of the suite (docs/evidence.md):
 # the pairwise tests, in both dtypes, train xor for 300 epochs (1,200 steps; 1,000 before the float32 runs and
 # the Nesterov variant came) and its Nesterov variant for 150; the full runs are tested in JAX below and run in
-# all three frameworks by `make compare`.
-TEST_EPOCHS = {"xor-2-3-1-tanh": 300, "xor-2-3-1-tanh-nesterov": 150}
+# all three frameworks by `make compare`. The sequence networks train for 60 epochs here, past where their loss
+# starts to fall, and for their full runs in `make compare`.
+TEST_EPOCHS = {"xor-2-3-1-tanh": 300, "xor-2-3-1-tanh-nesterov": 150, "lstm-gru-count-bits": 60,
+               "transformer-prenorm-2-heads": 60}
 
 
 @functools.lru_cache(maxsize=None)

@@ -547,6 +547,34 @@ def test_a_typed_network_exports_its_layers_beside_the_canonical_tensors(fmt, tm
 
 # --- sequence models: torch's own TransformerEncoderLayer and MultiheadAttention ------------------------------
 
+def imported(path, factory, inputs, targets, loss, tmp_path, via):
+    """The scenario ``import-torch PATH:FACTORY`` writes: through the CLI (the factory in a child process, ``via`` "cli"),
+    or with the same steps in this process (read as fx traces it, proved layer by layer against the module's own
+    outputs, written), which make test runs: the child's torch import is the slow part, and the CNN's test proves
+    the CLI's path in every tier."""
+    out = tmp_path / f"{factory}.json"
+    if via == "cli":
+        assert main(["import-torch", f"{path}:{factory}", "--inputs", json.dumps(inputs.tolist()), "--targets",
+                     json.dumps(targets), "--loss", loss, "-o", str(out)]) == 0
+        return backproof.load(out), out
+    from backproof.cli import prove_import
+    from backproof.scenario_file import parse
+    from backproof.weights import layer_outputs
+    spec = importlib.util.spec_from_file_location(f"imported_{factory}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = getattr(module, factory)()
+    layers, dtype, names = from_torch_module(model, f"{path}:{factory}")
+    seen = layer_outputs(model, inputs.numpy())
+    document = scenario_document(factory, layers, dtype, inputs.numpy(), targets, loss)
+    sc = parse(json.loads(json.dumps(document)))
+    prove_import(sc, [(", ".join(n), seen[n[-1]]) for n in names], f"{path}:{factory}")
+    out.write_text(json.dumps(document))
+    return sc, out
+
+
+VIA = [pytest.param("process"), pytest.param("cli", marks=pytest.mark.slow)]
+
 def transformer_example():
     spec = importlib.util.spec_from_file_location("torch_transformer", ROOT / "examples" / "torch_transformer.py")
     module = importlib.util.module_from_spec(spec)
@@ -554,7 +582,8 @@ def transformer_example():
     return module
 
 
-def test_a_users_transformer_classifier_imports_and_all_three_reproduce_it(tmp_path):
+@pytest.mark.parametrize("via", VIA)
+def test_a_users_transformer_classifier_imports_and_all_three_reproduce_it(via, tmp_path):
     """The done-when of the normalization-and-attention issue: LayerNorm, exact GELU, torch's own pre-LN
     TransformerEncoderLayer (2 heads, GELU), a mean over the steps, BatchNorm1d in eval mode with running statistics,
     SiLU and a linear head, imported through the CLI (the factory in a child process, the import proved against the
@@ -564,11 +593,8 @@ def test_a_users_transformer_classifier_imports_and_all_three_reproduce_it(tmp_p
     example = transformer_example()
     torch.manual_seed(1)
     inputs = torch.randn(3, 4, 3, dtype=torch.float64)
-    out = tmp_path / "transformer.json"
-    assert main(["import-torch", f"{ROOT / 'examples' / 'torch_transformer.py'}:classifier", "--inputs",
-                 json.dumps(inputs.tolist()), "--targets", "[0, 1, 1]", "--loss", "cross_entropy", "-o",
-                 str(out)]) == 0
-    sc = backproof.load(out)
+    sc, _ = imported(ROOT / "examples" / "torch_transformer.py", "classifier", inputs, [0, 1, 1], "cross_entropy",
+                     tmp_path, via)
     assert [spec.type for spec in sc.layers] == ["linear", "layer_norm", "transformer_encoder_layer", "sequence_pool",
                                                  "batch_norm1d", "linear"]
     assert [spec.activation for spec in sc.layers] == ["identity", "gelu", "identity", "identity", "silu", "identity"]
@@ -753,19 +779,18 @@ def sequence_inputs(seed=1):
     return torch.randn(3, 5, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("factory", ["lstm", "gru"])
-def test_a_users_lstm_and_gru_classifiers_import_and_all_three_reproduce_them_then_train(factory, tmp_path):
+@pytest.mark.parametrize("via", VIA)
+@pytest.mark.parametrize("factory", ["lstm", pytest.param("gru", marks=pytest.mark.slow)])   # make test: the GRU in
+                                                                                              # lstm-gru-count-bits
+def test_a_users_lstm_and_gru_classifiers_import_and_all_three_reproduce_them_then_train(factory, via, tmp_path):
     """The done-when of the recurrent issue: examples/torch_sequence.py's nn.LSTM and nn.GRU (batch_first, a linear head
     on the last step) imported through the CLI, proved against the module's own outputs, reproduced by all three
     frameworks to float64 precision; check and train exit 0."""
     require("torch")
     import torch
     inputs = sequence_inputs()
-    out = tmp_path / f"{factory}.json"
-    assert main(["import-torch", f"{ROOT / 'examples' / 'torch_sequence.py'}:{factory}", "--inputs",
-                 json.dumps(inputs.tolist()), "--targets", "[0, 1, 1]", "--loss", "cross_entropy", "-o",
-                 str(out)]) == 0
-    sc = backproof.load(out)
+    sc, out = imported(ROOT / "examples" / "torch_sequence.py", factory, inputs, [0, 1, 1], "cross_entropy", tmp_path,
+                       via)
     assert [spec.type for spec in sc.layers] == [factory, "sequence_pool", "linear"]
     spec = importlib.util.spec_from_file_location("torch_sequence", ROOT / "examples" / "torch_sequence.py")
     example = importlib.util.module_from_spec(spec)
@@ -778,7 +803,8 @@ def test_a_users_lstm_and_gru_classifiers_import_and_all_three_reproduce_them_th
     assert report.ok and report.coverage == "compared", report.summary()
     for framework, trace in report.traces.items():
         np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
-    assert main(["train", str(out), "--epochs", "5"]) == 0
+    if via == "cli":                    # make test-all: train exits 0 on the file the CLI wrote
+        assert main(["train", str(out), "--epochs", "5"]) == 0
 
 
 def test_recurrent_modules_are_read_as_they_compute_and_what_they_cannot_hold_is_refused_by_name(tmp_path):
