@@ -94,6 +94,8 @@ def build(scenario, frameworks=FRAMEWORKS, epochs=None, finite_differences=False
         elif training.relu_kinks is not None:
             sections.append(("kinks", "The function and its kinks",
                              figure_html(kinks_figure(Figure, scenario, training)) + kinks_table(training.relu_kinks)))
+    if scenario.sequence:
+        sections.append(("sequence", "Through the steps", sequence_section(scenario)))
     sections.append(("epsilon", "The ε sweep", figure_html(epsilon_figure(Figure, scenario))))
     if explanation is not None:
         sections.append(("explain", f"Chain rule for {html.escape(explanation.symbol)}", explain_section(explanation)))
@@ -115,6 +117,7 @@ def page(scenario, result, sections):
 body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24px auto; max-width: 1280px;
         color: #1d1d1f; line-height: 1.45; padding: 0 16px; }}
 h1 {{ font-size: 22px; margin-bottom: 4px; }} h2 {{ font-size: 17px; border-bottom: 1px solid #ddd; padding-bottom: 3px; }}
+h3 {{ font-size: 14px; margin: 14px 0 4px; }}
 code, td.num, .mono {{ font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; font-size: 12px; }}
 table {{ border-collapse: collapse; margin: 6px 0 12px; }} td, th {{ border: 1px solid #ddd; padding: 3px 7px; }}
 th {{ background: #f5f5f7; text-align: left; font-weight: 600; }} td.num {{ text-align: right; }}
@@ -189,9 +192,10 @@ def table(headers, rows, header=True, classes=None):
 def diagram_section(scenario, result, explanation):
     if scenario.typed:
         trace = next(iter(result.traces.values()), None)
+        layout = "(n, T, E) for a sequence" if scenario.sequence else "(n, C, H, W) in torch's layout"
         return (f'<div class="figure">{block_diagram_svg(scenario, trace)}</div><p class="note">A network of typed '
                 "layers, drawn as blocks: each box is one layer with its hyperparameters and activation, the shape "
-                "of its output (n, C, H, W in torch's layout) and, from the first framework's trace, the range and "
+                f"of its output, {layout}, and, from the first framework's trace, the range and "
                 "mean of its output a and of ∂L/∂z over the batch. The agreement map below covers every tensor.</p>")
     widths = widths_of(scenario)
     edges = sum(a * b for a, b in zip(widths[:-1], widths[1:]))
@@ -241,6 +245,20 @@ def layer_caption(spec):
                 f"eps {o['eps']:g}")
     if spec.type == "layer_norm":
         return f"layer_norm {spec.shape[0]}, eps {o['eps']:g}{'' if spec.bias is not None else ', no bias'}"
+    if spec.type == "multi_head_attention":
+        return (f"attention E {spec.parameter('out_proj.weight').shape[0]}, {o['num_heads']} heads"
+                + (", causal" if o["causal"] else ""))
+    if spec.type == "transformer_encoder_layer":
+        linear1 = spec.parameter("linear1.weight")
+        return (f"transformer block E {linear1.shape[1]}, {o['nhead']} heads, feed-forward {linear1.shape[0]} "
+                f"{o['feedforward_activation']}, {'pre' if o['norm_first'] else 'post'}-LN"
+                + (", causal" if o["causal"] else ""))
+    if spec.type in ("rnn", "lstm", "gru"):
+        weight = spec.parameter("weight_ih_l0")
+        return (f"{spec.type} {weight.shape[1]}→{spec.parameter('weight_hh_l0').shape[1]}"
+                + (f" {o['nonlinearity']}" if spec.type == "rnn" else ""))
+    if spec.type == "sequence_pool":
+        return "the last step" if o["mode"] == "last" else "the mean over the steps"
     return spec.type
 
 
@@ -277,6 +295,92 @@ def block_diagram_svg(scenario, trace):
     parts.append('<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
                  'orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#444"/></marker></defs></svg>')
     return "".join(parts)
+
+
+# --- sequences: attention weights and recurrent layers unrolled (SVG written here) ----------------------------
+
+MAX_UNROLLED_STEPS = 12         # a recurrent layer is drawn step by step up to this many steps
+
+
+def sequence_section(scenario):
+    """Row 0 of the batch through the steps, from the reference's forward and backward pass: each attention layer's
+    weights as one heat map per head (query step down, key step across), and each recurrent layer unrolled, one box per
+    step with h_t and the gradient reaching it."""
+    from reference.layers import MultiHeadAttention, Recurrent, TransformerEncoderLayer
+    from reference.network import Model, gradients
+    model = Model(scenario)
+    values = gradients(model, np.array(scenario.inputs), scenario.targets, scenario.criterion)
+    parts, notes = [], {}
+    for i, layer in enumerate(model.layers):
+        attention = layer.self_attn if isinstance(layer, TransformerEncoderLayer) else layer
+        if isinstance(attention, MultiHeadAttention):
+            parts.append(f"<h3>layers.{i}: attention weights, row 0</h3>" + attention_svg(attention.p[0]))
+            notes["attention"] = ("Attention: each cell is the weight p[t, s] with which query step t (down) reads key "
+                                  "step s (across), darker is larger, each row summing to 1; a causal layer's upper "
+                                  "triangle is 0.")
+        if isinstance(layer, Recurrent):
+            if len(layer.hs) - 1 > MAX_UNROLLED_STEPS:
+                parts.append(f'<p class="note">layers.{i} runs {len(layer.hs) - 1} steps: it is drawn unrolled up to '
+                             f"{MAX_UNROLLED_STEPS}.</p>")
+                continue
+            parts.append(f"<h3>layers.{i}: {scenario.layers[i].type} unrolled, row 0</h3>"
+                         + unrolled_svg(scenario.layers[i].type, [h[0] for h in layer.hs[1:]],
+                                        np.asarray(values.dzs[i])[0]))
+            notes["recurrent"] = ("Recurrent: h_t after each step (the hidden state carried right, its first six "
+                                  "units) and ‖∂L/∂h_t‖, the gradient the layers above send to that step's output (a "
+                                  "head on the last step sends to it alone); backpropagation through time adds to "
+                                  "each what step t + 1 sends back.")
+    return "\n".join(parts) + f'<p class="note">{html.escape(" ".join(notes.values()))}</p>'
+
+
+def attention_svg(weights):
+    """(heads, T, T) attention weights -> one grey-level grid per head, each cell's value in its title."""
+    heads, steps, _ = weights.shape
+    cell, gap = max(14, min(44, 240 // steps)), 44
+    size = steps * cell
+    width, height = heads * (size + gap) + 40, size + 60
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" font-family="ui-monospace, Menlo, Consolas, monospace" font-size="11">']
+    for head in range(heads):
+        left = 36 + head * (size + gap)
+        parts.append(f'<text x="{left}" y="14">head {head}: query t ↓, key s →</text>')
+        for t in range(steps):
+            parts.append(f'<text x="{left - 6}" y="{28 + t * cell + cell / 2 + 4}" text-anchor="end" fill="#666">'
+                         f'{t}</text><text x="{left + t * cell + cell / 2}" y="{size + 40}" text-anchor="middle" '
+                         f'fill="#666">{t}</text>')
+            for u in range(steps):
+                value = float(weights[head, t, u])
+                shade = int(round(255 * (1.0 - value)))
+                label = (f'<text x="{left + u * cell + cell / 2}" y="{28 + t * cell + cell / 2 + 4}" '
+                         f'text-anchor="middle" font-size="10" fill="{"#fff" if value > 0.5 else "#222"}">'
+                         f'{value:.2f}</text>') if cell >= 36 else ""
+                parts.append(f'<rect x="{left + u * cell}" y="{28 + t * cell}" width="{cell}" height="{cell}" '
+                             f'fill="rgb({shade},{shade},{min(255, shade + 30)})" stroke="#ddd">'
+                             f"<title>head {head}: step {t} reads step {u} with weight {value:.4g}</title></rect>"
+                             + label)
+    return f'<div class="figure">{"".join(parts)}</svg></div>'
+
+
+def unrolled_svg(kind, hidden, gradients):
+    """A recurrent layer unrolled: one box per step with h_t (row 0, a unit a line, the first 6) and the norm of the
+    gradient the layer above sends to it, arrows carrying the state."""
+    units = min(len(hidden[0]), 6)
+    steps, box, gap = len(hidden), 132, 28
+    width, height = steps * (box + gap) + 20, 74 + 16 * units
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+             f'height="{height}" font-family="ui-monospace, Menlo, Consolas, monospace" font-size="11">']
+    for t, (h, g) in enumerate(zip(hidden, gradients)):
+        left = 10 + t * (box + gap)
+        if t:
+            parts.append(f'<line x1="{left - gap}" y1="50" x2="{left}" y2="50" stroke="#444" stroke-width="1.5" '
+                         'marker-end="url(#step)"/>')
+        lines = "".join(f'<text x="{left + 8}" y="{46 + 16 * k}">h[{k}] {h[k]: .4f}</text>' for k in range(units))
+        parts.append(f'<rect x="{left}" y="10" width="{box}" height="{height - 20}" rx="6" fill="#fff" '
+                     f'stroke="#444"/><text x="{left + 8}" y="28" font-weight="bold">{kind} t={t}</text>{lines}'
+                     f'<text x="{left + 8}" y="{50 + 16 * units}" fill="#555">‖∂L/∂h‖ {np.linalg.norm(g):.3g}</text>')
+    parts.append('<defs><marker id="step" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" '
+                 'orient="auto"><path d="M 0 0 L 10 5 L 0 10 z" fill="#444"/></marker></defs></svg>')
+    return f'<div class="figure">{"".join(parts)}</div>'
 
 
 def widths_of(scenario):

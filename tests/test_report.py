@@ -221,3 +221,26 @@ def test_the_page_renders_in_a_real_browser(tmp_path):
     from PIL import Image
     image = np.asarray(Image.open(png).convert("L"))
     assert image.shape == (3000, 1400) and image.std() > 10
+
+
+def test_sequence_networks_show_attention_per_head_and_recurrent_layers_unrolled():
+    """The report's "Through the steps": one heat map per head of each attention layer (T × T cells, rows summing to 1,
+    the causal triangle empty), and each recurrent layer one box per step; a long sequence is named, not drawn."""
+    from dataclasses import replace
+
+    from backproof.report import MAX_UNROLLED_STEPS, sequence_section
+    transformer = backproof.load("transformer-prenorm-2-heads")
+    text = sequence_section(transformer)
+    steps = transformer.inputs.shape[1]
+    assert text.count("<rect") == 2 * steps * steps and "head 1: query t" in text
+    weights = [float(w) for w in re.findall(r"with weight ([0-9.e-]+)</title>", text)]
+    rows = np.array(weights).reshape(2, steps, steps)
+    np.testing.assert_allclose(rows.sum(axis=-1), 1.0, atol=1e-3)                # the titles' 4 digits
+    assert np.all(rows[:, np.triu_indices(steps, 1)[0], np.triu_indices(steps, 1)[1]] == 0)
+    recurrent = backproof.load("lstm-gru-count-bits")
+    text = sequence_section(recurrent)
+    assert text.count("lstm t=") == text.count("gru t=") == recurrent.inputs.shape[1]
+    assert "Recurrent: h_t" in text and "Attention:" not in text
+    long = replace(recurrent, inputs=np.repeat(recurrent.inputs, 3, axis=1))
+    assert f"runs {3 * recurrent.inputs.shape[1]} steps: it is drawn unrolled up to {MAX_UNROLLED_STEPS}" in \
+        sequence_section(long)
