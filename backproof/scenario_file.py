@@ -44,7 +44,8 @@ KNOWN = {
     "scenario": {"name", "description", "source", "dtype", "layers", "loss", "inputs", "targets",
                  "optimizer", "aliases", "expected", "train", "node_names", "init", "errata"},
     "layer": {"type", "weight", "bias", "activation", "negative_slope"}
-             | {key for layer in LAYER_TYPES.values() for key in (*layer.options, *layer.buffers, *layer.parameters)},
+             | {key for layer in LAYER_TYPES.values() for key in (*layer.options, *layer.buffers, *layer.parameters,
+                                                                *layer.states)},
     "optimizer": {"name", "lr"} | {key for fields in OPTIMIZER_DEFAULTS.values() for key in fields},
     "loss": {"name", "label_smoothing"},
     "train": {"epochs", "batch_size"},
@@ -406,7 +407,7 @@ def read_layers(r, data):
         for key in layer:
             if key in KNOWN["layer"] - {"type", "weight", "bias", "activation", "negative_slope"} \
                     and key not in LAYER_TYPES[type_name].options and key not in LAYER_TYPES[type_name].buffers \
-                    and key not in LAYER_TYPES[type_name].parameters:
+                    and key not in LAYER_TYPES[type_name].parameters and key not in LAYER_TYPES[type_name].states:
                 warnings.warn(f"{r.label}: {field}.{key} is not a field of a {type_name} layer and is ignored",
                               ScenarioWarning, stacklevel=2)
         holds = LAYER_TYPES[type_name].parameters
@@ -507,6 +508,13 @@ def walk(r, layers, in_shape, rows):
         if LAYER_TYPES[type_name].named:
             weight_shape = {name: shape_of(layer[name]) for name in LAYER_TYPES[type_name].parameters
                             if name in layer}
+        for key in LAYER_TYPES[type_name].states:          # a recurrent layer's initial state: (n, H), given or 0s
+            if key in layer:
+                hidden = shape_of(layer["weight_hh_l0"])[1]
+                state = r.nested(layer[key], f"{field}.{key}")
+                if shape_of(state) != (rows, hidden):
+                    r.fail(f"{field}.{key}", f"has shape {shape_of(state)}; the initial state is (n, H) = "
+                                             f"{(rows, hidden)}")
         if type_name == "dropout":
             mask = r.nested(layer["mask"], f"{field}.mask")
             if shape_of(mask) != (rows,) + shape:
@@ -700,6 +708,11 @@ def read_train(r, data, rows, parameters):
     batch_size = r.count(train.get("batch_size", rows), "train.batch_size")
     if rows % batch_size:
         r.fail("train.batch_size", f"{batch_size} does not divide the {rows} rows into equal batches")
+    for i, layer in enumerate(data["layers"]):
+        given = [key for key in LAYER_TYPES[layer.get("type", "linear")].states if key in layer]
+        if given and batch_size != rows:
+            r.fail("train.batch_size", f"{batch_size} splits the rows, but layers[{i}].{given[0]} gives one initial "
+                                       f"state per row of the whole batch: train on full batches (omit batch_size)")
     over = over_step_cap(epochs, rows // batch_size, rows, parameters)
     if over:
         r.fail("train.epochs", f"{epochs} epochs {over}")

@@ -203,7 +203,7 @@ def gru_cell(layer, x, h, c, o):
 
 
 def recurrent(cell):
-    """A cell scanned over the steps with lax.scan, h_0 = c_0 = 0 -> every h_t, (n, T, H)."""
+    """A cell scanned over the steps with lax.scan from h_0 (and c_0) given, or 0s -> every h_t, (n, T, H)."""
     def apply(layer, x, o, buffers):
         hidden = next(iter(layer.values()))["kernel"].shape[-1]
         zeros = jnp.zeros((x.shape[0], hidden), x.dtype)
@@ -212,7 +212,8 @@ def recurrent(cell):
             h, c = cell(layer, x_t, *carry, o)
             return (h, c), h
 
-        _, hs = jax.lax.scan(step, (zeros, zeros), jnp.swapaxes(x, 0, 1))   # over T: (T, n, H)
+        start = (buffers.get("h0", zeros), buffers.get("c0", zeros))
+        _, hs = jax.lax.scan(step, start, jnp.swapaxes(x, 0, 1))          # over T: (T, n, H)
         return jnp.swapaxes(hs, 0, 1)
     return apply
 
@@ -262,7 +263,7 @@ class Model:
     differentiated) and each layer's (type, hyperparameters, activation, slope), static."""
 
     params: list            # [{"kernel": (in, out) or (kH, kW, in, out), "bias": (out,)}, {} for a pool, …]
-    buffers: list           # [{}, {"mask": …}, {"running_mean": …, "running_var": …}, …]
+    buffers: list           # [{}, {"mask": …}, {"running_mean": …, "running_var": …}, {"h0": …, "c0": …}, …]
     layers: tuple           # (("conv2d", (("stride", (1, 1)), …), "relu", 0.01), …)
 
     @classmethod
@@ -271,7 +272,7 @@ class Model:
         params = jax.tree.map(lambda p: jnp.asarray(p, dtype=scenario.dtype), to_flax(scenario.layers))
         buffers = [{key: jnp.asarray(to_nhwc(value, scenario.sequence) if key == "mask" else value,
                                      dtype=scenario.dtype)
-                    for key, value in spec.arrays() if key in ("mask", "running_mean", "running_var")}
+                    for key, value in spec.arrays() if key in ("mask", "running_mean", "running_var", "h0", "c0")}
                    for spec in scenario.layers]
         return cls(params, buffers, tuple((spec.type, spec.options, spec.activation, spec.negative_slope)
                                           for spec in scenario.layers))

@@ -525,7 +525,8 @@ class TransformerEncoderLayer(Layer):
 
 
 class Recurrent(Layer):
-    """One recurrent layer (torch's nn.RNN, nn.LSTM, nn.GRU with batch_first and one layer) over x (n, T, F), h_0 = 0.
+    """One recurrent layer (torch's nn.RNN, nn.LSTM, nn.GRU with batch_first and one layer) over x (n, T, F), from h_0
+    (and an LSTM's c_0) given, or 0s.
     Each step projects the input and the previous hidden state through every gate at once,
 
         gi_t = x_t·W_ihᵀ + b_ih        gh_t = h_{t−1}·W_hhᵀ + b_hh        (n, gates·H), gates stacked as torch does
@@ -539,8 +540,9 @@ class Recurrent(Layer):
         dW_hh += ∂gh_tᵀ·h_{t−1}    db_hh += Σ ∂gh_t    ∂L/∂h_{t−1} += ∂gh_t·W_hh    (and the cell's own state paths)
     """
 
-    def __init__(self, params, copy=True):
+    def __init__(self, params, copy=True, h0=None, c0=None):
         keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.h0, self.c0 = h0, c0                                           # (n, H) each, or None: 0s
         self.weight_ih, self.weight_hh = keep(params["weight_ih_l0"]), keep(params["weight_hh_l0"])
         self.bias_ih = None if params.get("bias_ih_l0") is None else keep(params["bias_ih_l0"])
         self.bias_hh = None if params.get("bias_hh_l0") is None else keep(params["bias_hh_l0"])
@@ -553,7 +555,8 @@ class Recurrent(Layer):
     def forward(self, x):
         n, steps, _ = x.shape
         self.x = x
-        h, state = np.zeros((n, self.hidden), x.dtype), self.initial_state(n, x.dtype)
+        h = np.zeros((n, self.hidden), x.dtype) if self.h0 is None else np.asarray(self.h0, x.dtype)
+        state = self.initial_state(n, x.dtype)
         self.hs, self.caches, out = [h], [], []
         gi_all = x @ self.weight_ih.T + (0 if self.bias_ih is None else self.bias_ih)       # every step at once
         for t in range(steps):
@@ -590,8 +593,8 @@ class Recurrent(Layer):
 class RNN(Recurrent):
     """h_t = f(gi_t + gh_t), f tanh or relu.     backward: ∂a = dh ⊙ f'(a), ∂gi = ∂gh = ∂a."""
 
-    def __init__(self, params, copy=True, nonlinearity="tanh"):
-        super().__init__(params, copy)
+    def __init__(self, params, copy=True, nonlinearity="tanh", h0=None):
+        super().__init__(params, copy, h0)
         self.activation = nonlinearity
 
     def step(self, gi, gh, h, state):
@@ -622,7 +625,7 @@ class LSTM(Recurrent):
     """
 
     def initial_state(self, n, dtype):
-        return np.zeros((n, self.hidden), dtype)                            # c_0
+        return np.zeros((n, self.hidden), dtype) if self.c0 is None else np.asarray(self.c0, dtype)    # c_0
 
     def step(self, gi, gh, h, c):
         a_i, a_f, a_g, a_o = np.split(gi + gh, 4, axis=-1)
@@ -736,9 +739,9 @@ def build(spec, params=None, copy=True):
     if spec.type == "sequence_pool":
         return SequencePool(o["mode"])
     if spec.type == "rnn":
-        return RNN(params, copy, o["nonlinearity"])
+        return RNN(params, copy, o["nonlinearity"], spec.h0)
     if spec.type in ("lstm", "gru"):
-        return LAYERS[spec.type](params, copy)
+        return LAYERS[spec.type](params, copy, spec.h0, spec.c0)
     if spec.type == "linear":
         return Dense(weight, bias, copy)
     if spec.type in ("conv1d", "conv2d"):

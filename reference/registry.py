@@ -34,6 +34,7 @@ class LayerType:
     bias_required: bool = False   # torch's module always has one (a batch norm's affine shift)
     sequence: bool = False        # takes batch-first sequences (n, T, features), the same layout in torch and Flax
     gates: tuple = ()             # a recurrent cell's gates in the order torch stacks their rows
+    states: tuple = ()            # its initial state, which a scenario may give (n, H) each (0s otherwise): h0, c0
 
     @property
     def named(self):
@@ -273,19 +274,20 @@ LAYER_TYPES = {layer.name: layer for layer in (
               bias_required=True),
     LayerType("rnn", "nn.RNN (batch_first, one layer)", "lax.scan of Flax's SimpleCell layout (i, h)", -1, RECURRENT,
               {"nonlinearity": "tanh"}, _gated(1),
-              "(n, T, F) -> (n, T, H): h_t = f(x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh), f tanh or relu, h_0 = 0",
-              RECURRENT_REQUIRES, flax="SimpleCell", sequence=True),
+              "(n, T, F) -> (n, T, H): h_t = f(x_t·W_ihᵀ + b_ih + h_{t−1}·W_hhᵀ + b_hh), f tanh or relu, h_0 given or 0",
+              RECURRENT_REQUIRES, flax="SimpleCell", sequence=True, states=("h0",)),
     LayerType("lstm", "nn.LSTM (batch_first, one layer)", "lax.scan of Flax's LSTMCell layout (ii … ho)", -1,
               RECURRENT, {}, _gated(4),
               "(n, T, F) -> (n, T, H): gates i, f, g, o stacked in that order in each weight (torch's), "
-              "c_t = f⊙c_{t−1} + i⊙g, h_t = o⊙tanh(c_t), h_0 = c_0 = 0",
-              RECURRENT_REQUIRES + (("proj_size", 0),), flax="LSTMCell", sequence=True,
+              "c_t = f⊙c_{t−1} + i⊙g, h_t = o⊙tanh(c_t), h_0 and c_0 given or 0",
+              RECURRENT_REQUIRES + (("proj_size", 0),), flax="LSTMCell", sequence=True, states=("h0", "c0"),
               gates=("input gate i", "forget gate f", "cell candidate g", "output gate o")),
     LayerType("gru", "nn.GRU (batch_first, one layer)", "lax.scan of Flax's GRUCell layout (ir … hn)", -1, RECURRENT,
               {}, _gated(3),
               "(n, T, F) -> (n, T, H): gates r, z, n (torch's order), n_t = tanh(W_in x + b_in + r⊙(W_hn h + b_hn)): "
-              "the reset gate after the hidden matmul, h_t = (1 − z)⊙n + z⊙h_{t−1}, h_0 = 0",
-              RECURRENT_REQUIRES, flax="GRUCell", sequence=True, gates=("reset gate r", "update gate z", "candidate n")),
+              "the reset gate after the hidden matmul, h_t = (1 − z)⊙n + z⊙h_{t−1}, h_0 given or 0",
+              RECURRENT_REQUIRES, flax="GRUCell", sequence=True, gates=("reset gate r", "update gate z", "candidate n"),
+              states=("h0",)),
     LayerType("sequence_pool", "x[:, -1] or x.mean(dim=1)", "x[:, -1] or jnp.mean(x, axis=1)", -1, (),
               {"mode": None}, _sequence_pool_shape,
               "(n, T, E) -> (n, E): the last step (mode \"last\") or the mean over the steps (\"mean\")",
@@ -449,6 +451,9 @@ OPTION_TEXT = {
     "bias_ih_l0": "rnn, lstm, gru: (gates·H,), with bias_hh_l0, or neither (bias=False); torch adds the two, Flax "
                   "keeps one per gate",
     "bias_hh_l0": "rnn, lstm, gru: (gates·H,)",
+    "h0": "rnn, lstm, gru: the initial hidden state, (n, H), one row per input row; 0s when not given (torch's and "
+          "Flax's default); a given state is an input, not a parameter: it gets no gradient",
+    "c0": "lstm: the initial cell state, (n, H); 0s when not given",
     "mode": "sequence_pool: required, \"last\" (torch's x[:, -1]) or \"mean\" (x.mean(dim=1))",
     "in_proj_weight": "attention: required, (3E, E), the query, key and value weights stacked in that order "
                       "(torch's packing; Flax keeps three (E, heads, head_dim) kernels)",

@@ -57,6 +57,8 @@ class LayerSpec:
     running_mean: "np.ndarray | None" = None        # a batch norm's running statistics (C,), not parameters
     running_var: "np.ndarray | None" = None
     tensors: tuple = ()     # (name, array) for the parameters of a type named otherwise: in_proj_weight, linear1.bias…
+    h0: "np.ndarray | None" = None                  # a recurrent layer's initial states (n, H): inputs, not parameters
+    c0: "np.ndarray | None" = None
 
     @property
     def shape(self):
@@ -82,7 +84,7 @@ class LayerSpec:
 
     def arrays(self):
         """(field, array) for each array the layer holds: weight, bias, mask, running statistics, named parameters."""
-        return [(key, getattr(self, key)) for key in ("weight", "bias", "mask", "running_mean", "running_var")
+        return [(key, getattr(self, key)) for key in ("weight", "bias", "mask", "running_mean", "running_var", "h0", "c0")
                 if getattr(self, key) is not None] + list(self.tensors)
 
     def with_arrays(self, arrays):
@@ -232,7 +234,7 @@ class Scenario:
         layers = tuple(
             spec.with_arrays({key: frozen_array(params[f"layers.{i}.{key}"], self.dtype)
                               for key, _ in spec.arrays() if key in spec.parameters()
-                              or f"layers.{i}.{key}" in params and key != "mask"})
+                              or f"layers.{i}.{key}" in params and key not in ("mask", "h0", "c0")})
             for i, spec in enumerate(self.layers)
         )
         return replace(self, layers=layers)
@@ -248,4 +250,4 @@ def layer_spec(layer, dtype):
     return LayerSpec(weight=array("weight"), bias=array("bias"), activation=layer.get("activation", "identity"),
                      negative_slope=float(layer.get("negative_slope", 0.01)), type=type_name,
                      options=normalize(type_name, options), mask=array("mask"), running_mean=array("running_mean"),
-                     running_var=array("running_var"), tensors=tensors)
+                     running_var=array("running_var"), tensors=tensors, h0=array("h0"), c0=array("c0"))

@@ -11,6 +11,7 @@ import pytest
 from backproof.cli import main
 
 CORPUS = Path(__file__).parent / "bad_scenarios"
+ROOT = Path(__file__).resolve().parent.parent
 
 # file -> the JSON path (or phrase) the one-line message must name
 FIELDS = {
@@ -256,3 +257,22 @@ def test_real_process_prints_no_traceback():
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip() == f"error: {path}: layers[1].weight has 2 columns but layers[0] has 3 outputs"
+
+
+def test_a_recurrent_layers_initial_state_is_checked_by_shape_and_against_mini_batches(tmp_path, capsys):
+    """h0 and c0 are one row per input row, (n, H): another shape is named, and so is a train block that would split
+    the rows into batches the state does not follow."""
+    import numpy as np
+    document = json.loads((ROOT / "backproof" / "scenarios" / "lstm-gru-count-bits.json").read_text())
+    rows = len(document["inputs"])
+    bad = dict(document, layers=[dict(document["layers"][0], h0=np.zeros((rows, 3)).tolist())] + document["layers"][1:])
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(bad))
+    assert main(["check", str(path)]) == 2
+    assert f"layers[0].h0 has shape ({rows}, 3); the initial state is (n, H) = ({rows}, 4)" in capsys.readouterr().err
+    split = dict(document, layers=[dict(document["layers"][0], c0=np.zeros((rows, 4)).tolist())] + document["layers"][1:],
+                 train={"epochs": 2, "batch_size": 4})
+    path.write_text(json.dumps(split))
+    assert main(["check", str(path)]) == 2
+    assert "train.batch_size 4 splits the rows, but layers[0].c0 gives one initial state per row" in \
+        capsys.readouterr().err

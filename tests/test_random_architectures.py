@@ -367,8 +367,8 @@ def attention_document(draw, embed, prefix="", bias=True):
 def sequence_documents(draw, dtype):
     """A sequence network: a linear layer applied at every step (n, T, F) -> (n, T, E), one or two attention layers,
     transformer blocks (heads, norm placement, causal mask, feed-forward activation and width drawn) or recurrent cells
-    (rnn tanh or relu, lstm, gru; biases or none), the steps pooled (last or mean), a linear head; any loss and
-    optimizer."""
+    (rnn tanh or relu, lstm, gru; biases or none; the initial state given or 0s), the steps pooled (last or mean), a
+    linear head; any loss and optimizer."""
     rows, steps, features = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
     # E ≥ 2: a LayerNorm over one feature outputs its bias whatever comes in, so everything before it would train on
     # gradients that are rounding noise (0 exactly in exact arithmetic), which Adam scales up to a drift
@@ -387,6 +387,9 @@ def sequence_documents(draw, dtype):
                             bias_hh_l0=numbers(draw, -0.5, 0.5, gates * embed))
             if kind == "rnn":
                 cell["nonlinearity"] = draw(st.sampled_from(("tanh", "relu")))
+            if draw(st.booleans()):             # an initial state given (0s otherwise)
+                cell.update({key: numbers(draw, -1, 1, (rows, embed)) for key in ("h0", "c0")[:2 if kind == "lstm"
+                                                                                                else 1]})
             layers.append(cell)
             continue
         if kind == "attention":

@@ -205,7 +205,8 @@ def table_layer_types():
     rows += ["", "| field | layer types | meaning |", "|---|---|---|"]
     for key, text in OPTION_TEXT.items():
         types = ", ".join(f"`{name}`" for name, layer in LAYER_TYPES.items()
-                          if key in layer.options or key in layer.buffers or layer.named and key in layer.parameters)
+                          if key in layer.options or key in layer.buffers or key in layer.states
+                          or layer.named and key in layer.parameters)
         rows.append(f"| `layers[i].{key}` | {types} | {text} |")
     return rows
 

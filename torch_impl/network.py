@@ -9,6 +9,7 @@ import contextlib
 import functools
 import warnings
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,32 +110,41 @@ def encoder_layer(spec, dtype):
 
 
 class RNN(nn.RNN):
-    """nn.RNN (batch_first, one layer) returning its output, every h_t, alone (its forward returns (output, h_n))."""
+    """nn.RNN (batch_first, one layer) from the initial state given (None: 0s), returning its output, every h_t, alone
+    (its forward returns (output, h_n)). The state is (layers, n, H) to torch: one layer, so h0[None]."""
 
     def forward(self, x):
-        return super().forward(x)[0]
+        return super().forward(x, None if self.h0 is None else self.h0[None])[0]
 
 
 class LSTM(nn.LSTM):
-    """nn.LSTM returning its output alone (its forward returns (output, (h_n, c_n)))."""
+    """nn.LSTM from (h0, c0) given (None: 0s), returning its output alone (its forward returns (output, (h_n, c_n)))."""
 
     def forward(self, x):
-        return super().forward(x)[0]
+        state = None if self.h0 is None else (self.h0[None], self.c0[None])
+        return super().forward(x, state)[0]
 
 
 class GRU(nn.GRU):
-    """nn.GRU returning its output alone."""
+    """nn.GRU from h0 given (None: 0s), returning its output alone."""
 
     def forward(self, x):
-        return super().forward(x)[0]
+        return super().forward(x, None if self.h0 is None else self.h0[None])[0]
 
 
 def recurrent(module):
-    """(spec, dtype) -> RNN/LSTM/GRU above, batch_first, its width from weight_hh_l0, bias or none."""
+    """(spec, dtype) -> RNN/LSTM/GRU above, batch_first, its width from weight_hh_l0, bias or none; the initial state
+    a buffer (an input the optimizer does not see)."""
     def make(spec, dtype):
         extra = {"nonlinearity": spec.hyper["nonlinearity"]} if module is RNN else {}
-        return module(spec.parameter("weight_ih_l0").shape[1], spec.parameter("weight_hh_l0").shape[1],
-                      batch_first=True, bias=spec.parameter("bias_ih_l0") is not None, dtype=dtype, **extra)
+        layer = module(spec.parameter("weight_ih_l0").shape[1], spec.parameter("weight_hh_l0").shape[1],
+                       batch_first=True, bias=spec.parameter("bias_ih_l0") is not None, dtype=dtype, **extra)
+        hidden = spec.parameter("weight_hh_l0").shape[1]
+        h0 = spec.h0 if spec.h0 is not None or spec.c0 is None else np.zeros((spec.c0.shape[0], hidden))
+        c0 = spec.c0 if spec.c0 is not None or h0 is None else np.zeros_like(h0)
+        for name, value in (("h0", h0), ("c0", c0)):
+            layer.register_buffer(name, None if value is None else torch.tensor(value, dtype=dtype), persistent=False)
+        return layer
     return make
 
 
