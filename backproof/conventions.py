@@ -565,6 +565,32 @@ def _recurrent_init(label):
     return bool(np.all(bias == 0)), bool(np.allclose(recurrent.T @ recurrent, np.eye(4), atol=1e-5))
 
 
+def _ignore_index(label):
+    """Cross-entropy of two rows whose labels are 1 and torch's ignore_index −100: "left out" when the result is row
+    0's loss alone, "nan" when the −100 row gives NaN."""
+    import math
+
+    import numpy as np
+    y, labels = np.array([[1.0, 2.0, 0.5], [0.3, -1.0, 2.0]]), np.array([1, -100])
+    alone = float(-(y[0, 1] - math.log(np.exp(y[0]).sum())))
+    if label == "numpy":
+        from reference.losses import cross_entropy
+        value = float(cross_entropy(y, np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]])))      # a -100 row: zeros
+    elif label.startswith("torch"):
+        import torch
+        value = float(torch.nn.functional.cross_entropy(torch.tensor(y), torch.tensor(labels)))
+    else:
+        import jax
+        import optax
+
+        import jax_impl
+        with jax.enable_x64(True):
+            value = (float(jax_impl.LOSSES["cross_entropy"](jax.numpy.asarray(y), jax.numpy.asarray(labels)))
+                     if label.startswith("jax_impl") else
+                     float(optax.softmax_cross_entropy_with_integer_labels(y, labels)[1]))
+    return "nan" if math.isnan(value) else "left out" if abs(value - alone) < 1e-12 else f"{value:.6g}"
+
+
 def _group_norm_defaults(label):
     """(num_groups when not given, ε measured from x = (−a, a) over 2 channels of one group, a = 1e-3)."""
     import inspect
@@ -1010,6 +1036,14 @@ def _registry():
                    "LSTMCell uses lecun_normal on the input, orthogonal on the hidden state and zero biases: the two "
                    "start from different functions",
                    _recurrent_init),
+        Convention("cross-entropy-ignore-index", "cross-entropy over two rows labelled 1 and −100 (torch's "
+                   "ignore_index): what the −100 row does",
+                   {"numpy": "left out", "torch F.cross_entropy": "left out",
+                    "optax softmax_cross_entropy_with_integer_labels": "nan", "jax_impl cross_entropy": "left out"},
+                   "torch's: a class index of −100 leaves its row (a padded step of a sequence) out of the sum and "
+                   "the mean, by default, without being asked. optax has no ignore_index: −100 indexes out of range "
+                   "and gives NaN; the JAX mirror masks those rows and divides by the rows it kept",
+                   _ignore_index),
         Convention("relu-backward-non-finite",
                    "relu's backward at z = (-1, 0, 2) for an upstream gradient of inf, then of nan",
                    {fw: (("0.0", "0.0", "inf"), ("0.0", "0.0", "nan")) for fw in ("numpy", "torch", "jax")},

@@ -23,6 +23,7 @@ from reference import DTYPES, Optimizer, Scenario
 from reference.activations import ACTIVATIONS
 from reference.losses import CLASSIFICATION, LOSSES
 from reference.registry import BOUNDS, LAYER_TYPES, normalize
+from reference.scenario import IGNORE_INDEX
 from reference.scenario import OPTIMIZER_DEFAULTS
 
 from .names import PARAMETER_RE, check_index, parse_element, resolve, tensor_shapes
@@ -575,9 +576,14 @@ def read_data(r, data, layers, loss):
         r.fail("inputs", f"has {len(inputs)} rows, over the cap of {MAX_ROWS}")
     if typed:
         out_shape = walk(r, layers, shape_of(inputs)[1:], len(inputs))[-1]
-        if len(out_shape) != 1:
+        sequence = any(LAYER_TYPES[layer.get("type", "linear")].sequence for layer in layers)
+        if len(out_shape) != 1 and not (sequence and len(out_shape) == 2):
             r.fail(f"layers[{len(layers) - 1}]", f"outputs shape (n, {', '.join(map(str, out_shape))}); the last "
-                                                 "layer must output (n, out): add a flatten and a linear layer")
+                                                 "layer must output (n, out), or (n, T, out) at every step of a "
+                                                 "sequence: add a flatten and a linear layer")
+        if len(out_shape) == 2:
+            return (inputs,) + sequence_targets(r, r.required(data, "targets", "targets"), len(inputs), out_shape,
+                                                loss)
         out_width = out_shape[0]
     else:
         in_width = len(layers[0]["weight"][0])
@@ -602,6 +608,42 @@ def read_data(r, data, layers, loss):
                 r.fail(f"targets[{i}]", f"sums to {math.fsum(row):.9g}; a probability row must sum to 1 "
                                         f"(within {PROBABILITY_SUM_ATOL:g})")
     return inputs, targets, "rows"
+
+
+def sequence_targets(r, raw, rows, out_shape, loss):
+    """(targets (n, T, out), format) for a network that outputs at every step: class indices (n, T) for cross_entropy,
+    an index torch's ignore_index (-100) leaving that step out of the loss, or values shaped like the output."""
+    steps, width = out_shape
+    if loss == "cross_entropy" and isinstance(raw, list) and raw and isinstance(raw[0], list) and raw[0] \
+            and isinstance(raw[0][0], int):
+        if len(raw) != rows or any(not isinstance(row, list) or len(row) != steps for row in raw):
+            r.fail("targets", f"must be {rows} rows of {steps} class indices, one per step (the output is (n, {steps}, "
+                              f"{width}))")
+        onehot = np.zeros((rows, steps, width))
+        for i, row in enumerate(raw):
+            for t, value in enumerate(row):
+                if isinstance(value, bool) or not isinstance(value, int):
+                    r.fail(f"targets[{i}][{t}]", f"must be a class index (a whole number), not {kind(value)}")
+                if value == IGNORE_INDEX:
+                    continue
+                if not 0 <= value < width:
+                    r.fail(f"targets[{i}][{t}]", f"is class {value}, out of range: the last layer has {width} outputs "
+                                                 f"(classes 0 to {width - 1}, or {IGNORE_INDEX} to leave the step out)")
+                onehot[i, t, value] = 1.0
+        if not onehot.any():
+            r.fail("targets", f"has every step {IGNORE_INDEX} (ignored): the loss would average over no step")
+        return onehot.tolist(), "indices"
+    targets = r.nested(raw, "targets")
+    if shape_of(targets) != (rows, steps, width):
+        r.fail("targets", f"has shape {shape_of(targets)}; the output is (n, T, out) = {(rows, steps, width)}"
+                          + (f", or give ({rows}, {steps}) class indices" if loss == "cross_entropy" else ""))
+    if loss in CLASSIFICATION:
+        values = np.asarray(targets, dtype=float)
+        if values.min() < 0 or values.max() > 1:
+            r.fail("targets", f"{loss} targets are probabilities in [0, 1]")
+        if loss == "cross_entropy" and np.any(np.abs(values.sum(axis=-1) - 1.0) > PROBABILITY_SUM_ATOL):
+            r.fail("targets", "a probability row (each step's) must sum to 1")
+    return targets, "rows"
 
 
 def class_rows(r, indices, rows, classes):

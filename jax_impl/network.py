@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from reference.registry import conv_pads
+from reference.scenario import IGNORE_INDEX
 from reference.trace import StepValues, canonical_trace, state_names
 
 # name -> f(z); leaky_relu's takes the negative slope as its second argument
@@ -38,13 +39,22 @@ ACTIVATIONS = {
 
 
 def cross_entropy(y, t, label_smoothing=0.0):
-    """optax's softmax cross-entropy, one value per row, averaged here (optax does not reduce); label
-    smoothing is a separate optax step on one-hot labels, and integer labels take their own function."""
-    if jnp.issubdtype(t.dtype, jnp.integer) and not label_smoothing:
-        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(y, t))
-    if jnp.issubdtype(t.dtype, jnp.integer):
-        t = jax.nn.one_hot(t, y.shape[-1], dtype=y.dtype)
-    return jnp.mean(optax.softmax_cross_entropy(y, optax.smooth_labels(t, label_smoothing)))
+    """optax's softmax cross-entropy, one value per row (a sequence's steps are rows), averaged here (optax does not
+    reduce); label smoothing is a separate optax step on one-hot labels, and integer labels take their own function.
+    A step labelled torch's ignore_index (-100) counts in neither the sum nor the mean (optax has no ignore_index:
+    the mask is written here)."""
+    y = y.reshape(-1, y.shape[-1])
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        return jnp.mean(optax.softmax_cross_entropy(y, optax.smooth_labels(t.reshape(y.shape), label_smoothing)))
+    t = t.reshape(-1)
+    counted = t != IGNORE_INDEX
+    labels = jnp.where(counted, t, 0)
+    if label_smoothing:
+        losses = optax.softmax_cross_entropy(y, optax.smooth_labels(jax.nn.one_hot(labels, y.shape[-1], dtype=y.dtype),
+                                                                    label_smoothing))
+    else:
+        losses = optax.softmax_cross_entropy_with_integer_labels(y, labels)
+    return jnp.sum(jnp.where(counted, losses, 0.0)) / jnp.sum(counted)
 
 
 # name -> L(y, t); the two classification losses take logits, optax's functions averaged with jnp.mean

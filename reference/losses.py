@@ -15,7 +15,9 @@ or sigmoid before them: the loss applies it, stably) and average as torch does:
     binary_cross_entropy = mean over all elements of −[T·log σ(Y) + (1−T)·log(1−σ(Y))]
 
 T for cross_entropy holds probability rows (one-hot rows for class indices), and with
-label smoothing ε the loss uses T' = (1 − ε)·T + ε/K, K classes.
+label smoothing ε the loss uses T' = (1 − ε)·T + ε/K, K classes. Over a sequence, Y is (n, T, K)
+and every step is a row: the mean is over the steps of every row, leaving out the steps whose
+target is torch's ignore_index (-100), held as rows of zeros.
 """
 
 import numpy as np
@@ -54,31 +56,38 @@ def mse_grad(y, t):
 
 
 def log_softmax(y):
-    """log softmax(y) over each row, as y − max − log Σ e^(y − max): no overflow, no log(0)."""
-    shifted = y - y.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    """log softmax(y) over each row (the last axis), as y − max − log Σ e^(y − max): no overflow, no log(0)."""
+    shifted = y - y.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def smooth_labels(t, label_smoothing):
-    """T' = (1 − ε)·T + ε/K"""
-    return (1.0 - label_smoothing) * t + label_smoothing / t.shape[1]
+    """T' = (1 − ε)·T + ε/K, on the rows that count (an ignored step's row of zeros stays zeros)"""
+    counted = np.any(t != 0, axis=-1, keepdims=True)
+    return np.where(counted, (1.0 - label_smoothing) * t + label_smoothing / t.shape[-1], 0.0).astype(t.dtype)
+
+
+def counted_rows(t):
+    """The rows the mean is over: every row, less a sequence's ignored steps (rows of zeros)."""
+    return int(np.count_nonzero(np.any(t != 0, axis=-1)))
 
 
 def cross_entropy(y, t, label_smoothing=0.0):
-    """L = −(1/n)·Σ_r Σ_k T'_rk·log softmax(y_r)_k"""
+    """L = −(1/n)·Σ_r Σ_k T'_rk·log softmax(y_r)_k, n the rows counted"""
     t = smooth_labels(t, label_smoothing)
-    return -(t * log_softmax(y)).sum() / y.shape[0]
+    return -(t * log_softmax(y)).sum() / counted_rows(t)
 
 
 def cross_entropy_grad(y, t, label_smoothing=0.0):
-    """∂L/∂y = (softmax(y)·Σ_k T'_k − T') / n, which is (softmax(y) − T')/n when each row of T' sums to 1.
+    """∂L/∂y = (softmax(y)·Σ_k T'_k − T') / n, which is (softmax(y) − T')/n when each row of T' sums to 1 (and 0 on an
+    ignored step, whose row of T' is zeros).
 
     The general form is the one autodiff computes; a probability row whose float sum is 1 ± 1 ulp
     keeps the two in agreement to the last bit.
     """
     t = smooth_labels(t, label_smoothing)
     p = np.exp(log_softmax(y))
-    return (p * t.sum(axis=1, keepdims=True) - t) / y.shape[0]
+    return (p * t.sum(axis=-1, keepdims=True) - t) / counted_rows(t)
 
 
 def binary_cross_entropy(y, t):

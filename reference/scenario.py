@@ -28,6 +28,7 @@ from .registry import LAYER_TYPES, OPTIMIZER_TYPES, Optimizer, normalize
 OPTIMIZER_DEFAULTS = {name: kind.defaults() for name, kind in OPTIMIZER_TYPES.items()}
 
 DTYPES = ("float64", "float32")
+IGNORE_INDEX = -100         # torch's default ignore_index: a sequence step whose class is this counts in no loss
 
 def frozen_array(values, dtype):
     """A read-only copy of ``values`` as ``dtype``."""
@@ -146,8 +147,10 @@ class Scenario:
         return Loss(self.loss, self.label_smoothing)
 
     def class_indices(self):
-        """(n,) int64 class indices for ``target_format == "indices"`` (exact: the rows are one-hot)."""
-        return np.argmax(self.targets, axis=1).astype(np.int64)
+        """(n,) or, per step of a sequence, (n, T) int64 class indices for ``target_format == "indices"`` (exact: the
+        rows are one-hot); an ignored step (a row of zeros) is torch's ignore_index, IGNORE_INDEX."""
+        return np.where(np.any(self.targets != 0, axis=-1), np.argmax(self.targets, axis=-1),
+                        IGNORE_INDEX).astype(np.int64)
 
     @staticmethod
     def build(name, layers, loss, inputs, targets, lr, dtype="float64", **extra):

@@ -1,6 +1,7 @@
 """Classification losses, softmax, optimizers with state, and the scenarios built for them."""
 
 import json
+import re
 import warnings
 from dataclasses import replace
 
@@ -162,3 +163,49 @@ def test_an_optimizer_amplifying_a_gradient_within_tolerance_is_explained_not_a_
     comparisons = compare_traces(traces, list(tensor_shapes(sc)), "float32")
     assert not explain_amplified(sc, traces, comparisons) & {(c.tensor, c.a, c.b) for c in comparisons
                                                              if c.tensor.startswith("updated.")}
+
+
+def tagger_document(targets, loss="cross_entropy"):
+    """A GRU read at every step by a linear head (a tagger): 3 rows of 5 steps, 3 classes."""
+    rng = np.random.default_rng(3)
+    gates = lambda *shape: (0.5 * rng.standard_normal(shape)).tolist()      # noqa: E731
+    return {"name": "gru-tagger", "dtype": "float64", "loss": loss, "optimizer": {"name": "sgd", "lr": 0.1},
+            "inputs": rng.standard_normal((3, 5, 2)).tolist(), "targets": targets,
+            "layers": [{"type": "gru", "weight_ih_l0": gates(12, 2), "weight_hh_l0": gates(12, 4),
+                        "bias_ih_l0": gates(12), "bias_hh_l0": gates(12)},
+                       {"type": "linear", "weight": gates(3, 4), "bias": gates(3)}]}
+
+
+TAGS = [[0, 1, 2, -100, 1], [2, 2, -100, -100, 0], [1, 0, 0, 1, 2]]
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_a_per_step_cross_entropy_leaves_the_ignored_steps_out_in_every_framework(label_smoothing):
+    """A head at every step and one class index per step, torch's ignore_index −100 marking the padded ones: the three
+    frameworks agree on the loss (the mean over the 12 counted steps) and on every gradient, and an ignored step's
+    ∂L/∂z is exactly 0 (label smoothing included: it smooths the counted steps only)."""
+    document = tagger_document(TAGS, {"name": "cross_entropy", "label_smoothing": label_smoothing})
+    sc = backproof.parse(document)
+    assert sc.target_format == "indices" and sc.class_indices().tolist() == TAGS
+    report = backproof.check(sc)
+    assert report.ok and report.coverage == "compared", report.summary()
+    dz = report.traces["numpy"]["layers.1.dz"]
+    ignored = np.array(TAGS) == -100
+    assert np.all(dz[ignored] == 0) and np.all(np.abs(dz[~ignored]).sum(axis=-1) > 0)
+    counted = [row[t] for row in TAGS for t in range(5) if row[t] != -100]
+    import torch
+    logits = torch.tensor(report.traces["numpy"]["output"]).reshape(-1, 3)
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(TAGS).reshape(-1), label_smoothing=label_smoothing)
+    assert len(counted) == 12 and abs(float(report.traces["jax"]["loss"]) - float(expected)) < 1e-12
+
+
+@pytest.mark.parametrize("targets, message", [
+    ([[0, 1, 2, 1, 1], [2, 2, 0, 0]], "targets must be 3 rows of 5 class indices, one per step"),
+    ([[0, 1, 3, 1, 1]] * 3, "targets[0][2] is class 3, out of range: the last layer has 3 outputs (classes 0 to 2, "
+                            "or -100 to leave the step out)"),
+    ([[-100] * 5] * 3, "targets has every step -100 (ignored): the loss would average over no step"),
+    ([[0.5, 0.5, 0.0]] * 3, "targets has shape (3, 3); the output is (n, T, out) = (3, 5, 3), or give (3, 5) class "
+                            "indices")])
+def test_per_step_targets_that_do_not_fit_are_named(targets, message):
+    with pytest.raises(backproof.ScenarioError, match=re.escape(message)):
+        backproof.parse(tagger_document(targets))

@@ -86,7 +86,8 @@ def test_every_page_parses_fetches_nothing_and_has_the_sections_that_apply(name)
     assert not re.search(r"url\((?!#)", text) and "@import" not in text      # url(#clip) is a local reference
     sc = result.scenario
     expected = ["verdict", "diagram", "agreement"] + (["expected"] if sc.expected else []) \
-        + (["training"] if sc.train else []) + (["kinks"] if sc.train and relu_kinks.applies(sc) else []) + ["epsilon"]
+        + (["training"] if sc.train else []) + (["kinks"] if sc.train and relu_kinks.applies(sc) else []) \
+        + (["sequence"] if sc.sequence else []) + ["epsilon"]
     assert parsed.sections == expected
 
 

@@ -33,12 +33,15 @@ ACTIVATIONS = {
 }
 
 # name -> L(y, t): F.mse_loss with the reduction each loss name needs; the two classification losses
-# take logits, F.cross_entropy class indices (a LongTensor) or probability rows, both averaged over rows
+# take logits, F.cross_entropy class indices (a LongTensor) or probability rows, both averaged over rows (a step
+# whose class is the default ignore_index, -100, left out)
 LOSSES = {
     "sse": lambda y, t: F.mse_loss(y, t, reduction="sum"),
     "half_sse": lambda y, t: 0.5 * F.mse_loss(y, t, reduction="sum"),
     "mse": lambda y, t: F.mse_loss(y, t, reduction="mean"),
-    "cross_entropy": lambda y, t, label_smoothing=0.0: F.cross_entropy(y, t, label_smoothing=label_smoothing),
+    "cross_entropy": lambda y, t, label_smoothing=0.0: F.cross_entropy(     # a sequence's steps as rows
+        y.reshape(-1, y.shape[-1]), t.reshape(-1) if t.dtype == torch.long else t.reshape(-1, t.shape[-1]),
+        label_smoothing=label_smoothing),
     "binary_cross_entropy": lambda y, t: F.binary_cross_entropy_with_logits(y, t),
 }
 
