@@ -179,7 +179,7 @@ def tagger_document(targets, loss="cross_entropy"):
 TAGS = [[0, 1, 2, -100, 1], [2, 2, -100, -100, 0], [1, 0, 0, 1, 2]]
 
 
-@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("label_smoothing", [0.0, pytest.param(0.1, marks=pytest.mark.slow)])   # make test-all: smoothed
 def test_a_per_step_cross_entropy_leaves_the_ignored_steps_out_in_every_framework(label_smoothing):
     """A head at every step and one class index per step, torch's ignore_index −100 marking the padded ones: the three
     frameworks agree on the loss (the mean over the 12 counted steps) and on every gradient, and an ignored step's

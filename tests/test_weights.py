@@ -188,12 +188,15 @@ def residual():
 """
 
 
-def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot_run(tmp_path, capsys):
+@pytest.mark.parametrize("via", ["process", pytest.param("cli", marks=pytest.mark.slow)])
+def test_import_torch_builds_a_scenario_check_accepts_and_refuses_what_it_cannot_run(via, tmp_path, capsys):
+    """A dense module read as fx traces it (the functional leaky_relu and its slope, a bias-free layer), written as a
+    dense scenario that check accepts; in make test in this process (the CNN's test proves the CLI's child path)."""
     require("torch")
+    import torch
     (tmp_path / "nets.py").write_text(textwrap.dedent(FACTORY))
-    out = tmp_path / "imported.json"
-    assert main(["import-torch", f"{tmp_path / 'nets.py'}:model", "--inputs", "[[0.5, -1.0], [1.5, 0.25]]",
-                 "--targets", "[[1.0], [0.0]]", "-o", str(out)]) == 0
+    _, out = imported(tmp_path / "nets.py", "model", torch.tensor([[0.5, -1.0], [1.5, 0.25]], dtype=torch.float64),
+                      [[1.0], [0.0]], "mse", tmp_path, via)
     sc = backproof.load(out)
     assert [s.activation for s in sc.layers] == ["leaky_relu", "tanh", "identity"] and sc.layers[0].negative_slope == 0.2
     assert sc.layers[1].bias is None and main(["check", str(out), "--frameworks", "numpy,torch"]) == 0
