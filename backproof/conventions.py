@@ -591,6 +591,47 @@ def _ignore_index(label):
     return "nan" if math.isnan(value) else "left out" if abs(value - alone) < 1e-12 else f"{value:.6g}"
 
 
+def _key_bias_gradient(label):
+    """Self-attention of random x (2 rows, 3 steps, E = 4, 2 heads) under a random upstream gradient: is the key
+    bias's gradient zero up to rounding (below 1e-12 of the query bias's largest)?"""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    x, dout = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 3, 4))
+    in_proj, out_proj = 0.5 * rng.standard_normal((12, 4)), 0.5 * rng.standard_normal((4, 4))
+    in_bias, out_bias = 0.3 * rng.standard_normal(12), np.zeros(4)
+    if label == "numpy":
+        from reference.layers import MultiHeadAttention
+        layer = MultiHeadAttention(in_proj, in_bias, out_proj, out_bias, num_heads=2)
+        layer.forward(x)
+        layer.backward(dout)
+        grad = layer.in_proj.bias_grad
+    elif label.startswith("torch"):
+        import torch
+        layer = torch.nn.MultiheadAttention(4, 2, batch_first=True, dtype=torch.float64)
+        with torch.no_grad():
+            for param, value in ((layer.in_proj_weight, in_proj), (layer.in_proj_bias, in_bias),
+                                 (layer.out_proj.weight, out_proj), (layer.out_proj.bias, out_bias)):
+                param.copy_(torch.tensor(value))
+        inputs = torch.tensor(x)
+        (layer(inputs, inputs, inputs, need_weights=False)[0] * torch.tensor(dout)).sum().backward()
+        grad = layer.in_proj_bias.grad.numpy()
+    else:
+        import jax
+
+        import jax_impl
+        from reference.scenario import LayerSpec
+        spec = LayerSpec(None, None, type="multi_head_attention", options=(("causal", False), ("num_heads", 2)),
+                         tensors=(("in_proj_weight", in_proj), ("in_proj_bias", in_bias), ("out_proj.weight", out_proj),
+                                  ("out_proj.bias", out_bias)))
+        with jax.enable_x64(True):
+            params = jax_impl.to_flax([spec])[0]
+            grads = jax.grad(lambda p: (jax_impl.LAYERS["multi_head_attention"](p, x, {"causal": False}, {})
+                                        * dout).sum())(params)
+        grad = np.concatenate([np.asarray(grads[part]["bias"]).reshape(-1) for part in ("query", "key", "value")])
+    query, key = np.abs(grad[:4]).max(), np.abs(grad[4:8]).max()
+    return bool(key < 1e-12 * query)
+
+
 def _group_norm_defaults(label):
     """(num_groups when not given, ε measured from x = (−a, a) over 2 channels of one group, a = 1e-3)."""
     import inspect
@@ -1009,6 +1050,15 @@ def _registry():
                    "input's dtype (its source: \"always carried out in fp32\"), so a float64 model built on it "
                    "differs from torch's by ~1e-8; the JAX mirror writes the softmax with jax.nn.softmax instead",
                    _attention_softmax_precision),
+        Convention("attention-key-bias-gradient", "self-attention's key bias under a random upstream gradient: is its "
+                   "gradient 0 up to rounding?",
+                   {"numpy": True, "torch nn.MultiheadAttention": True, "jax_impl attention": True},
+                   "in every framework, as it must be: adding b_k to every key adds q·b_k to each logit of a query's "
+                   "row, which the softmax removes, so the loss does not depend on b_k. What each framework computes "
+                   "for it is rounding noise, and Adam, RMSprop and Adagrad divide that noise by its own size into "
+                   "steps of up to lr: trained under them, the key biases of two frameworks drift apart by rounding "
+                   "scaled up (the built-in transformer trains with SGD; a bias before a batch norm behaves alike)",
+                   _key_bias_gradient),
         Convention("lstm-gate-order", "the gates in the order an LSTM stacks them, measured by which of the 24 orders "
                    "reproduces it (Flax: its input-side dense names)",
                    {"numpy": "i, f, g, o", "torch nn.LSTM": "i, f, g, o", "flax.linen.LSTMCell": "ii, if, ig, io"},

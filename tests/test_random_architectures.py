@@ -427,7 +427,8 @@ def test_numpy_and_torch_agree_on_random_sequence_networks(document):
     in exact arithmetic (the softmax over the keys is unchanged by adding q·b_k to each), so each framework's is
     rounding noise, which Adam, RMSprop and Adagrad divide by its own size into steps of up to lr: the trained key
     biases then differ by noise scaled up, a property of the model (as a bias before a batch norm: batchnorm-mlp drops
-    it), which the step check's optimizer-amplification explanation covers and the trajectory check does not."""
+    it), which the step check's optimizer-amplification explanation covers and the trajectory check does not (registry
+    row attention-key-bias-gradient)."""
     attends = any(layer["type"] in ("multi_head_attention", "transformer_encoder_layer") and
                   any(key.endswith("in_proj_bias") for key in layer) for layer in document["layers"])
     check_agreement(document, ("numpy", "torch"), epochs=None if attends and document["optimizer"]["name"] != "sgd"
