@@ -578,22 +578,34 @@ def imported(path, factory, inputs, targets, loss, tmp_path, via):
 
 VIA = [pytest.param("process"), pytest.param("cli", marks=pytest.mark.slow)]
 
-def transformer_example():
-    spec = importlib.util.spec_from_file_location("torch_transformer", ROOT / "examples" / "torch_transformer.py")
+def example_module(name):
+    """examples/NAME.py, imported."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def assert_reproduced(sc, module, inputs):
+    """check passes comparing all three frameworks, and each one's output is the torch module's own on ``inputs``."""
+    import torch
+    with torch.no_grad():
+        expected = module(inputs).numpy()
+    report = backproof.check(sc)
+    assert report.ok and report.coverage == "compared", report.summary()
+    for framework, trace in report.traces.items():
+        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
 
 
 @pytest.mark.parametrize("via", VIA)
 def test_a_users_transformer_classifier_imports_and_all_three_reproduce_it(via, tmp_path):
     """The done-when of the normalization-and-attention issue: LayerNorm, exact GELU, torch's own pre-LN
     TransformerEncoderLayer (2 heads, GELU), a mean over the steps, BatchNorm1d in eval mode with running statistics,
-    SiLU and a linear head, imported through the CLI (the factory in a child process, the import proved against the
-    module's own outputs) and reproduced by all three frameworks to float64 precision."""
+    SiLU and a linear head, imported (through the CLI in make test-all: the factory in a child process), the import
+    proved against the module's own outputs, and reproduced by all three frameworks to float64 precision."""
     require("torch")
     import torch
-    example = transformer_example()
+    example = example_module("torch_transformer")
     torch.manual_seed(1)
     inputs = torch.randn(3, 4, 3, dtype=torch.float64)
     sc, _ = imported(ROOT / "examples" / "torch_transformer.py", "classifier", inputs, [0, 1, 1], "cross_entropy",
@@ -606,12 +618,7 @@ def test_a_users_transformer_classifier_imports_and_all_three_reproduce_it(via, 
     assert sc.layers[4].hyper["training"] is False
     module = example.classifier()
     np.testing.assert_array_equal(sc.layers[4].running_var, module.bn.running_var.numpy())
-    with torch.no_grad():
-        expected = module(inputs).numpy()
-    report = backproof.check(sc)
-    assert report.ok and report.coverage == "compared", report.summary()
-    for framework, trace in report.traces.items():
-        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    assert_reproduced(sc, module, inputs)
 
 
 ATTENTION_FACTORIES = '''
@@ -787,25 +794,16 @@ def sequence_inputs(seed=1):
                                                                                               # lstm-gru-count-bits
 def test_a_users_lstm_and_gru_classifiers_import_and_all_three_reproduce_them_then_train(factory, via, tmp_path):
     """The done-when of the recurrent issue: examples/torch_sequence.py's nn.LSTM and nn.GRU (batch_first, a linear head
-    on the last step) imported through the CLI, proved against the module's own outputs, reproduced by all three
-    frameworks to float64 precision; check and train exit 0."""
+    on the last step) imported (through the CLI in make test-all), proved against the module's own outputs, reproduced by all three
+    frameworks to float64 precision; check and train exit 0 (train: make test-all, on the CLI's file)."""
     require("torch")
-    import torch
     inputs = sequence_inputs()
     sc, out = imported(ROOT / "examples" / "torch_sequence.py", factory, inputs, [0, 1, 1], "cross_entropy", tmp_path,
                        via)
     assert [spec.type for spec in sc.layers] == [factory, "sequence_pool", "linear"]
-    spec = importlib.util.spec_from_file_location("torch_sequence", ROOT / "examples" / "torch_sequence.py")
-    example = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(example)
-    module = getattr(example, factory)()
+    module = getattr(example_module("torch_sequence"), factory)()
     np.testing.assert_array_equal(sc.layers[0].parameter("weight_hh_l0"), module.rnn.weight_hh_l0.detach().numpy())
-    with torch.no_grad():
-        expected = module(inputs).numpy()
-    report = backproof.check(sc)
-    assert report.ok and report.coverage == "compared", report.summary()
-    for framework, trace in report.traces.items():
-        np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
+    assert_reproduced(sc, module, inputs)
     if via == "cli":                    # make test-all: train exits 0 on the file the CLI wrote
         assert main(["train", str(out), "--epochs", "5"]) == 0
 
