@@ -632,6 +632,23 @@ def _key_bias_gradient(label):
     return bool(key < 1e-12 * query)
 
 
+def _attention_init(label):
+    """A fresh attention layer of width E = 256: (the query weights' standard deviation × √E to one digit, its
+    in-projection bias all 0?)."""
+    import numpy as np
+    if label.startswith("torch"):
+        import torch
+        torch.manual_seed(0)
+        layer = torch.nn.MultiheadAttention(256, 4)
+        query, bias = layer.in_proj_weight.detach().numpy()[:256], layer.in_proj_bias.detach().numpy()
+    else:
+        import jax
+        import flax.linen as nn
+        params = nn.MultiHeadDotProductAttention(num_heads=4).init(jax.random.key(0), np.zeros((1, 1, 256)))
+        query, bias = np.asarray(params["params"]["query"]["kernel"]), np.asarray(params["params"]["query"]["bias"])
+    return round(float(query.std()) * 16, 1), bool(np.all(bias == 0))
+
+
 def _group_norm_defaults(label):
     """(num_groups when not given, ε measured from x = (−a, a) over 2 channels of one group, a = 1e-3)."""
     import inspect
@@ -1050,6 +1067,13 @@ def _registry():
                    "input's dtype (its source: \"always carried out in fp32\"), so a float64 model built on it "
                    "differs from torch's by ~1e-8; the JAX mirror writes the softmax with jax.nn.softmax instead",
                    _attention_softmax_precision),
+        Convention("attention-default-init", "a fresh attention layer of width E = 256: (its query weights' "
+                   "standard deviation × √E, its q/k/v biases all 0)",
+                   {"torch nn.MultiheadAttention": (0.7, True), "flax.linen.MultiHeadDotProductAttention": (1.0, True)},
+                   "the scenario's weights, given. torch draws in_proj_weight (3E, E) with xavier_uniform over the "
+                   "packed matrix, std √(2/(E + 3E)) = 0.71/√E; Flax's lecun_normal gives each kernel std 1/√E: "
+                   "the two start from differently scaled attention",
+                   _attention_init),
         Convention("attention-key-bias-gradient", "self-attention's key bias under a random upstream gradient: is its "
                    "gradient 0 up to rounding?",
                    {"numpy": True, "torch nn.MultiheadAttention": True, "jax_impl attention": True},

@@ -117,9 +117,9 @@ FLOAT32_QUICK = {"blog-2-3-3-1", "kink-leaky-relu-2-2-1", "softmax-2-3-3", "spir
 # conv2d, both pools, flatten; conv1d-dropout: conv1d, per-side padding, dilation, dropout; layernorm-gelu: layer_norm,
 # gelu, silu; batchnorm-mlp: batch_norm1d in training, its running statistics; transformer-prenorm: attention, causal
 # mask, residuals, sequence_pool; lstm-gru: both cells' backpropagation through time). Every planted bug shows in
-# one of them (tests/test_mutations.py checks it). The five others (rmsprop-defaults, xor-2-3-1-tanh, mixed-3-4-3-2,
-# conv-same-even-kernel, conv-stride2-stem) repeat what these exercise, and their registry rows are measured in
-# every tier; make test-all (CI) runs every test on every built-in.
+# one of them (tests/test_mutations.py checks it). The six others (rmsprop-defaults, xor-2-3-1-tanh, mixed-3-4-3-2,
+# conv-same-even-kernel, conv-stride2-stem, lstm-scalar-3-steps) repeat what these exercise, and their registry rows
+# are measured in every tier; make test-all (CI) runs every test on every built-in.
 QUICK = FLOAT32_QUICK | {"grokking-3-4-1", "deep-1-2-2-1", "kink-relu-2-2-1", "xor-2-3-1-tanh-nesterov",
                          "cnn-1x8x8-strokes", "conv1d-dropout", "layernorm-gelu-4-6-3", "batchnorm-mlp-3-8-2",
                          "transformer-prenorm-2-heads", "lstm-gru-count-bits"}

@@ -428,7 +428,8 @@ def test_a_missing_library_is_one_line_with_its_install_line(tmp_path, capsys):
     assert not target.exists()
 
 
-TYPED = ("cnn-1x8x8-strokes", "conv-stride2-stem", "conv1d-dropout")
+TYPED = ("cnn-1x8x8-strokes", "conv-stride2-stem", "conv1d-dropout", "transformer-prenorm-2-heads",
+         "lstm-gru-count-bits")
 
 
 @pytest.mark.parametrize("name", TYPED)
