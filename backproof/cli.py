@@ -536,6 +536,8 @@ def cmd_import(args):
 
 
 def cmd_import_torch(args):
+    from reference.registry import LAYER_TYPES
+
     from .sandbox import SandboxError, run
     inputs = array_argument(args.inputs, "--inputs", images=True)
     try:      # the factory runs in a child process (backproof/sandbox.py), with a hard timeout
@@ -545,8 +547,8 @@ def cmd_import_torch(args):
     layers, outputs = [], []
     for k, layer in enumerate(metadata["layers"]):
         entry = {key: value for key, value in layer.items() if key not in ("bias", "weight", "nodes", "arrays")}
-        if layer["weight"]:
-            entry["bias"] = None
+        if layer["weight"] and "bias" in LAYER_TYPES[layer.get("type", "linear")].parameters:
+            entry["bias"] = None                        # a layer that can hold a bias and holds none
         for key in layer["arrays"]:                     # weight, bias, a batch norm's running statistics
             entry[key] = values[f"{key}{k}"]
         layers.append(entry)

@@ -649,6 +649,40 @@ def _attention_init(label):
     return round(float(query.std()) * 16, 1), bool(np.all(bias == 0))
 
 
+def _padding_row_trained(label):
+    """An embedding of 3 rows with padding row 0 (where the framework has one), looked up at (0, 1, 0) under a loss of
+    the sum of its outputs: does row 0 get a gradient?"""
+    import numpy as np
+    table, indices = np.arange(6.0).reshape(3, 2), np.array([0, 1, 0])
+    if label == "numpy":
+        from reference.layers import Embedding
+        layer = Embedding(table, padding_idx=0)
+        layer.forward(indices)
+        layer.backward(np.ones((3, 2)))
+        grad = layer.weight_grad
+    elif label.startswith("torch"):
+        import torch
+        layer = torch.nn.Embedding(3, 2, padding_idx=0, dtype=torch.float64)
+        layer(torch.tensor(indices)).sum().backward()
+        grad = layer.weight.grad.numpy()
+    else:
+        import inspect
+
+        import jax
+        import flax.linen as nn
+        if "padding_idx" in inspect.signature(nn.Embed).parameters:
+            return "has padding_idx"
+        with jax.enable_x64(True):
+            if label.startswith("jax_impl"):
+                import jax_impl
+                grad = jax.grad(lambda p: jax_impl.LAYERS["embedding"](p, indices, {"padding_idx": 0}, {}).sum())(
+                    {"embedding": table})["embedding"]
+            else:
+                grad = jax.grad(lambda p: nn.Embed(3, 2).apply({"params": p}, indices).sum())(
+                    {"embedding": table})["embedding"]
+    return bool(np.any(np.asarray(grad)[0] != 0))
+
+
 def _group_norm_defaults(label):
     """(num_groups when not given, ε measured from x = (−a, a) over 2 channels of one group, a = 1e-3)."""
     import inspect
@@ -1039,6 +1073,16 @@ def _registry():
                    "normalised by the biased one (N). Flax keeps the biased variance; a port that loads torch's "
                    "running statistics and trains in Flax drifts by N/(N − 1)",
                    _batch_norm_running("var")),
+        Convention("embedding-padding-idx", "an embedding with padding row 0 (where the framework has the option), "
+                   "looked up at (0, 1, 0): does row 0 take a gradient?",
+                   {"numpy": False, "torch nn.Embedding(padding_idx=0)": False, "flax.linen.Embed": True,
+                    "jax_impl embedding": False},
+                   "torch's: the padding_idx row is looked up like any other but never trained (its gradient is "
+                   "0), the usual way to pad sequences of tokens. Flax's Embed has no padding_idx, so a port trains "
+                   "the padding row; the JAX mirror stops its gradient (jax.lax.stop_gradient on that row). A 0 by "
+                   "definition, not by the calculus: torch.autograd.gradcheck fails on it (the row does move the "
+                   "output), so backproof's finite differences and established checkers hold that row fixed",
+                   _padding_row_trained),
         Convention("attention-weight-packing", "where self-attention keeps its weights, E = 4 and 2 heads: (the "
                    "query weight's shape, the output weight's shape)",
                    {"numpy": ((12, 4), (4, 4)), "torch nn.MultiheadAttention": ((12, 4), (4, 4)),

@@ -166,7 +166,7 @@ def resolve_parameter(scenario, text):
     if base not in params:
         known = ", ".join(list(params) + sorted(scenario.aliases))
         raise ExplainError(f"{scenario.name}: {text!r} is not a parameter (give one element of: {known})")
-    if not PARAMETER_RE.match(base):
+    if not PARAMETER_RE.match(base) or scenario.layers[int(base.split('.')[1])].type == "embedding":
         kind = scenario.layers[int(base.split('.')[1])].type
         raise ExplainError(f"{scenario.name}: {text!r} is a parameter inside {'an' if kind[0] in 'aeiou' else 'a'} "
                            f"{kind}; explain derives the δ recursion for the "

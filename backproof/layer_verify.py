@@ -101,6 +101,9 @@ def layer_case(scenario, index, part="layer", seed=0, inputs="drawn"):
     if part == "loss" and index != len(scenario.layers) - 1:
         raise LayerVerifyError(f"{scenario.name}: the loss follows the last layer, {len(scenario.layers) - 1}, "
                                f"not {index}")
+    if part == "layer" and scenario.layers[index].type == "embedding":
+        raise LayerVerifyError(f"{scenario.name}: layers[{index}] is an embedding, whose inputs are indices with no "
+                               f"gradient: check its weight's gradient with `backproof verify` on the whole network")
     if inputs not in ("drawn", "scenario"):
         raise LayerVerifyError(f"inputs must be 'drawn' or 'scenario', not {inputs!r}")
     rng = np.random.default_rng(seed)

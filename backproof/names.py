@@ -28,7 +28,8 @@ def tensor_shapes(scenario):
     for i in reversed(range(count)):
         for kind in scenario.layers[i].parameters():        # weight, bias; self_attn.in_proj_weight …
             shapes[f"grad.layers.{i}.{kind}"] = params[f"layers.{i}.{kind}"]
-    shapes["grad.inputs"] = scenario.inputs.shape
+    if not scenario.indexed:                                # an embedding's indices have no gradient
+        shapes["grad.inputs"] = scenario.inputs.shape
     shapes.update(state_shapes(scenario))
     for name, shape in params.items():
         shapes[f"updated.{name}"] = shape

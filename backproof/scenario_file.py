@@ -415,7 +415,7 @@ def read_layers(r, data):
         for key in ("weight", "bias"):
             if key in layer and key not in holds:
                 r.fail(f"{field}.{key}", f"is not a parameter of {type_name}: " + (
-                    f"its are {', '.join(holds)}" if holds else "it has none"))
+                    f"its parameters are {', '.join(holds)}" if holds else "it has none"))
         if LAYER_TYPES[type_name].named:
             read_named_parameters(r, layer, field, type_name)
         elif type_name == "linear" and not typed:
@@ -566,7 +566,9 @@ def read_data(r, data, layers, loss):
     cross_entropy takes class indices (a list of n integers) or probability rows."""
     typed = any("type" in layer for layer in layers)
     raw_inputs = r.required(data, "inputs", "inputs")
-    if typed:
+    if layers[0].get("type") == "embedding":
+        inputs = embedding_indices(r, raw_inputs, len(layers[0]["weight"]))
+    elif typed:
         inputs = r.nested(raw_inputs, "inputs")
         if len(shape_of(inputs)) < 2:
             r.fail("inputs", "must be a list of rows, (n, features), (n, C, L) or (n, C, H, W)")
@@ -608,6 +610,27 @@ def read_data(r, data, layers, loss):
                 r.fail(f"targets[{i}]", f"sums to {math.fsum(row):.9g}; a probability row must sum to 1 "
                                         f"(within {PROBABILITY_SUM_ATOL:g})")
     return inputs, targets, "rows"
+
+
+def embedding_indices(r, raw, rows_of_weight):
+    """An embedding's inputs: n indices, or n rows of T indices, each a whole number naming a row of its weight."""
+    if not isinstance(raw, list) or not raw:
+        r.fail("inputs", f"must be a list of indices (n,) or of rows of indices (n, T) into layers[0]'s "
+                         f"{rows_of_weight} embeddings, not {kind(raw)}")
+    nested = isinstance(raw[0], list)
+    rows = raw if nested else [raw]
+    steps = len(rows[0])
+    for i, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != steps or not row:
+            r.fail(f"inputs[{i}]" if nested else "inputs", f"must hold {steps} indices like the first row")
+        for t, value in enumerate(row):
+            field = f"inputs[{i}][{t}]" if nested else f"inputs[{t}]"
+            if isinstance(value, bool) or not isinstance(value, int):
+                r.fail(field, f"must be an index (a whole number) into layers[0]'s embeddings, not {kind(value)}")
+            if not 0 <= value < rows_of_weight:
+                r.fail(field, f"is {value}, not a row of layers[0]'s {rows_of_weight} embeddings (0 to "
+                              f"{rows_of_weight - 1})")
+    return raw
 
 
 def sequence_targets(r, raw, rows, out_shape, loss):

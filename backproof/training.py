@@ -117,6 +117,8 @@ class Rounded:
 
     def backward(self, grad):
         out = self.layer.backward(grad)
+        if out is None:                                     # an embedding's indices: nothing flows back
+            return None
         rounding = self.noise(out.shape) * (np.abs(grad) if self.activation else out)
         return (out + rounding).astype(out.dtype)
 
@@ -279,7 +281,7 @@ def finite_difference_train(scenario, epochs=None, delta=1e-4):
                for s in range(0, scenario.inputs.shape[0], batch_size)]
     for _ in range(epochs):
         for x, t in batches:
-            loss_at = loss_of(scenario, x, t)
+            loss_at = loss_of(scenario, x, t, anchor=model.parameters())   # a padding row held where it stands
             loss, grads = loss_at(model.parameters()), central_differences(loss_at, model.parameters(), delta)
             params, state = update(model.parameters(), grads, state, scenario.optimizer)
             model.set_parameters(params)

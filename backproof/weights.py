@@ -652,6 +652,9 @@ def layer_outputs(module, inputs):
 
     import warnings
     dtype = next(module.parameters()).dtype
+    first = next((module.get_submodule(node.target) for node in traced.graph.nodes if node.op == "call_module"), None)
+    if isinstance(first, torch.nn.Embedding):           # its inputs are indices: a LongTensor
+        dtype = torch.long
     with torch.no_grad(), warnings.catch_warnings():     # torch's note that padding="same" at an even kernel pads a copy
         warnings.filterwarnings("ignore", message="Using padding='same' with even kernel", category=UserWarning)
         Recorder(traced).run(torch.tensor(inputs, dtype=dtype))
@@ -662,8 +665,11 @@ def scenario_document(name, layers, dtype, inputs, targets, loss="mse", lr=0.01,
     """A scenario file's document (JSON-ready) from layers, data, loss and SGD's learning rate."""
     def plain(value):
         return np.asarray(value, dtype=np.float64).tolist()
+    first = layers[0] if layers and isinstance(layers[0], dict) else {}
+    indices = first.get("type") == "embedding"              # an embedding's inputs stay whole numbers
     document = {"name": name, "description": f"imported: {source}" if source else "imported", "dtype": dtype,
-                "layers": [], "loss": loss, "inputs": plain(inputs),
+                "layers": [], "loss": loss,
+                "inputs": np.asarray(inputs).astype(np.int64).tolist() if indices else plain(inputs),
                 "targets": np.asarray(targets).tolist() if np.asarray(targets).ndim == 1 else plain(targets),
                 "optimizer": {"name": "sgd", "lr": lr}}
     for entry in layers:

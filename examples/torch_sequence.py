@@ -23,6 +23,25 @@ class Classifier(nn.Module):
         return self.head(out[:, -1])
 
 
+class Tagged(nn.Module):
+    """Token indices (n, T) through an embedding whose row 0 pads, an LSTM, a head on the last step."""
+
+    def __init__(self, vocabulary=5, width=3, hidden=4, classes=2):
+        super().__init__()
+        self.embed = nn.Embedding(vocabulary, width, padding_idx=0)
+        self.rnn = nn.LSTM(width, hidden, batch_first=True)
+        self.head = nn.Linear(hidden, classes)
+
+    def forward(self, tokens):
+        out, _ = self.rnn(self.embed(tokens))
+        return self.head(out[:, -1])
+
+
+def tokens():
+    torch.manual_seed(2)
+    return Tagged().double()
+
+
 def lstm():
     torch.manual_seed(0)
     return Classifier(nn.LSTM).double()

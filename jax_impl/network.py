@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from reference.registry import conv_pads
+from reference.network import frozen
 from reference.scenario import IGNORE_INDEX
 from reference.trace import StepValues, canonical_trace, state_names
 
@@ -144,6 +145,16 @@ def group_norm(layer, x, o, buffers):
     return z + layer["bias"] if "bias" in layer else z
 
 
+def embed(layer, x, o):
+    """Flax's Embed, a lookup of each index's row; torch's padding_idx, which Flax's Embed lacks (registry row
+    embedding-padding-idx), as a row whose gradient is stopped: it passes its value and takes no gradient."""
+    table = layer["embedding"]
+    if o["padding_idx"] is not None:
+        row = o["padding_idx"] % table.shape[0]
+        table = table.at[row].set(jax.lax.stop_gradient(table[row]))
+    return jnp.take(table, x, axis=0)
+
+
 def dense(layer, x):
     """Flax's Dense: x·kernel + bias over the last axis (every step of a sequence)."""
     return x @ layer["kernel"] + layer["bias"] if "bias" in layer else x @ layer["kernel"]
@@ -245,6 +256,7 @@ def running_statistics(model, x, acts):
 
 # name -> (params, x, hyperparameters, buffers) -> z, over Flax's NHWC/NWC layouts (reference.registry.LAYER_TYPES)
 LAYERS = {
+    "embedding": lambda layer, x, o, buffers: embed(layer, x, o),
     "linear": lambda layer, x, o, buffers: dense(layer, x),
     "conv1d": conv(("NWC", "WIO", "NWC")),
     "conv2d": conv(("NHWC", "HWIO", "NHWC")),
@@ -320,10 +332,11 @@ def gradients(model, x, t, loss):
         zs, acts = forward(model.replace(params), x, taps)
         return LOSSES[loss.name](acts[-1], t, **loss.options()), (zs, acts)
 
-    taps = [jnp.zeros(z.shape, x.dtype) for z in jax.eval_shape(forward, model, x)[0]]
-    (value, (zs, acts)), (grads, dzs, dx) = jax.value_and_grad(loss_of, argnums=(0, 1, 2), has_aux=True)(
-        model.params, taps, x)
-    return StepValues(zs, acts, value, dzs, grads, dx)
+    taps = [jnp.zeros(z.shape, z.dtype) for z in jax.eval_shape(forward, model, x)[0]]
+    indices = jnp.issubdtype(x.dtype, jnp.integer)          # an embedding's: no gradient
+    (value, (zs, acts)), (grads, dzs, *dx) = jax.value_and_grad(loss_of, argnums=(0, 1) if indices else (0, 1, 2),
+                                                               has_aux=True)(model.params, taps, x)
+    return StepValues(zs, acts, value, dzs, grads, dx[0] if dx else None)
 
 
 def sgd(o):
@@ -553,6 +566,8 @@ def to_flax(layers):
                               for child in ("linear1", "linear2", "norm1", "norm2")}})
         elif layer.type in GATES:
             params.append(recurrent_to_flax(named, GATES[layer.type]))
+        elif layer.type == "embedding":                 # Flax's Embed keeps torch's (num, dim): no transpose
+            params.append({"embedding": np.array(layer.weight, copy=True)})
         else:
             params.append(dense_to_flax(layer.weight, layer.bias))
     return params
@@ -650,7 +665,9 @@ def from_flax(params):
     layers = []
     for layer in params:
         gates = next((gates for gates in GATES.values() if gates[0][0] in layer), None)
-        if "query" in layer:
+        if "embedding" in layer:
+            layers.append({"weight": np.array(layer["embedding"], copy=True)})
+        elif "query" in layer:
             layers.append(attention_from_flax(layer))
         elif gates:
             layers.append(recurrent_from_flax(layer, gates))
@@ -705,7 +722,7 @@ def canonical_values(values, sequence=False):
     back = functools.partial(to_nchw, sequence=sequence)
     return values._replace(zs=[back(z) for z in values.zs], activations=[back(a) for a in values.activations],
                            dzs=[back(dz) for dz in values.dzs], grads=canonical(values.grads),
-                           input_grad=back(values.input_grad))
+                           input_grad=None if values.input_grad is None else back(values.input_grad))
 
 
 def arrays(scenario):
@@ -715,11 +732,15 @@ def arrays(scenario):
         targets = jnp.asarray(scenario.class_indices(), dtype=jnp.int32)
     else:
         targets = jnp.asarray(scenario.targets, dtype=scenario.dtype)
+    if scenario.indexed:                                    # an embedding's indices: integers, as Flax's Embed takes
+        return jnp.asarray(scenario.inputs, dtype=jnp.int32), targets
     return jnp.asarray(to_nhwc(scenario.inputs, scenario.sequence), dtype=scenario.dtype), targets
 
 
 def numpy(value, dtype):
     """JAX arrays (alone or inside lists, dicts and StepValues) -> NumPy copies, asserting the dtype."""
+    if value is None:                                       # an embedding's inputs have no gradient
+        return None
     if isinstance(value, StepValues):
         return StepValues(*(numpy(part, dtype) for part in value))
     if isinstance(value, dict):
@@ -758,8 +779,11 @@ def loss_function(scenario):
     same forward and LOSSES: what jax.test_util.check_grads differentiates. Call inside ``precision``."""
     model = Model.from_scenario(scenario)
     x, t = arrays(scenario)
+    frozen_rows = {int(name.split(".")[1]): row for name, row in frozen(scenario).items()}
 
     def f(params):
+        params = [dict(layer, embedding=layer["embedding"].at[frozen_rows[i]].set(model.params[i]["embedding"][
+            frozen_rows[i]])) if i in frozen_rows else layer for i, layer in enumerate(params)]   # held: 0 by definition
         _, acts = forward(model.replace(params), x)
         return LOSSES[scenario.loss](acts[-1], t, **scenario.criterion.options())
 

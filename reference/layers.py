@@ -411,6 +411,33 @@ class Dropout(Layer):
         return dz * self.scale.astype(dz.dtype)
 
 
+class Embedding(Layer):
+    """nn.Embedding: integer inputs pick rows of the weight (num_embeddings, embedding_dim).
+
+        forward:   z = W[x]                     (n, E) for x (n,), (n, T, E) for x (n, T)
+        backward:  dW[k] = Σ over the positions where x = k of dz      (np.add.at: a row used twice gets both)
+                   dW[padding_idx] = 0           the padding token's row is never trained
+                   no gradient for x: indices are not differentiable
+    """
+
+    def __init__(self, weight, copy=True, padding_idx=None):
+        keep = (lambda array: np.array(array, copy=True)) if copy else np.asarray
+        self.weight, self.bias = keep(weight), None
+        self.padding_idx = None if padding_idx is None else padding_idx % self.weight.shape[0]
+        self.weight_grad = None
+
+    def forward(self, x):
+        self.x = np.asarray(x).astype(np.int64)                             # indices, kept for backward
+        return self.weight[self.x]
+
+    def backward(self, dz):
+        self.weight_grad = np.zeros_like(self.weight)
+        np.add.at(self.weight_grad, self.x, dz)                             # scatter-add: repeated indices sum
+        if self.padding_idx is not None:
+            self.weight_grad[self.padding_idx] = 0.0
+        return None                                                         # ∂L/∂x: none for indices
+
+
 class MultiHeadAttention(Layer):
     """nn.MultiheadAttention as self-attention over batch-first sequences x (n, T, E), H heads of D = E/H:
 
@@ -730,6 +757,8 @@ def build(spec, params=None, copy=True):
     o = spec.hyper
     params = dict(spec.parameters(), **(params or {}))
     weight, bias = params.get("weight"), params.get("bias")
+    if spec.type == "embedding":
+        return Embedding(weight, copy, o["padding_idx"])
     if spec.type == "multi_head_attention":
         return MultiHeadAttention(params["in_proj_weight"], params.get("in_proj_bias"), params["out_proj.weight"],
                                   params.get("out_proj.bias"), copy, o["num_heads"], o["causal"])
@@ -763,7 +792,7 @@ def build(spec, params=None, copy=True):
 
 
 # name -> the layer class (reference.registry.LAYER_TYPES declares each name, its hyperparameters and shapes)
-LAYERS = {"linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
+LAYERS = {"embedding": Embedding, "linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
           "avg_pool2d": AvgPool2d,
           "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm, "batch_norm1d": BatchNorm,
           "batch_norm2d": BatchNorm, "group_norm": GroupNorm, "multi_head_attention": MultiHeadAttention,

@@ -97,15 +97,38 @@ def gradients(model, x, t, loss):
 
 # --- plumbing for the harness (not a stage) ----------------------------------------------
 
-def loss_of(scenario, inputs=None, targets=None):
-    """params -> the loss on the scenario's batch (or the one given): what finite differences probe."""
+def loss_of(scenario, inputs=None, targets=None, anchor=None):
+    """params -> the loss on the scenario's batch (or the one given): what finite differences probe. The elements whose
+    gradient is 0 by definition (``frozen``) are held at ``anchor``'s values (default: the scenario's), so that a
+    probe moving them moves nothing, and the difference quotient there is the 0 the frameworks define."""
     inputs = scenario.inputs if inputs is None else inputs
     targets = scenario.targets if targets is None else targets
-    return lambda params: loss_value(scenario, params, inputs, targets)
+    anchor = scenario.parameters() if anchor is None else anchor
+    return lambda params: loss_value(scenario, held(scenario, params, anchor), inputs, targets)
+
+
+def frozen(scenario):
+    """{canonical parameter: row} of the rows whose gradient is 0 by definition rather than by the calculus: an
+    embedding's padding_idx row, looked up like any other and never trained (torch's nn.Embedding)."""
+    return {f"layers.{i}.weight": spec.hyper["padding_idx"] % spec.weight.shape[0]
+            for i, spec in enumerate(scenario.layers) if spec.type == "embedding"
+            and spec.hyper["padding_idx"] is not None}
+
+
+def held(scenario, params, anchor):
+    """``params`` with each frozen row replaced by ``anchor``'s (copies: neither is changed)."""
+    rows = frozen(scenario)
+    if not rows:
+        return params
+    params = dict(params)
+    for name, row in rows.items():
+        params[name] = np.array(params[name], copy=True)
+        params[name][row] = anchor[name][row]
+    return params
 
 
 def loss_value(scenario, params, inputs, targets):
-    """The loss alone at ``params`` on a batch: the function finite differences probe."""
+    """The loss alone at ``params`` on a batch."""
     _, acts = forward(Model(scenario, params), inputs)
     return LOSSES[scenario.loss][0](acts[-1], targets, **scenario.criterion.options())
 

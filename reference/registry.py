@@ -193,6 +193,16 @@ def _gated(gates):
     return lambda options, in_shape, shapes: _recurrent_shape(options, in_shape, shapes, gates)
 
 
+def _embedding_shape(options, in_shape, weight_shape):
+    """Indices (,) or (T,) -> each one's row of the weight (num_embeddings, embedding_dim): (E,) or (T, E)."""
+    if len(in_shape) > 1:
+        raise ValueError(f"takes class indices (n,) or (n, T), not an input of shape (n, {in_shape})")
+    padding = options["padding_idx"]
+    if padding is not None and not -weight_shape[0] <= padding < weight_shape[0]:
+        raise ValueError(f"padding_idx {padding} is not a row of the {weight_shape[0]} embeddings")
+    return in_shape + (weight_shape[1],)
+
+
 def _sequence_pool_shape(options, in_shape, _weight_shape):
     """(T, E) -> (E,): the last step or the mean over the steps."""
     if len(in_shape) != 2:
@@ -254,6 +264,12 @@ LAYER_TYPES = {layer.name: layer for layer in (
               "(n, C, …): each sample's channels in num_groups groups, each group normalised over its channels and "
               "positions (biased variance), then ·weight + bias per channel; weight and bias (C,)",
               (("affine", True),), flax="GroupNorm", weight_rank=1, bias_required=True),
+    LayerType("embedding", "nn.Embedding", "weight[x], Flax's Embed (the same (num, dim) layout)", -1, ("weight",),
+              {"padding_idx": None}, _embedding_shape,
+              "integer inputs (n,) or (n, T) -> weight[x], (n, E) or (n, T, E); weight (num_embeddings, embedding_dim); "
+              "the padding_idx row gets no gradient",
+              (("max_norm", None), ("scale_grad_by_freq", False), ("sparse", False)), flax="Embed", weight_rank=2,
+              sequence=True),
     LayerType("multi_head_attention", "nn.MultiheadAttention (batch_first, self-attention)",
               "q, k, v einsums over Flax's (E, heads, head_dim) kernels, jax.nn.dot_product_attention", -1,
               ATTENTION, {"num_heads": None, "causal": False}, _attention_shape,
@@ -374,6 +390,9 @@ def normalize(type_name, options):
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < 1:
             raise ValueError(f"layer_norm_eps: must be a number in (0, 1), not {eps!r}")
         values["layer_norm_eps"] = float(eps)
+    padding = values.get("padding_idx")
+    if padding is not None and (isinstance(padding, bool) or not isinstance(padding, int)):
+        raise ValueError(f"padding_idx: must be a whole number (a row; negative counts from the end), not {padding!r}")
     values.pop("mask", None)            # an array, held on the LayerSpec
     return tuple(sorted(values.items()))
 
@@ -444,6 +463,8 @@ OPTION_TEXT = {
     "feedforward_activation": "transformer_encoder_layer: \"relu\" (torch's default) or \"gelu\" (exact): torch's "
                               "`activation` argument (a layer's own `activation` is the one applied after it)",
     "layer_norm_eps": "transformer_encoder_layer: ε of both norms, in (0, 1) (torch's 1e-5)",
+    "padding_idx": "embedding: none (torch's default) or the row (negative counts from the end) whose gradient is "
+                   "always 0, the padding token's: its value stays as given",
     "nonlinearity": "rnn: \"tanh\" (torch's default) or \"relu\"",
     "weight_ih_l0": "rnn, lstm, gru: required, (gates·H, F), the gates stacked as torch stacks them (lstm i, f, g, o; "
                     "gru r, z, n)",

@@ -159,16 +159,22 @@ class Scenario:
         layers: a list of dicts as in the JSON file: weight, bias (optional), activation,
         negative_slope (optional), and for a typed layer ``type`` and its hyperparameters.
         """
+        specs = tuple(layer_spec(layer, dtype) for layer in layers)
         return Scenario(
             name=name,
-            layers=tuple(layer_spec(layer, dtype) for layer in layers),
+            layers=specs,
             loss=loss,
-            inputs=frozen_array(inputs, dtype),
+            inputs=frozen_array(inputs, "int64" if specs[0].type == "embedding" else dtype),
             targets=frozen_array(targets, dtype),
             lr=float(lr),
             dtype=dtype,
             **extra,
         )
+
+    @property
+    def indexed(self):
+        """True when the inputs are integer indices into an embedding (its first layer): they get no gradient."""
+        return bool(self.layers) and self.layers[0].type == "embedding"
 
     @property
     def sequence(self):
@@ -203,7 +209,7 @@ class Scenario:
         return replace(
             self,
             layers=layers,
-            inputs=frozen_array(self.inputs, dtype),
+            inputs=self.inputs if self.indexed else frozen_array(self.inputs, dtype),     # indices stay integers
             targets=frozen_array(self.targets, dtype),
             dtype=dtype,
         )

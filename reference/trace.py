@@ -29,7 +29,7 @@ class StepValues(NamedTuple):
     loss: object        # the scalar loss
     dzs: list           # ∂L/∂z_i, each (n, out_i)
     grads: dict         # ∂L/∂p under canonical names (the JAX mirror keeps the Flax layout until converted)
-    input_grad: object  # ∂L/∂x, (n, in_0)
+    input_grad: object  # ∂L/∂x, (n, in_0); None for integer inputs (an embedding's indices)
 
 
 def state_names(state):
@@ -52,7 +52,8 @@ def canonical_trace(values, updated, state):
         trace[f"layers.{i}.dz"] = dz
     for name, grad in values.grads.items():
         trace[f"grad.{name}"] = grad
-    trace["grad.inputs"] = values.input_grad
+    if values.input_grad is not None:                       # indices have none
+        trace["grad.inputs"] = values.input_grad
     trace.update(state_names(state))
     for name, value in updated.items():
         trace[f"updated.{name}"] = value

@@ -184,11 +184,13 @@ def test_a_per_step_cross_entropy_leaves_the_ignored_steps_out_in_every_framewor
     """A head at every step and one class index per step, torch's ignore_index −100 marking the padded ones: the three
     frameworks agree on the loss (the mean over the 12 counted steps) and on every gradient, and an ignored step's
     ∂L/∂z is exactly 0 (label smoothing included: it smooths the counted steps only)."""
+    require("torch")
+    require("jax")
     document = tagger_document(TAGS, {"name": "cross_entropy", "label_smoothing": label_smoothing})
     sc = backproof.parse(document)
     assert sc.target_format == "indices" and sc.class_indices().tolist() == TAGS
     report = backproof.check(sc)
-    assert report.ok and report.coverage == "compared", report.summary()
+    assert report.ok and report.coverage == "compared", report.verdict
     dz = report.traces["numpy"]["layers.1.dz"]
     ignored = np.array(TAGS) == -100
     assert np.all(dz[ignored] == 0) and np.all(np.abs(dz[~ignored]).sum(axis=-1) > 0)
@@ -209,3 +211,16 @@ def test_a_per_step_cross_entropy_leaves_the_ignored_steps_out_in_every_framewor
 def test_per_step_targets_that_do_not_fit_are_named(targets, message):
     with pytest.raises(backproof.ScenarioError, match=re.escape(message)):
         backproof.parse(tagger_document(targets))
+
+
+@pytest.mark.parametrize("inputs, message", [
+    ([[0, 1.5], [2, 3]], "inputs[0][1] must be an index (a whole number) into layers[0]'s embeddings, not a number"),
+    ([[0, 1], [2, 7]], "inputs[1][1] is 7, not a row of layers[0]'s 5 embeddings (0 to 4)"),
+    ([[0, 1], [2]], "inputs[1] must hold 2 indices like the first row")])
+def test_an_embeddings_indices_that_do_not_fit_are_named(inputs, message):
+    document = {"name": "tokens", "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1}, "inputs": inputs,
+                "targets": [[0.0], [1.0]],
+                "layers": [{"type": "embedding", "weight": np.ones((5, 2)).tolist()},
+                           {"type": "sequence_pool", "mode": "mean"}, {"type": "linear", "weight": [[1.0, 1.0]]}]}
+    with pytest.raises(backproof.ScenarioError, match=re.escape(message)):
+        backproof.parse(document)

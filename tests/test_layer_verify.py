@@ -354,3 +354,10 @@ def test_backpropagation_through_time_without_the_cell_state_path_is_caught_nami
                                                              "dbias_hh_l0"}
     named = {d.parameter: d for d in wrong.diagnoses}
     assert named["weight_hh_l0"].kind == "missing-term" and "cell-state path" in named["weight_hh_l0"].text
+
+
+def test_an_embedding_is_refused_by_name_with_where_to_check_it():
+    """An embedding's inputs are indices, with no gradient to verify: verify-layer says so and points to verify."""
+    with pytest.raises(LayerVerifyError, match=r"layers\[0\] is an embedding, whose inputs are indices with no "
+                                               r"gradient: check its weight's gradient with `backproof verify`"):
+        layer_case(backproof.load("transformer-prenorm-2-heads"), 0)

@@ -348,7 +348,7 @@ def test_the_typed_strategy_draws_every_layer_type():
 
 # --- sequence networks: attention, transformer blocks, pooling over the steps --------------------------------
 
-SEQUENCE_TYPES = ("multi_head_attention", "transformer_encoder_layer", "sequence_pool", "rnn", "lstm", "gru")
+SEQUENCE_TYPES = ("embedding", "multi_head_attention", "transformer_encoder_layer", "sequence_pool", "rnn", "lstm", "gru")
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
 
@@ -365,7 +365,8 @@ def attention_document(draw, embed, prefix="", bias=True):
 
 @st.composite
 def sequence_documents(draw, dtype):
-    """A sequence network: a linear layer applied at every step (n, T, F) -> (n, T, E), one or two attention layers,
+    """A sequence network: token indices through an embedding (padding_idx none, first or last) or a linear layer
+    applied at every step (n, T, F) -> (n, T, E), then one or two attention layers,
     transformer blocks (heads, norm placement, causal mask, feed-forward activation and width drawn) or recurrent cells
     (rnn tanh or relu, lstm, gru; biases or none; the initial state given or 0s), the steps pooled (last or mean), a
     linear head; any loss and optimizer."""
@@ -375,7 +376,15 @@ def sequence_documents(draw, dtype):
     heads = draw(st.integers(1, 2))
     depth = draw(st.integers(2 if heads == 1 else 1, 2))
     embed = heads * depth
-    layers = [{"type": "linear", **layer_document(draw, features, embed, "identity")}]
+    tokens = draw(st.booleans())             # token indices through an embedding, or features through a linear layer
+    if tokens:
+        vocabulary = draw(st.integers(2, 5))
+        layers = [{"type": "embedding", "weight": numbers(draw, -1, 1, (vocabulary, embed)),
+                   "padding_idx": draw(st.sampled_from((None, 0, -1)))}]
+        inputs = [[draw(st.integers(0, vocabulary - 1)) for _ in range(steps)] for _ in range(rows)]
+    else:
+        layers = [{"type": "linear", **layer_document(draw, features, embed, "identity")}]
+        inputs = numbers(draw, -2, 2, (rows, steps, features))
     for _ in range(draw(st.integers(1, 2))):
         kind = draw(st.sampled_from(("attention", "block", "rnn", "lstm", "gru")))
         if kind in GATES:                   # a recurrent cell keeps the width: E in, E out
@@ -415,7 +424,7 @@ def sequence_documents(draw, dtype):
     loss, width = draw(st.sampled_from(LOSSES)), draw(st.integers(1, 3))
     layers.append({"type": "linear", **layer_document(draw, embed, width, "identity")})
     return {"name": "hypothesis-drawn-sequence", "dtype": dtype, "layers": layers, "loss": loss,
-            "inputs": numbers(draw, -2, 2, (rows, steps, features)), "targets": draw(targets_for(loss, rows, width)),
+            "inputs": inputs, "targets": draw(targets_for(loss, rows, width)),
             "optimizer": draw(optimizers())}
 
 

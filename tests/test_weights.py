@@ -593,7 +593,7 @@ def assert_reproduced(sc, module, inputs):
     with torch.no_grad():
         expected = module(inputs).numpy()
     report = backproof.check(sc)
-    assert report.ok and report.coverage == "compared", report.summary()
+    assert report.ok and report.coverage == "compared", report.verdict
     for framework, trace in report.traces.items():
         np.testing.assert_allclose(trace["output"], expected, rtol=STEP_RTOL, atol=STEP_ATOL, err_msg=framework)
 
@@ -698,7 +698,8 @@ def test_self_attention_and_the_last_step_import_and_what_they_cannot_hold_is_re
 
 
 def test_a_transformer_exported_for_flax_runs_in_real_flax(tmp_path):
-    """The transformer block's params under TransformerEncoderLayer_0: self_attn applied by flax.linen's own
+    """The embedding's table under Embed_0, the transformer block's params under TransformerEncoderLayer_0: self_attn
+    applied by flax.linen's own
     MultiHeadDotProductAttention (its query/key/value/out kernels as to_flax lays them out, Flax's causal mask),
     linear1/2 by Dense and norm1/2 by LayerNorm with torch's eps: the reference's output, to float64 precision."""
     pytest.importorskip("flax")
@@ -725,8 +726,8 @@ def test_a_transformer_exported_for_flax_runs_in_real_flax(tmp_path):
 
     class Net(linen.Module):
         @linen.compact
-        def __call__(self, x):
-            x = linen.Dense(4, **f64)(x)
+        def __call__(self, tokens):
+            x = linen.Embed(4, 4, **f64)(tokens)             # Embed_0: torch's (num, dim) table as it is
             x = TransformerEncoderLayer()(x)[:, -1]
             return linen.Dense(2, **f64)(x)
 
@@ -831,7 +832,7 @@ def test_recurrent_modules_are_read_as_they_compute_and_what_they_cannot_hold_is
                                                            "cross_entropy"))))
         prove_import(sc, [(", ".join(n), seen[n[-1]]) for n in names], f"cells.py:{factory}")
         report = backproof.check(sc)
-        assert report.ok, report.summary()
+        assert report.ok, report.verdict
         with torch.no_grad():
             np.testing.assert_allclose(report.traces["jax"]["output"], module(torch.tensor(inputs)).numpy(),
                                        rtol=STEP_RTOL, atol=STEP_ATOL)
@@ -862,3 +863,21 @@ def test_recurrent_cells_exported_for_flax_run_in_flaxs_own_cells(tmp_path):
         x = linen.RNN(linen.GRUCell(3, **f64)).apply({"params": {"cell": tree["GRUCell_0"]}}, x)[:, -1]
         out = linen.Dense(1, **f64).apply({"params": tree["Dense_0"]}, x)
     np.testing.assert_allclose(np.asarray(out), reference.run_step(sc)["output"], rtol=STEP_RTOL, atol=STEP_ATOL)
+
+
+def test_token_indices_through_an_embedding_import_and_its_padding_row_is_never_trained(tmp_path):
+    """nn.Embedding(padding_idx=0) → nn.LSTM → a head on the last step, fed token indices: read with its padding_idx,
+    the inputs kept whole numbers, reproduced by all three frameworks; the padding row's gradient is 0 in each, though
+    the inputs use it (Flax's Embed has no padding_idx: registry row embedding-padding-idx)."""
+    require("torch")
+    import torch
+    tokens = torch.tensor([[0, 0, 1, 4], [0, 2, 3, 3], [1, 1, 4, 2]])
+    sc, out = imported(ROOT / "examples" / "torch_sequence.py", "tokens", tokens, [0, 1, 1], "cross_entropy", tmp_path,
+                       "process")
+    assert [spec.type for spec in sc.layers] == ["embedding", "lstm", "sequence_pool", "linear"]
+    assert sc.layers[0].hyper["padding_idx"] == 0 and sc.indexed and sc.inputs.dtype == np.int64
+    assert isinstance(json.loads(out.read_text())["inputs"][0][0], int)
+    assert_reproduced(sc, example_module("torch_sequence").tokens(), tokens)
+    for trace in backproof.check(sc).traces.values():
+        assert np.all(trace["grad.layers.0.weight"][0] == 0) and np.any(trace["grad.layers.0.weight"][1:] != 0)
+        assert "grad.inputs" not in trace                    # indices have no gradient

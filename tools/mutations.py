@@ -292,6 +292,23 @@ def _gru_reset_before_matmul(patch, scenario):
     patch.setattr(layers.GRU, "step", step)
 
 
+def _padding_row_trained(patch, scenario):
+    """Embedding.backward that lets the padding_idx row take its gradient like any other (Flax's Embed, which has no
+    padding_idx, does)."""
+    def backward(self, dz):
+        self.weight_grad = np.zeros_like(self.weight)
+        np.add.at(self.weight_grad, self.x, dz)
+        return None
+    patch.setattr(layers.Embedding, "backward", backward)
+
+
+def _padding_row_used(scenario, clean):
+    found = [i for i, spec in enumerate(scenario.layers) if spec.type == "embedding"
+             and spec.hyper["padding_idx"] is not None and i == 0
+             and np.any(np.asarray(scenario.inputs) == spec.hyper["padding_idx"] % spec.weight.shape[0])]
+    return f"grad.layers.{found[0]}.weight" if found else None
+
+
 def _below_the_first(kind, steps=1):
     """The first tensor a backward-only bug in a ``kind`` layer corrupts (backward runs from the top: the topmost such
     layer's): the dz beneath it, or at layer 0 its own first parameter's gradient; None when the sequences have no
@@ -601,6 +618,8 @@ MUTANTS = (
            "gradient reaches earlier steps through h alone", _lstm_cell_gradient_dropped, _below_the_first("lstm")),
     Mutant("gru-reset-before-matmul", "the GRU's reset gate applied to h before the hidden matmul, not to its "
            "result", _gru_reset_before_matmul, _first_of_type(("gru",), "layers.{i}.z")),
+    Mutant("embedding-padding-row-trained", "the embedding's padding_idx row given its gradient like any other row",
+           _padding_row_trained, _padding_row_used),
     Mutant("residual-gradient-dropped", "a transformer block's backward without the skip paths: the residual sum's "
            "gradient sent through the sublayer only", _residual_gradient_dropped, _below_the_top_block),
 )

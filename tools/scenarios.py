@@ -328,14 +328,15 @@ def batchnorm_mlp():
 
 
 def transformer_block():
-    """A pre-LN transformer block (2 heads, GELU) on short token sequences: is the first token the last one? The
-    answer needs attention from one step to another, and trains visibly in a couple of hundred SGD steps."""
+    """An embedding and a pre-LN transformer block (2 heads, GELU) on short token sequences: is the first token the
+    last one? The answer needs attention from one step to another, and trains visibly in a couple of hundred SGD
+    steps. Every sequence starts with token 0, the padding_idx: its row is looked up and never trained."""
     seed, steps, vocabulary, embed, feedforward = 9, 4, 3, 4, 8
     rng = np.random.default_rng(seed)
-    tokens = rng.integers(0, vocabulary, (12, steps))
+    tokens = rng.integers(1, vocabulary + 1, (12, steps))  # 1, 2, 3; 0 is the padding token
     tokens[::2, -1] = tokens[::2, 0]                        # half the rows repeat their first token at the end
-    inputs = np.eye(vocabulary)[tokens]                    # one-hot (12, 4, 3)
     targets = (tokens[:, 0] == tokens[:, -1]).astype(int)
+    tokens = np.concatenate([np.zeros((12, 1), int), tokens], axis=1)     # (12, 5): the padding token first
     xavier = math.sqrt(6.0 / (embed + 3 * embed))           # nn.MultiheadAttention: xavier_uniform_ on (3E, E)
     block = {"type": "transformer_encoder_layer", "nhead": 2, "norm_first": True, "feedforward_activation": "gelu",
              "causal": True,
@@ -348,26 +349,29 @@ def transformer_block():
         block.update({f"{name}.weight": linear["weight"], f"{name}.bias": linear["bias"]})
     for name in ("norm1", "norm2"):
         block.update({f"{name}.weight": np.ones(embed).tolist(), f"{name}.bias": np.zeros(embed).tolist()})
-    layers = [torch_style(rng, (embed, vocabulary), type="linear"), block, {"type": "sequence_pool", "mode": "last"},
-              torch_style(rng, (2, embed), type="linear")]
+    table = rng.standard_normal((vocabulary + 1, embed))   # nn.Embedding's init: standard normal, its padding row 0
+    table[0] = 0.0
+    layers = [{"type": "embedding", "weight": table.tolist(), "padding_idx": 0}, block,
+              {"type": "sequence_pool", "mode": "last"}, torch_style(rng, (2, embed), type="linear")]
     return {
         "name": "transformer-prenorm-2-heads",
-        "description": "one-hot tokens (12 sequences of 4 steps over 3 tokens), linear 3→4 at every step, "
+        "description": "12 sequences of a padding token then 4 tokens of 3, embedding 4→4 (padding_idx 0), "
                        "transformer_encoder_layer (pre-LN, 2 heads, causal, exact GELU, feed-forward 8, torch's fresh "
                        "init), the last step, linear 4→2; cross_entropy: is the first token the last one? SGD lr 0.1 "
                        "momentum 0.9, 150 epochs of full batches.",
         "source": "written for backproof: tokens drawn from the seed below, half the rows made to repeat",
         "dtype": "float64",
-        "init": init(seed, "tokens integers(0, 3, (12, 4)), every other row's last token set to its first; inputs "
-                           "one-hot; attention as nn.MultiheadAttention's fresh init (in_proj xavier_uniform, biases 0), "
-                           "norms weight 1 and bias 0",
+        "init": init(seed, "tokens integers(1, 4, (12, 4)), every other row's last token set to its first, then the "
+                           "padding token 0 before each row; attention as nn.MultiheadAttention's fresh init "
+                           "(in_proj xavier_uniform, biases 0), norms weight 1 and bias 0; the embedding "
+                           "standard_normal((4, 4)) with its padding row 0, as nn.Embedding's",
                      ["inputs", "layers[1].self_attn.in_proj_weight", "layers[1].self_attn.out_proj.weight",
                       "layers[1].linear1.weight", "layers[1].linear1.bias", "layers[1].linear2.weight",
-                      "layers[1].linear2.bias", "layers[0].weight", "layers[0].bias", "layers[3].weight",
-                      "layers[3].bias"], "transformer_block"),
+                      "layers[1].linear2.bias", "layers[0].weight", "layers[3].weight", "layers[3].bias"],
+                     "transformer_block"),
         "layers": layers,
         "loss": "cross_entropy",
-        "inputs": inputs.tolist(),
+        "inputs": tokens.tolist(),
         "targets": targets.tolist(),
         "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9},
         "train": {"epochs": 150},

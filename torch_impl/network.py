@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from reference.network import frozen
 from reference.registry import LAYER_TYPES
 from reference.trace import StepValues, canonical_trace, state_names
 
@@ -182,6 +183,7 @@ def batch_norm(module):
 
 # name -> (LayerSpec, dtype) -> the nn.Module (reference.registry.LAYER_TYPES declares each one)
 LAYERS = {
+    "embedding": lambda spec, dtype: nn.Embedding(*spec.shape, padding_idx=spec.hyper["padding_idx"], dtype=dtype),
     "linear": lambda spec, dtype: nn.Linear(spec.shape[1], spec.shape[0], bias=spec.bias is not None, dtype=dtype),
     "conv1d": conv(nn.Conv1d),
     "conv2d": conv(nn.Conv2d),
@@ -263,7 +265,7 @@ def gradients(model, x, t, loss):
     to keep ∂L/∂z on the intermediate z as well, and x requires grad for ∂L/∂x.
     """
     model.zero_grad()                                       # .grad accumulates in torch unless cleared
-    x = x.detach().requires_grad_(True)
+    x = x.detach().requires_grad_(x.is_floating_point())      # an embedding's indices have no gradient
     zs, acts = forward(model, x)
     for z in zs:
         z.retain_grad()
@@ -322,7 +324,7 @@ def train(scenario, epochs=None):
         optimizer = OPTIMIZERS[scenario.optimizer.name](list(params.values()), scenario.optimizer)
         x_all, t_all = tensors(scenario)
         batches = [(x_all[s:s + batch_size], t_all[s:s + batch_size]) for s in range(0, len(x_all), batch_size)]
-        step_losses = torch.zeros((epochs, len(batches)), dtype=x_all.dtype)
+        step_losses = torch.zeros((epochs, len(batches)), dtype=DTYPES[scenario.dtype])
         for epoch in range(epochs):
             for step, (x, t) in enumerate(batches):
                 optimizer.zero_grad()
@@ -371,7 +373,8 @@ def tensors(scenario):
         targets = torch.tensor(scenario.class_indices(), dtype=torch.long)
     else:
         targets = torch.tensor(scenario.targets, dtype=dtype)
-    return torch.tensor(scenario.inputs, dtype=dtype), targets
+    inputs = torch.tensor(scenario.inputs, dtype=torch.long if scenario.indexed else dtype)   # indices: a LongTensor
+    return inputs, targets
 
 
 def optimizer_state(optimizer, params):
@@ -445,7 +448,12 @@ def loss_function(scenario):
     names = [module_names[id(param)] for param in canonical.values()]
     x, t = tensors(sc)
 
+    held = {names.index(module_names[id(canonical[name])]): (row, canonical[name].detach().clone())
+            for name, row in frozen(sc).items()}          # an embedding's padding row: held, its gradient 0 by definition
+
     def f(*values):
+        values = [torch.cat([value[:held[k][0]], held[k][1][held[k][0]:held[k][0] + 1], value[held[k][0] + 1:]])
+                  if k in held else value for k, value in enumerate(values)]
         with same_padding_quietly():
             _, acts = torch.func.functional_call(model, dict(zip(names, values)), (x,))  # Model.forward is ``forward``
         return LOSSES[sc.loss](acts[-1], t, **sc.criterion.options())
