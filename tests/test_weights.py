@@ -699,9 +699,9 @@ def test_self_attention_and_the_last_step_import_and_what_they_cannot_hold_is_re
 
 def test_a_transformer_exported_for_flax_runs_in_real_flax(tmp_path):
     """The embedding's table under Embed_0, the transformer block's params under TransformerEncoderLayer_0: self_attn
-    applied by flax.linen's own
-    MultiHeadDotProductAttention (its query/key/value/out kernels as to_flax lays them out, Flax's causal mask),
-    linear1/2 by Dense and norm1/2 by LayerNorm with torch's eps: the reference's output, to float64 precision."""
+    applied by flax.linen's own MultiHeadDotProductAttention (its query/key/value/out kernels as to_flax lays them out,
+    Flax's causal mask), linear1/2 by Dense and norm1/2 by LayerNorm with torch's eps: the reference's output, to
+    float64 precision."""
     pytest.importorskip("flax")
     import jax
     import jax.numpy as jnp
