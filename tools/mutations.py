@@ -267,6 +267,17 @@ def _lstm_forget_bias_missing(patch, scenario):
     patch.setattr(layers.LSTM, "step", without_forget_bias)
 
 
+def _first_with_forget_bias(scenario, clean):
+    """The z of the first LSTM whose forget gate has a bias to lose (and a step after the first, where c_{t−1} ≠ 0)."""
+    for i, spec in enumerate(scenario.layers):
+        if spec.type == "lstm" and scenario.inputs.shape[1] > 1 and spec.parameter("bias_ih_l0") is not None:
+            hidden = spec.parameter("weight_hh_l0").shape[1]
+            forget = slice(hidden, 2 * hidden)
+            if np.any(spec.parameter("bias_ih_l0")[forget] + spec.parameter("bias_hh_l0")[forget] != 0):
+                return f"layers.{i}.z"
+    return None
+
+
 def _lstm_cell_gradient_dropped(patch, scenario):
     """LSTM.step_backward that sends nothing back through the cell state (dc ⊙ f dropped): the gradient reaches the
     earlier steps through h alone, as in a plain RNN."""
@@ -613,7 +624,7 @@ MUTANTS = (
     Mutant("lstm-gates-ifog", "the LSTM's stacked gates read as i, f, o, g (a course's order), not torch's i, f, g, o",
            _lstm_gates_ifog, _first_of_type(("lstm",), "layers.{i}.z")),
     Mutant("lstm-forget-bias-missing", "the LSTM's forget gate without its biases",
-           _lstm_forget_bias_missing, _first_of_type(("lstm",), "layers.{i}.z")),
+           _lstm_forget_bias_missing, _first_with_forget_bias),
     Mutant("lstm-cell-state-gradient-dropped", "backpropagation through time without the cell-state path: the "
            "gradient reaches earlier steps through h alone", _lstm_cell_gradient_dropped, _below_the_first("lstm")),
     Mutant("gru-reset-before-matmul", "the GRU's reset gate applied to h before the hidden matmul, not to its "
