@@ -74,7 +74,9 @@ class Dense(Layer):
         return z
 
     def backward(self, dz):
-        rows, x = dz.reshape(-1, dz.shape[-1]), self.x.reshape(-1, self.x.shape[-1])   # a sequence's steps are rows
+        rows, x = dz, self.x                                                # (n, out), (n, in)
+        if dz.ndim > 2:                                                     # a sequence's steps are rows too
+            rows, x = dz.reshape(-1, dz.shape[-1]), x.reshape(-1, x.shape[-1])
         self.weight_grad = rows.T @ x                                       # dW = dZᵀ·X   (out, in)
         if self.bias is not None:
             self.bias_grad = rows.sum(axis=0)                               # db = Σ dZ    (out,)

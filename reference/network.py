@@ -38,12 +38,18 @@ class Model:
                                         if f"layers.{i}.{name}" in params}, copy=False)
                            for i, spec in enumerate(scenario.layers)]
         self.activations = [Activation(spec.activation, spec.negative_slope) for spec in scenario.layers]
+        # canonical name -> (the layer object holding it, its attribute): layers.0.weight -> (Dense, "weight"),
+        # layers.1.self_attn.in_proj_weight -> (the attention's in_proj Dense, "weight")
+        self.slots = [(f"layers.{i}.{name}", owner, key) for i, layer in enumerate(self.layers)
+                      for name, (owner, key) in layer.parts().items()]
+        # the parameters the layers hold (a layer without bias has none), with their gradients' attribute
+        self.present = [(name, owner, key, f"{key}_grad") for name, owner, key in self.slots
+                        if getattr(owner, key, None) is not None]
 
     def parameters(self):
         """Canonical name -> array: ``layers.{i}.weight``, ``layers.{i}.bias`` (``layers.{i}.self_attn.in_proj_weight``
         …: torch's names inside the layer) in torch's layout."""
-        return {f"layers.{i}.{name}": value for i, layer in enumerate(self.layers)
-                for name, value in layer.parameters().items()}
+        return {name: getattr(owner, key) for name, owner, key in self.slots if getattr(owner, key, None) is not None}
 
     def buffers(self):
         """Canonical name -> array of each batch norm's running statistics as they stand (a forward pass in training
@@ -53,10 +59,9 @@ class Model:
 
     def set_parameters(self, params):
         """Take ``params[canonical name]`` as every parameter it names (the arrays are used, not copied)."""
-        for i, layer in enumerate(self.layers):
-            prefix = f"layers.{i}."
-            layer.set_parameters({name[len(prefix):]: value for name, value in params.items()
-                                  if name.startswith(prefix)})
+        for name, owner, key in self.slots:
+            if name in params:
+                setattr(owner, key, params[name])
 
 
 def forward(model, x):
@@ -90,8 +95,7 @@ def gradients(model, x, t, loss):
         dz = activation.backward(grad)                      # ∂L/∂z_i                shape of z_i
         grad = layer.backward(dz)                           # ∂L/∂a_{i-1}            shape of a_{i-1}
         dzs.insert(0, dz)
-    grads = {f"layers.{i}.{name}": value             # dW_i (shape of W_i), db_i (out_i,), …
-             for i, layer in enumerate(model.layers) for name, value in layer.gradients().items()}
+    grads = {name: getattr(owner, grad) for name, owner, _, grad in model.present}     # dW_i, db_i, …
     return StepValues(zs, acts, value, dzs, grads, grad)
 
 
