@@ -45,12 +45,6 @@ class Layer:
         return {name: getattr(owner, f"{key}_grad") for name, (owner, key) in self.parts().items()
                 if getattr(owner, key, None) is not None}
 
-    def set_parameters(self, params):
-        """Take ``params[name]`` (torch's names) as the parameters it names (used as they are, not copied)."""
-        for name, (owner, key) in self.parts().items():
-            if name in params:
-                setattr(owner, key, params[name])
-
 
 class Dense(Layer):
     """z = x·Wᵀ + b, with W of shape (out, in) and b of shape (out,) or None.

@@ -150,9 +150,9 @@ def pytest_collection_modifyitems(config, items):
 
 
 # What every xdist worker imports sooner or later: torch (torch.optim's first step brings torch._dynamo), JAX, optax,
-# Flax, matplotlib and the three implementations.
-LIBRARIES = ("torch", "torch._dynamo", "torch.fx", "jax", "optax", "flax.linen", "flax.nnx", "matplotlib.pyplot",
-             "safetensors.numpy", "reference.network", "torch_impl.network", "jax_impl.network")
+# Flax and the three implementations. (matplotlib is not: the report's tests are one xdist group, on one worker.)
+LIBRARIES = ("torch", "torch._dynamo", "torch.fx", "jax", "optax", "flax.linen", "flax.nnx", "safetensors.numpy",
+             "reference.network", "torch_impl.network", "jax_impl.network")
 
 
 def pytest_configure(config):
