@@ -642,10 +642,15 @@ def cmd_read(args):
     from .frameworks import run_each
     from .read import SKELETON, sources, stage_blocks
     from .render import read_text
-    unknown = [stage for stage in args.stages if stage not in SKELETON]
+    import difflib
+    by_name = {stage.lower(): stage for stage in SKELETON}             # stage names in any case: optimizers, LAYERS
+    unknown = [stage for stage in args.stages if stage.lower() not in by_name]
     if unknown:
-        raise UsageError(f"read: {unknown[0]!r} is not a stage (stages: {', '.join(SKELETON)})")
-    stages = [stage for stage in SKELETON if stage in args.stages] if args.stages else list(SKELETON)
+        close = difflib.get_close_matches(unknown[0].lower(), list(by_name), n=1)
+        hint = f"; did you mean {by_name[close[0]]}?" if close else ""
+        raise UsageError(f"read: {unknown[0]!r} is not a stage{hint} (stages: {', '.join(SKELETON)})")
+    asked = {by_name[stage.lower()] for stage in args.stages}
+    stages = [stage for stage in SKELETON if stage in asked] if args.stages else list(SKELETON)
     scenario = runs = None
     if args.scenario:
         (scenario,) = load_scenarios([args.scenario], args.dtype)

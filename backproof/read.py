@@ -13,6 +13,8 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
+from reference.registry import OPTIMIZER_TYPES
+
 SKELETON = ("ACTIVATIONS", "LOSSES", "LAYERS", "Model", "forward", "gradients", "OPTIMIZERS", "update", "run_step", "train")
 PLUMBING = "# --- plumbing"
 
@@ -24,7 +26,8 @@ STAGE_NOTES = {
     "Model": "the scenario's layers, weights copied in",
     "forward": "x -> (zs, activations)",
     "gradients": "forward, loss and backward on one batch -> StepValues",
-    "OPTIMIZERS": "name -> update rule (SGD with momentum, Adam, AdamW, RMSprop)",
+    "OPTIMIZERS": "name -> update rule (" + ", ".join(kind.torch.rsplit(".", 1)[-1]
+                                                       for kind in OPTIMIZER_TYPES.values()) + ")",
     "update": "(params, grads, state) -> (new params, new optimizer state)",
     "run_step": "one step, traced under canonical names",
     "train": "whole runs: epochs of optimizer steps over the rows in file order",

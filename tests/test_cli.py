@@ -182,3 +182,13 @@ def test_list_keeps_its_columns_aligned_whatever_the_longest_name(capsys):
     assert len(lines) == len(builtin_names())
     names = max(len(name) for name in builtin_names())
     assert all(line[names] == " " and line[names + 1] != " " for line in lines), lines
+
+
+def test_read_takes_stage_names_in_any_case_and_suggests_the_near_one(capsys):
+    """`read optimizers` is OPTIMIZERS; a misspelt stage is refused with the near one named (exit 2, one line)."""
+    assert main(["read", "optimizers", "--width", "100"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("== OPTIMIZERS ==") and "Adagrad" in out.splitlines()[0]
+    assert main(["read", "optimiser"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'optimiser' is not a stage; did you mean OPTIMIZERS?" in err
