@@ -31,9 +31,9 @@ import numpy as np
 import reference
 from reference import Scenario
 from reference.gradcheck import central_differences
-from reference.registry import LAYER_TYPES
 from reference.layers import Activation, build
 from reference.losses import LOSSES
+from reference.registry import LAYER_TYPES
 
 from .compare import Comparison, compare_arrays
 from .diagnose import diagnose

@@ -50,16 +50,15 @@ def locate(scenario, tensor, index):
     from reference.registry import LAYER_TYPES
     if not scenario.sequence or index is None or not index:
         return ""
-    match = re.match(r"^(?:grad\.|updated\.|state\.)?layers\.(\d+)\.(.+?)(?:\.(exp_avg|exp_avg_sq|momentum_buffer|"
-                     r"square_avg|grad_avg|sum))?$", tensor)
+    match = re.match(r"^(?:grad\.|updated\.|state\.)?layers\.(\d+)\.(.+)$", tensor)
     if tensor == "grad.inputs" or (match and match.group(2) in ("z", "a", "dz")):
         return f"(row {index[0]}, step {index[1]}, {'feature' if tensor == 'grad.inputs' else 'unit'} {index[2]})" \
             if len(index) == 3 else ""
     if match is None:
         return ""
     spec = scenario.layers[int(match.group(1))]
-    gates = LAYER_TYPES[spec.type].gates
-    if not gates or not match.group(2).startswith(("weight_", "bias_")):
+    gates = LAYER_TYPES[spec.type].gates             # a parameter, or its optimizer state: "weight_ih_l0.exp_avg"
+    if not gates or match.group(2).split(".")[0] not in spec.parameters():
         return ""
     hidden = spec.parameter("weight_hh_l0").shape[1]
     return f"({gates[index[0] // hidden]}, unit {index[0] % hidden})"

@@ -645,14 +645,8 @@ def sequence_targets(r, raw, rows, out_shape, loss):
         onehot = np.zeros((rows, steps, width))
         for i, row in enumerate(raw):
             for t, value in enumerate(row):
-                if isinstance(value, bool) or not isinstance(value, int):
-                    r.fail(f"targets[{i}][{t}]", f"must be a class index (a whole number), not {kind(value)}")
-                if value == IGNORE_INDEX:
-                    continue
-                if not 0 <= value < width:
-                    r.fail(f"targets[{i}][{t}]", f"is class {value}, out of range: the last layer has {width} outputs "
-                                                 f"(classes 0 to {width - 1}, or {IGNORE_INDEX} to leave the step out)")
-                onehot[i, t, value] = 1.0
+                if class_index(r, value, f"targets[{i}][{t}]", width, ignorable=True) != IGNORE_INDEX:
+                    onehot[i, t, value] = 1.0
         if not onehot.any():
             r.fail("targets", f"has every step {IGNORE_INDEX} (ignored): the loss would average over no step")
         return onehot.tolist(), "indices"
@@ -675,13 +669,18 @@ def class_rows(r, indices, rows, classes):
         r.fail("targets", f"has {len(indices)} class indices but inputs has {rows} rows")
     onehot = [[0.0] * classes for _ in indices]
     for i, value in enumerate(indices):
-        if isinstance(value, bool) or not isinstance(value, int):
-            r.fail(f"targets[{i}]", f"must be a class index (a whole number), not {kind(value)}")
-        if not 0 <= value < classes:
-            r.fail(f"targets[{i}]", f"is class {value}, out of range: the last layer has {classes} outputs "
-                                    f"(classes 0 to {classes - 1})")
-        onehot[i][value] = 1.0
+        onehot[i][class_index(r, value, f"targets[{i}]", classes)] = 1.0
     return onehot
+
+
+def class_index(r, value, field, classes, ignorable=False):
+    """A target class index checked: a whole number in [0, classes), or with ``ignorable`` torch's ignore_index."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        r.fail(field, f"must be a class index (a whole number), not {kind(value)}")
+    if not 0 <= value < classes and not (ignorable and value == IGNORE_INDEX):
+        r.fail(field, f"is class {value}, out of range: the last layer has {classes} outputs (classes 0 to "
+                      f"{classes - 1}" + (f", or {IGNORE_INDEX} to leave the step out)" if ignorable else ")"))
+    return value
 
 
 def read_optimizer(r, data):

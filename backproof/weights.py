@@ -380,18 +380,24 @@ def _activation_functions():
     return found
 
 
+def _refuse_unsupported(child, layer_type, kind, name, label):
+    """WeightsError naming the first setting of the torch module the registry says a scenario cannot hold
+    (``torch_requires``: ceil_mode, padding_mode, batch_first, …); a dropout rate counts only in train mode."""
+    for attribute, required in layer_type.torch_requires:
+        value = getattr(child, attribute, required)
+        same = value == required or (isinstance(value, (tuple, list)) and all(v == required for v in value))
+        if not same and not (attribute == "dropout" and not child.training):
+            raise WeightsError(f"{label}: {name} is a {kind} with {attribute}={value!r}, which backproof does not "
+                               f"support (only {attribute}={required!r})")
+
+
 def _layer_of_module(child, kind, name, label):
     """The scenario layer (a dict, arrays as NumPy) of a torch layer module, read by the registry: its parameters, and
     each hyperparameter the registry declares from the module's attribute of that name; WeightsError for a setting
     the registry says a scenario cannot hold (``torch_requires``: ceil_mode, padding_mode, …)."""
     from reference.registry import LAYER_TYPES
     layer_type = LAYER_TYPES[_layer_modules()[kind]]
-    for attribute, required in layer_type.torch_requires:
-        value = getattr(child, attribute, required)
-        same = value == required or (isinstance(value, (tuple, list)) and all(v == required for v in value))
-        if not same:
-            raise WeightsError(f"{label}: {name} is a {kind} with {attribute}={value!r}, which backproof does not "
-                               f"support (only {attribute}={required!r})")
+    _refuse_unsupported(child, layer_type, kind, name, label)
     if layer_type.weight_rank and getattr(child, "weight", None) is not None and \
             child.weight.ndim != layer_type.weight_rank:
         raise WeightsError(f"{label}: {name} is a {kind} over the last {child.weight.ndim} axes "
@@ -442,12 +448,8 @@ def _encoder_of_module(child, name, label):
 def _attention_of_module(child, node, name, label):
     """The scenario layer of an nn.MultiheadAttention called as self-attention (query, key and value the same tensor,
     no mask), batch_first."""
-    if not child.batch_first:
-        raise WeightsError(f"{label}: {name} is a MultiheadAttention with batch_first=False; backproof takes "
-                           f"batch-first sequences (n, T, E)")
-    if not child._qkv_same_embed_dim or child.bias_k is not None or (child.training and child.dropout):
-        raise WeightsError(f"{label}: {name} is a MultiheadAttention with separate q/k/v widths, bias_k or dropout in "
-                           f"train mode, which backproof does not support")
+    from reference.registry import LAYER_TYPES
+    _refuse_unsupported(child, LAYER_TYPES["multi_head_attention"], "MultiheadAttention", name, label)
     if len(node.args) < 3 or len({id(arg) for arg in node.args[:3]}) != 1 or any(
             node.kwargs.get(key) is not None for key in ("key_padding_mask", "attn_mask")):
         raise WeightsError(f"{label}: {name} is called with other than query = key = value and no mask; backproof's "
@@ -464,15 +466,11 @@ def _attention_of_module(child, node, name, label):
 def _recurrent_of_module(child, name, label):
     """The scenario layer of an nn.RNN, nn.LSTM or nn.GRU: batch_first, one layer, one direction (and no projection),
     its four parameters as torch stacks them; WeightsError naming the setting otherwise."""
+    import torch
     from reference.registry import LAYER_TYPES
-    kind = type(child).__name__ if type(child).__name__ in ("RNN", "LSTM", "GRU") else \
-        next(base.__name__ for base in type(child).__mro__ if base.__name__ in ("RNN", "LSTM", "GRU"))
+    kind = next(cell for cell in ("RNN", "LSTM", "GRU") if isinstance(child, getattr(torch.nn, cell)))
     layer_type = LAYER_TYPES[kind.lower()]
-    for attribute, required in layer_type.torch_requires:
-        value = getattr(child, attribute, required)
-        if value != required and not (attribute == "dropout" and child.num_layers == 1):
-            raise WeightsError(f"{label}: {name} is an {kind} with {attribute}={value!r}; backproof's {kind.lower()} "
-                               f"takes {attribute}={required!r}")
+    _refuse_unsupported(child, layer_type, kind, name, label)
     layer = {"type": kind.lower(), **({"nonlinearity": child.nonlinearity} if kind == "RNN" else {})}
     for key in layer_type.parameters:
         value = getattr(child, key, None)

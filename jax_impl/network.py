@@ -582,7 +582,7 @@ def recurrent_to_flax(named, gates):
     """torch's stacked weight_ih_l0 (gates·H, F), weight_hh_l0 and biases -> one dense per gate, Flax's names, each
     {"kernel": (in, H), "bias": (H,)}. Flax's own cells hold one bias per gate (LSTMCell on the hidden side, GRUCell on
     the input side but for n): the mirror keeps torch's two, so that each has its gradient; export adds them
-    (registry row recurrent-bias-layout)."""
+    (to_flax_cell; registry row lstm-gate-order)."""
     params = {}
     for side, names in zip(("ih", "hh"), gates):
         weights = np.split(np.asarray(named[f"weight_{side}_l0"]), len(names))

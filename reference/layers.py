@@ -35,11 +35,6 @@ class Layer:
         """torch's name of each parameter -> (the layer holding it, its attribute)."""
         return {"weight": (self, "weight"), "bias": (self, "bias")}
 
-    def parameters(self):
-        """{torch's name: array} of the parameters it holds."""
-        return {name: getattr(owner, key) for name, (owner, key) in self.parts().items()
-                if getattr(owner, key, None) is not None}
-
     def gradients(self):
         """{torch's name: ∂L/∂parameter} after ``backward``."""
         return {name: getattr(owner, f"{key}_grad") for name, (owner, key) in self.parts().items()
@@ -788,8 +783,8 @@ def build(spec, params=None, copy=True):
 
 
 # name -> the layer class (reference.registry.LAYER_TYPES declares each name, its hyperparameters and shapes)
-LAYERS = {"embedding": Embedding, "linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d, "max_pool2d": MaxPool2d,
-          "avg_pool2d": AvgPool2d,
+LAYERS = {"embedding": Embedding, "linear": Dense, "conv1d": Conv1d, "conv2d": Conv2d, "max_pool1d": MaxPool1d,
+          "max_pool2d": MaxPool2d, "avg_pool2d": AvgPool2d,
           "flatten": Flatten, "dropout": Dropout, "layer_norm": LayerNorm, "batch_norm1d": BatchNorm,
           "batch_norm2d": BatchNorm, "group_norm": GroupNorm, "multi_head_attention": MultiHeadAttention,
           "transformer_encoder_layer": TransformerEncoderLayer, "sequence_pool": SequencePool, "rnn": RNN,

@@ -49,7 +49,7 @@ class Model:
     def parameters(self):
         """Canonical name -> array: ``layers.{i}.weight``, ``layers.{i}.bias`` (``layers.{i}.self_attn.in_proj_weight``
         …: torch's names inside the layer) in torch's layout."""
-        return {name: getattr(owner, key) for name, owner, key in self.slots if getattr(owner, key, None) is not None}
+        return {name: getattr(owner, key) for name, owner, key, _ in self.present}
 
     def buffers(self):
         """Canonical name -> array of each batch norm's running statistics as they stand (a forward pass in training

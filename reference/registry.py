@@ -144,9 +144,9 @@ def _attention_shape(options, in_shape, shapes, prefix=""):
     if len(in_shape) != 2:
         raise ValueError(f"takes a batch-first sequence (n, T, E), not an input of shape (n, {in_shape})")
     _, embed = in_shape
-    if embed % options["num_heads" if "num_heads" in options else "nhead"]:
-        raise ValueError(f"{'num_heads' if 'num_heads' in options else 'nhead'} does not divide the embedding width "
-                         f"{embed}")
+    heads = "num_heads" if "num_heads" in options else "nhead"            # attention's name, or the block's (torch's)
+    if embed % options[heads]:
+        raise ValueError(f"{heads} does not divide the embedding width {embed}")
     _expect(shapes, f"{prefix}in_proj_weight", (3 * embed, embed))
     _expect(shapes, f"{prefix}in_proj_bias", (3 * embed,))
     _expect(shapes, f"{prefix}out_proj.weight", (embed, embed))
@@ -218,7 +218,8 @@ def _same_shape(_options, in_shape, _weight_shape):
 CONV_OPTIONS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1}
 BATCH_NORM_OPTIONS = {"eps": 1e-5, "momentum": 0.1, "training": True}
 RECURRENT = ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")
-RECURRENT_REQUIRES = (("batch_first", True), ("num_layers", 1), ("bidirectional", False), ("dropout", 0.0))
+# (torch's dropout acts between stacked layers: with num_layers 1 it changes nothing, so it is not required)
+RECURRENT_REQUIRES = (("batch_first", True), ("num_layers", 1), ("bidirectional", False))
 ATTENTION = ("in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias")
 BATCH_NORM_REQUIRES = (("affine", True), ("track_running_stats", True))
 
@@ -271,7 +272,7 @@ LAYER_TYPES = {layer.name: layer for layer in (
               (("max_norm", None), ("scale_grad_by_freq", False), ("sparse", False)), flax="Embed", weight_rank=2,
               sequence=True),
     LayerType("multi_head_attention", "nn.MultiheadAttention (batch_first, self-attention)",
-              "q, k, v einsums over Flax's (E, heads, head_dim) kernels, jax.nn.dot_product_attention", -1,
+              "q, k, v einsums over Flax's (E, heads, head_dim) kernels, jax.nn.softmax over the keys", -1,
               ATTENTION, {"num_heads": None, "causal": False}, _attention_shape,
               "self-attention on (n, T, E): q, k, v = x·W_qᵀ, … from in_proj_weight (3E, E) (torch's packing), "
               "softmax(q·kᵀ/√head_dim) per head, then out_proj; causal: step t attends to steps ≤ t",

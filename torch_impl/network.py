@@ -78,6 +78,11 @@ class FixedDropout(nn.Module):
         return x * self.mask / (1.0 - self.p)
 
 
+def causal_mask(x):
+    """The float mask torch's attention takes beside is_causal: −∞ above the diagonal (step t sees steps ≤ t)."""
+    return nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype)
+
+
 class SelfAttention(nn.MultiheadAttention):
     """nn.MultiheadAttention (batch_first) called as self-attention, query = key = value = x, returning the output
     alone (its forward returns (output, weights)); causal: the upper-triangular mask torch's is_causal expects beside
@@ -88,7 +93,7 @@ class SelfAttention(nn.MultiheadAttention):
         self.causal = causal
 
     def forward(self, x):
-        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype) if self.causal else None
+        mask = causal_mask(x) if self.causal else None
         return super().forward(x, x, x, need_weights=False, attn_mask=mask, is_causal=self.causal)[0]
 
 
@@ -100,8 +105,7 @@ class EncoderLayer(nn.TransformerEncoderLayer):
         self.causal = causal
 
     def forward(self, x):
-        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], dtype=x.dtype) if self.causal else None
-        return super().forward(x, src_mask=mask, is_causal=self.causal)
+        return super().forward(x, src_mask=causal_mask(x) if self.causal else None, is_causal=self.causal)
 
 
 def encoder_layer(spec, dtype):
@@ -143,10 +147,10 @@ def recurrent(module):
         extra = {"nonlinearity": spec.hyper["nonlinearity"]} if module is RNN else {}
         layer = module(spec.parameter("weight_ih_l0").shape[1], spec.parameter("weight_hh_l0").shape[1],
                        batch_first=True, bias=spec.parameter("bias_ih_l0") is not None, dtype=dtype, **extra)
-        hidden = spec.parameter("weight_hh_l0").shape[1]
-        h0 = spec.h0 if spec.h0 is not None or spec.c0 is None else np.zeros((spec.c0.shape[0], hidden))
-        c0 = spec.c0 if spec.c0 is not None or h0 is None else np.zeros_like(h0)
-        for name, value in (("h0", h0), ("c0", c0)):
+        states = {key: getattr(spec, key) for key in LAYER_TYPES[spec.type].states}    # h0, an LSTM's c0
+        given = next((value for value in states.values() if value is not None), None)
+        for name, value in states.items():              # one given, the other 0s: torch takes an LSTM's two together
+            value = np.zeros_like(given) if value is None and given is not None else value
             layer.register_buffer(name, None if value is None else torch.tensor(value, dtype=dtype), persistent=False)
         return layer
     return make
@@ -451,9 +455,12 @@ def loss_function(scenario):
     held = {names.index(module_names[id(canonical[name])]): (row, canonical[name].detach().clone())
             for name, row in frozen(sc).items()}          # an embedding's padding row: held, its gradient 0 by definition
 
+    def hold(k, value):
+        row, anchor = held[k]
+        return torch.cat([value[:row], anchor[row:row + 1], value[row + 1:]])
+
     def f(*values):
-        values = [torch.cat([value[:held[k][0]], held[k][1][held[k][0]:held[k][0] + 1], value[held[k][0] + 1:]])
-                  if k in held else value for k, value in enumerate(values)]
+        values = [hold(k, value) if k in held else value for k, value in enumerate(values)]
         with same_padding_quietly():
             _, acts = torch.func.functional_call(model, dict(zip(names, values)), (x,))  # Model.forward is ``forward``
         return LOSSES[sc.loss](acts[-1], t, **sc.criterion.options())
