@@ -525,6 +525,9 @@ def walk(r, layers, in_shape, rows):
         try:
             shape = LAYER_TYPES[type_name].output_shape(dict(options), shape, weight_shape)
         except ValueError as exc:
+            name, _, why = str(exc).partition(": ")         # "in_proj_weight: has shape …" names its parameter
+            if name in LAYER_TYPES[type_name].parameters:
+                r.fail(f"{field}.{name}", why)
             r.fail(f"{field}.weight" if type_name == "linear" else field, str(exc))
         if LAYER_TYPES[type_name].buffers and dict(options)["training"] and rows * int(np.prod(shape[1:])) < 2:
             r.fail(f"{field}.training", "a batch norm in training needs more than one value per channel (torch "

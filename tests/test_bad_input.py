@@ -276,3 +276,15 @@ def test_a_recurrent_layers_initial_state_is_checked_by_shape_and_against_mini_b
     assert main(["check", str(path)]) == 2
     assert "train.batch_size 4 splits the rows, but layers[0].c0 gives one initial state per row" in \
         capsys.readouterr().err
+
+
+def test_a_named_parameter_of_the_wrong_shape_is_named_as_a_field(tmp_path, capsys):
+    """An LSTM's weight_ih_l0 whose rows are not 4 gates' worth: the line names layers[0].weight_ih_l0, as any field."""
+    document = {"name": "x", "loss": "mse", "optimizer": {"name": "sgd", "lr": 0.1}, "inputs": [[[1.0]]],
+                "targets": [[1.0]], "layers": [{"type": "lstm", "weight_ih_l0": [[1.0]] * 3,
+                                                "weight_hh_l0": [[1.0]] * 4}]}
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(document))
+    assert main(["check", str(path)]) == 2
+    assert capsys.readouterr().err == (f"error: {path}: layers[0].weight_ih_l0 has 3 rows, not a multiple of the 4 "
+                                       f"gates\n")
